@@ -1,0 +1,146 @@
+// Random access to model files without loading them whole: every reader asks for a byte range.
+import { ModelFileMissingError, ModelFileReadError } from '../errors.ts';
+
+export interface ByteSource {
+  /** File name used in error messages. */
+  readonly name: string;
+  readonly size: number;
+  read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
+}
+
+/** A folder of model files: a directory, a URL prefix, or files the user picked. */
+export interface ModelFiles {
+  /** Where the files come from, for error messages. */
+  readonly location: string;
+  /** Opens a file; throws ModelFileMissingError when it is not there. */
+  open(fileName: string, signal?: AbortSignal): Promise<ByteSource>;
+}
+
+export async function readText(files: ModelFiles, fileName: string, signal?: AbortSignal): Promise<string> {
+  const source = await files.open(fileName, signal);
+  return new TextDecoder().decode(await source.read(0, source.size, signal));
+}
+
+export async function readJson(files: ModelFiles, fileName: string, signal?: AbortSignal): Promise<unknown> {
+  const text = await readText(files, fileName, signal);
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new ModelFileReadError(fileName, `not valid JSON (${(error as Error).message})`);
+  }
+}
+
+/** True when `fileName` exists; other failures (network, permissions) still throw. */
+export async function hasFile(files: ModelFiles, fileName: string, signal?: AbortSignal): Promise<boolean> {
+  try {
+    await files.open(fileName, signal);
+    return true;
+  } catch (error) {
+    if (error instanceof ModelFileMissingError) return false;
+    throw error;
+  }
+}
+
+function checkRange(source: ByteSource, offset: number, length: number): void {
+  if (offset < 0 || length < 0 || offset + length > source.size) {
+    throw new ModelFileReadError(
+      source.name,
+      `read of ${length} bytes at ${offset} is outside the file (${source.size} bytes)`,
+    );
+  }
+}
+
+/** A Blob or File (drag-and-drop, <input type=file>, OPFS). */
+export class BlobSource implements ByteSource {
+  readonly name: string;
+  readonly size: number;
+  private readonly blob: Blob;
+  constructor(blob: Blob, name: string) {
+    this.blob = blob;
+    this.name = name;
+    this.size = blob.size;
+  }
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this, offset, length);
+    return new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
+  }
+}
+
+/** Files picked by the user, keyed by their base name. */
+export class BlobModelFiles implements ModelFiles {
+  readonly location: string;
+  private readonly byName: Map<string, Blob>;
+  constructor(files: Iterable<File> | Map<string, Blob>, location = 'the selected files') {
+    this.location = location;
+    this.byName = files instanceof Map ? files : new Map([...files].map((file) => [file.name, file]));
+  }
+  async open(fileName: string): Promise<ByteSource> {
+    const blob = this.byName.get(fileName);
+    if (!blob) throw new ModelFileMissingError(fileName, this.location);
+    return new BlobSource(blob, fileName);
+  }
+}
+
+/**
+ * A file over HTTP(S), read with Range requests. The size comes from a HEAD request; a server that
+ * ignores Range (answers 200 with the whole body) is refused rather than silently downloading gigabytes.
+ */
+export class HttpRangeSource implements ByteSource {
+  readonly name: string;
+  readonly size: number;
+  readonly url: string;
+  private constructor(url: string, name: string, size: number) {
+    this.url = url;
+    this.name = name;
+    this.size = size;
+  }
+
+  static async open(url: string, name: string, signal?: AbortSignal): Promise<HttpRangeSource> {
+    let response: Response;
+    try {
+      response = await fetch(url, { method: 'HEAD', signal });
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      throw new ModelFileReadError(name, `could not reach ${url}`, { cause: error });
+    }
+    if (response.status === 404) throw new ModelFileMissingError(name, url);
+    if (!response.ok) throw new ModelFileReadError(name, `HEAD ${url} answered HTTP ${response.status}`);
+    const size = Number(response.headers.get('content-length'));
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new ModelFileReadError(name, `HEAD ${url} gave no usable Content-Length`);
+    }
+    return new HttpRangeSource(url, name, size);
+  }
+
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    checkRange(this, offset, length);
+    if (length === 0) return new Uint8Array(0);
+    const response = await fetch(this.url, {
+      headers: { Range: `bytes=${offset}-${offset + length - 1}` },
+      signal,
+    });
+    if (response.status === 200 && !(offset === 0 && length === this.size)) {
+      await response.body?.cancel();
+      throw new ModelFileReadError(this.name, `server ignored the Range header for ${this.url}`);
+    }
+    if (response.status !== 206 && response.status !== 200) {
+      throw new ModelFileReadError(this.name, `GET ${this.url} answered HTTP ${response.status}`);
+    }
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (bytes.length !== length) {
+      throw new ModelFileReadError(this.name, `asked for ${length} bytes at ${offset}, got ${bytes.length}`);
+    }
+    return bytes;
+  }
+}
+
+/** A model folder under a URL prefix (a static server, or the Hugging Face hub's resolve URLs). */
+export class HttpModelFiles implements ModelFiles {
+  readonly location: string;
+  constructor(baseUrl: string) {
+    this.location = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+  }
+  open(fileName: string, signal?: AbortSignal): Promise<ByteSource> {
+    return HttpRangeSource.open(new URL(fileName, this.location).href, fileName, signal);
+  }
+}

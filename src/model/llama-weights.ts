@@ -1,0 +1,95 @@
+// The Llama checkpoint layout: HF tensor names, expected shapes, and loading as f32 arrays.
+import { SafetensorsFormatError, UnsupportedModelError } from '../errors.ts';
+import type { LlamaSpec } from './config.ts';
+import type { SafetensorsCheckpoint } from './safetensors.ts';
+
+/** Matrices are row-major W[out][in] (HF Linear layout), so y = W·x reads W row by row. */
+export interface LlamaLayerWeights<T> {
+  attnNorm: T; //  [hidden]
+  wq: T; //        [heads·headDim][hidden]
+  wk: T; //        [kvHeads·headDim][hidden]
+  wv: T; //        [kvHeads·headDim][hidden]
+  wo: T; //        [hidden][heads·headDim]
+  ffnNorm: T; //   [hidden]
+  wGate: T; //     [ffn][hidden]
+  wUp: T; //       [ffn][hidden]
+  wDown: T; //     [hidden][ffn]
+}
+
+export interface LlamaWeights<T> {
+  embed: T; //     [vocab][hidden]
+  layers: LlamaLayerWeights<T>[];
+  finalNorm: T; // [hidden]
+  lmHead: T; //    [vocab][hidden]; the same object as embed when tied
+}
+
+/** HF tensor name and expected shape of every weight. */
+export function llamaTensorLayout(spec: LlamaSpec): LlamaWeights<{ name: string; shape: number[] }> {
+  const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize } = spec;
+  const at = (name: string, ...shape: number[]) => ({ name, shape });
+  const embed = at('model.embed_tokens.weight', vocabSize, h);
+  return {
+    embed,
+    layers: Array.from({ length: spec.numLayers }, (_, i) => {
+      const p = `model.layers.${i}`;
+      return {
+        attnNorm: at(`${p}.input_layernorm.weight`, h),
+        wq: at(`${p}.self_attn.q_proj.weight`, numHeads * headDim, h),
+        wk: at(`${p}.self_attn.k_proj.weight`, numKvHeads * headDim, h),
+        wv: at(`${p}.self_attn.v_proj.weight`, numKvHeads * headDim, h),
+        wo: at(`${p}.self_attn.o_proj.weight`, h, numHeads * headDim),
+        ffnNorm: at(`${p}.post_attention_layernorm.weight`, h),
+        wGate: at(`${p}.mlp.gate_proj.weight`, f, h),
+        wUp: at(`${p}.mlp.up_proj.weight`, f, h),
+        wDown: at(`${p}.mlp.down_proj.weight`, h, f),
+      };
+    }),
+    finalNorm: at('model.norm.weight', h),
+    lmHead: spec.tieWordEmbeddings ? embed : at('lm_head.weight', vocabSize, h),
+  };
+}
+
+/** Checks that every tensor exists with the expected shape and a float dtype, before anything is read. */
+export function checkLlamaCheckpoint(spec: LlamaSpec, checkpoint: SafetensorsCheckpoint): void {
+  const layout = llamaTensorLayout(spec);
+  const all = [layout.embed, layout.finalNorm, layout.lmHead, ...layout.layers.flatMap((l) => Object.values(l))];
+  for (const { name, shape } of all) {
+    const info = checkpoint.get(name);
+    if (!info) {
+      throw new UnsupportedModelError(`checkpoint has no tensor "${name}" (expected shape [${shape.join(', ')}])`);
+    }
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+      throw new SafetensorsFormatError(
+        info.source.name,
+        `shape [${info.shape.join(', ')}] does not match config.json, which implies [${shape.join(', ')}]`,
+        name,
+      );
+    }
+    if (!['F32', 'F16', 'BF16'].includes(info.dtype)) {
+      throw new SafetensorsFormatError(info.source.name, `dtype ${info.dtype} is not a float weight type`, name);
+    }
+  }
+}
+
+/** Maps every weight of the layout through `load` (one tensor at a time; tied heads are loaded once). */
+export async function mapLlamaWeights<T>(
+  spec: LlamaSpec,
+  load: (name: string) => Promise<T>,
+): Promise<LlamaWeights<T>> {
+  const layout = llamaTensorLayout(spec);
+  const embed = await load(layout.embed.name);
+  const layers: LlamaLayerWeights<T>[] = [];
+  for (const names of layout.layers) {
+    const layer = {} as LlamaLayerWeights<T>;
+    for (const key of Object.keys(names) as (keyof LlamaLayerWeights<T>)[]) layer[key] = await load(names[key].name);
+    layers.push(layer);
+  }
+  const finalNorm = await load(layout.finalNorm.name);
+  const lmHead = spec.tieWordEmbeddings ? embed : await load(layout.lmHead.name);
+  return { embed, layers, finalNorm, lmHead };
+}
+
+export function loadLlamaWeightsF32(spec: LlamaSpec, checkpoint: SafetensorsCheckpoint, signal?: AbortSignal) {
+  checkLlamaCheckpoint(spec, checkpoint);
+  return mapLlamaWeights(spec, (name) => checkpoint.readFloat32(name, signal));
+}
