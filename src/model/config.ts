@@ -141,7 +141,7 @@ export function parseLlamaConfig(config: Json, generationConfig: Json = {}): Lla
  * `ROPE_INIT_FUNCTIONS`. Shared by the CPU reference and the GPU kernel (uploaded as a table), so
  * every scaling type is one code path.
  */
-export function ropeInverseFrequencies(spec: Pick<LlamaSpec, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float32Array {
+export function ropeInverseFrequencies(spec: Pick<LlamaSpec, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float32Array<ArrayBuffer> {
   const half = spec.headDim / 2;
   const out = new Float32Array(half);
   const scaling = spec.ropeScaling;

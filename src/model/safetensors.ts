@@ -89,7 +89,7 @@ export function readTensorBytes(info: TensorInfo, signal?: AbortSignal): Promise
 }
 
 /** Widens F32/F16/BF16 tensor bytes to a Float32Array (a copy; `bytes` may be unaligned). */
-export function tensorToFloat32(info: TensorInfo, bytes: Uint8Array): Float32Array {
+export function tensorToFloat32(info: TensorInfo, bytes: Uint8Array): Float32Array<ArrayBuffer> {
   const count = info.byteLength / DTYPE_BYTES[info.dtype];
   const out = new Float32Array(count);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -162,7 +162,7 @@ export class SafetensorsCheckpoint {
     return this.tensors.get(name);
   }
 
-  async readFloat32(name: string, signal?: AbortSignal): Promise<Float32Array> {
+  async readFloat32(name: string, signal?: AbortSignal): Promise<Float32Array<ArrayBuffer>> {
     const info = this.tensors.get(name);
     if (!info) throw new SafetensorsFormatError('checkpoint', 'tensor not found', name);
     return tensorToFloat32(info, await readTensorBytes(info, signal));

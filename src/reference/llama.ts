@@ -112,14 +112,14 @@ export class ReferenceLlama {
         }
       }
       matVec(projected, layer.wo, attention, h, numHeads * headDim);
-      for (let i = 0; i < h; i++) x[i] += projected[i]!;
+      for (let i = 0; i < h; i++) x[i]! += projected[i]!;
 
       rmsNorm(xn, x, layer.ffnNorm, eps);
       matVec(gate, layer.wGate, xn, f, h);
       matVec(up, layer.wUp, xn, f, h);
       for (let i = 0; i < f; i++) gate[i] = silu(gate[i]!) * up[i]!;
       matVec(projected, layer.wDown, gate, h, f);
-      for (let i = 0; i < h; i++) x[i] += projected[i]!;
+      for (let i = 0; i < h; i++) x[i]! += projected[i]!;
     }
     rmsNorm(xn, x, w.finalNorm, eps);
     const logits = new Float32Array(vocabSize);
@@ -139,7 +139,7 @@ export function argmax(values: ArrayLike<number>): number {
 /** Greedy generation on the reference: prompt ids in, generated ids out (stop token included). */
 export function referenceGreedy(model: ReferenceLlama, promptIds: readonly number[], maxNewTokens: number, stopIds: readonly number[] = model.spec.eosTokenIds): number[] {
   model.reset();
-  let logits = new Float32Array(0);
+  let logits: Float32Array = new Float32Array(0);
   for (const id of promptIds) logits = model.forward(id);
   const generated: number[] = [];
   while (generated.length < maxNewTokens) {

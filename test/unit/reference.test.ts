@@ -28,7 +28,7 @@ describe('CPU reference, stories260k (llama2.c goldens)', () => {
 
     it(`first-step top-5 logits for "${golden.prompt}" within 1e-3`, () => {
       loaded.reference.reset();
-      let logits = new Float32Array(0);
+      let logits: Float32Array = new Float32Array(0);
       for (const id of golden.prompt_ids) logits = loaded.reference.forward(id);
       for (const { id, logit } of golden.first_gen_top5) expect(Math.abs(logits[id]! - logit)).toBeLessThan(1e-3);
     });
@@ -55,7 +55,7 @@ describe('CPU reference, tri-tiny (HF transformers goldens)', () => {
 
     it(`last-prompt top-5 logits and per-position logits for ${golden.name} within 1e-3`, () => {
       loaded.reference.reset();
-      let logits = new Float32Array(0);
+      let logits: Float32Array = new Float32Array(0);
       golden.prompt_ids.forEach((id, position) => {
         logits = loaded.reference.forward(id);
         const row = golden.prompt_logits_first16?.[position];

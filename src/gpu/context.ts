@@ -1,0 +1,146 @@
+// The WebGPU boundary: adapter/device with the limits we need, capability detection, a pipeline
+// cache, and typed errors for everything that can go wrong there.
+import { DeviceLostError, GpuLimitError, TriWebGPUError, WebGPUUnavailableError } from '../errors.ts';
+
+export interface GpuCapabilities {
+  readonly shaderF16: boolean;
+  readonly subgroups: boolean;
+  readonly timestampQuery: boolean;
+  readonly maxStorageBufferBindingSize: number;
+  readonly maxBufferSize: number;
+  readonly maxComputeWorkgroupsPerDimension: number;
+  readonly adapterDescription: string;
+}
+
+/** Finds WebGPU in a browser or worker; Node callers pass their own GPU (see src/gpu/node.ts). */
+export function browserGpu(): GPU {
+  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  if (!gpu) {
+    throw new WebGPUUnavailableError(
+      'WebGPU is not available in this browser. Use a recent Chrome or Edge (113+), Safari 26+, or Firefox 141+ ' +
+        'on Windows; on Linux start Chrome with --enable-unsafe-webgpu.',
+    );
+  }
+  return gpu;
+}
+
+export class GpuContext {
+  readonly device: GPUDevice;
+  readonly capabilities: GpuCapabilities;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private lostReason: string | undefined;
+  private firstError: string | undefined;
+
+  private constructor(device: GPUDevice, capabilities: GpuCapabilities) {
+    this.device = device;
+    this.capabilities = capabilities;
+    device.lost.then((info) => {
+      this.lostReason = `${info.reason}: ${info.message}`;
+    });
+    // Validation and out-of-memory errors surface here; checkHealthy() turns them into exceptions so a
+    // broken dispatch can never pass as a (fast, wrong) result.
+    device.addEventListener('uncapturederror', (event) => {
+      this.firstError ??= (event as GPUUncapturedErrorEvent).error.message;
+    });
+  }
+
+  static async create(gpu: GPU = browserGpu(), options: { powerPreference?: GPUPowerPreference } = {}): Promise<GpuContext> {
+    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    if (!adapter) throw new WebGPUUnavailableError('WebGPU is present but no GPU adapter is available (blocklisted driver or GPU disabled).');
+    const wanted: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
+    const requiredFeatures = wanted.filter((feature) => adapter.features.has(feature));
+    const limits = adapter.limits;
+    let device: GPUDevice;
+    try {
+      device = await adapter.requestDevice({
+        requiredFeatures,
+        // The default binding limit (128 MiB) is far below what weights need; ask for what the adapter has.
+        requiredLimits: {
+          maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+          maxBufferSize: limits.maxBufferSize,
+          maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+        },
+      });
+    } catch (error) {
+      throw new WebGPUUnavailableError(`the GPU adapter refused to create a device: ${(error as Error).message}`, { cause: error });
+    }
+    const info = adapter.info;
+    return new GpuContext(device, {
+      shaderF16: requiredFeatures.includes('shader-f16'),
+      subgroups: requiredFeatures.includes('subgroups'),
+      timestampQuery: requiredFeatures.includes('timestamp-query'),
+      maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+      maxBufferSize: device.limits.maxBufferSize,
+      maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
+      adapterDescription: [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ') || 'unknown adapter',
+    });
+  }
+
+  /** Throws if the device was lost or any GPU error was reported since creation. */
+  checkHealthy(): void {
+    if (this.lostReason !== undefined) throw new DeviceLostError(`the GPU device was lost (${this.lostReason}); reload the model`);
+    if (this.firstError !== undefined) throw new TriWebGPUError('GPU_ERROR', `a GPU command failed: ${this.firstError}`);
+  }
+
+  /** Compiles (once) the compute pipeline for a shader and its named override constants. */
+  pipeline(label: string, code: string, constants: Record<string, number> = {}): GPUComputePipeline {
+    const key = `${label}|${JSON.stringify(constants)}`;
+    let pipeline = this.pipelines.get(key);
+    if (!pipeline) {
+      const module = this.device.createShaderModule({ label, code });
+      pipeline = this.device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint: 'main', constants } });
+      this.pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+
+  createBuffer(label: string, byteLength: number, usage: GPUBufferUsageFlags = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST): GPUBuffer {
+    checkBufferSize(this.capabilities, label, byteLength);
+    // WebGPU buffer sizes must be multiples of 4 for storage use; zero-size buffers are not bindable.
+    return this.device.createBuffer({ label, size: Math.max(16, Math.ceil(byteLength / 4) * 4), usage });
+  }
+
+  /** Uploads data to a new storage buffer. */
+  upload(label: string, data: ArrayBufferView<ArrayBuffer>): GPUBuffer {
+    const buffer = this.createBuffer(label, data.byteLength);
+    this.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    return buffer;
+  }
+
+  /** Copies `byteLength` bytes of `source` back to the CPU (one round trip: use sparingly). */
+  async readBack(source: GPUBuffer, byteLength: number, sourceOffset = 0): Promise<ArrayBuffer> {
+    const size = Math.ceil(byteLength / 4) * 4;
+    const staging = this.device.createBuffer({ label: 'readback', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      const encoder = this.device.createCommandEncoder();
+      encoder.copyBufferToBuffer(source, sourceOffset, staging, 0, size);
+      this.device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      const copy = staging.getMappedRange().slice(0, byteLength);
+      staging.unmap();
+      this.checkHealthy();
+      return copy;
+    } catch (error) {
+      this.checkHealthy();
+      throw error;
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  destroy(): void {
+    this.pipelines.clear();
+    this.device.destroy();
+  }
+}
+
+/** Refuses a buffer the device cannot bind, instead of letting it fail silently at dispatch. */
+export function checkBufferSize(capabilities: GpuCapabilities, label: string, byteLength: number): void {
+  const limit = Math.min(capabilities.maxStorageBufferBindingSize, capabilities.maxBufferSize);
+  if (byteLength > limit) {
+    throw new GpuLimitError(
+      `${label} needs ${(byteLength / 2 ** 20).toFixed(1)} MiB in one buffer but this GPU binds at most ` +
+        `${(limit / 2 ** 20).toFixed(1)} MiB; use a quantized format or a GPU with larger limits`,
+    );
+  }
+}

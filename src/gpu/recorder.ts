@@ -1,0 +1,111 @@
+// Records many dispatches into one compute pass and submits them together: on SwiftShader a submit
+// plus readback costs ~2.4 ms in Chromium, so a whole forward pass is one submit. Each dispatch's
+// Params live in a 256-byte slot of a shared uniform arena, written with one writeBuffer per chunk.
+import type { GpuContext } from './context.ts';
+
+export type ParamType = 'u32' | 'f32';
+/** A kernel's Params struct, in WGSL field order. Mirrors `struct Params` in its .wgsl exactly. */
+export type ParamLayout = Readonly<Record<string, ParamType>>;
+
+export interface Kernel<P extends ParamLayout> {
+  readonly name: string;
+  readonly code: string;
+  readonly params: P;
+}
+
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
+
+const SLOT_BYTES = 256; // minUniformBufferOffsetAlignment is at most 256 on every adapter
+const CHUNK_SLOTS = 256;
+const MAX_WORKGROUPS = 65535;
+
+/** Splits a 1D workgroup count into a 2D grid that fits the per-dimension limit. */
+export function grid(workgroups: number): [number, number] {
+  if (workgroups <= MAX_WORKGROUPS) return [Math.max(1, workgroups), 1];
+  return [MAX_WORKGROUPS, Math.ceil(workgroups / MAX_WORKGROUPS)];
+}
+
+export class CommandRecorder {
+  private readonly gpu: GpuContext;
+  private readonly encoder: GPUCommandEncoder;
+  private pass: GPUComputePassEncoder;
+  private readonly chunks: { buffer: GPUBuffer; data: ArrayBuffer; used: number }[] = [];
+  dispatchCount = 0;
+
+  constructor(gpu: GpuContext) {
+    this.gpu = gpu;
+    this.encoder = gpu.device.createCommandEncoder();
+    this.pass = this.encoder.beginComputePass();
+  }
+
+  dispatch<P extends ParamLayout>(
+    kernel: Kernel<P>,
+    params: { [K in keyof P]: number },
+    bindings: readonly Binding[],
+    workgroups: number | [number, number],
+    constants: Record<string, number> = {},
+  ): void {
+    const pipeline = this.gpu.pipeline(kernel.name, kernel.code, constants);
+    const slot = this.paramSlot();
+    const view = new DataView(slot.data, slot.offset, SLOT_BYTES);
+    Object.entries(kernel.params).forEach(([field, type], index) => {
+      const value = params[field as keyof P];
+      if (type === 'u32') view.setUint32(4 * index, value, true);
+      else view.setFloat32(4 * index, value, true);
+    });
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: slot.buffer, offset: slot.offset, size: SLOT_BYTES } }];
+    bindings.forEach((binding, index) => {
+      entries.push({ binding: index + 1, resource: 'buffer' in binding ? binding : { buffer: binding } });
+    });
+    const bindGroup = this.gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const [x, y] = typeof workgroups === 'number' ? grid(workgroups) : workgroups;
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(x, y);
+    this.dispatchCount++;
+  }
+
+  /** Ends the pass, records a buffer copy, and starts a new pass (copies cannot sit inside a pass). */
+  copy(source: GPUBuffer, sourceOffset: number, target: GPUBuffer, targetOffset: number, byteLength: number): void {
+    this.pass.end();
+    this.encoder.copyBufferToBuffer(source, sourceOffset, target, targetOffset, byteLength);
+    this.pass = this.encoder.beginComputePass();
+  }
+
+  submit(): void {
+    this.pass.end();
+    for (const chunk of this.chunks) this.gpu.device.queue.writeBuffer(chunk.buffer, 0, chunk.data, 0, chunk.used);
+    this.gpu.device.queue.submit([this.encoder.finish()]);
+    for (const chunk of this.chunks) releaseChunk(this.gpu, chunk.buffer);
+  }
+
+  private paramSlot(): { buffer: GPUBuffer; data: ArrayBuffer; offset: number } {
+    let chunk = this.chunks.at(-1);
+    if (!chunk || chunk.used === chunk.data.byteLength) {
+      chunk = { buffer: acquireChunk(this.gpu), data: new ArrayBuffer(SLOT_BYTES * CHUNK_SLOTS), used: 0 };
+      this.chunks.push(chunk);
+    }
+    const offset = chunk.used;
+    chunk.used += SLOT_BYTES;
+    return { buffer: chunk.buffer, data: chunk.data, offset };
+  }
+}
+
+// Uniform chunks are reused across submits: writeBuffer is ordered on the queue after earlier
+// submits, so a chunk can be refilled as soon as its submit has been queued.
+const freeChunks = new WeakMap<GpuContext, GPUBuffer[]>();
+
+function acquireChunk(gpu: GpuContext): GPUBuffer {
+  const free = freeChunks.get(gpu);
+  return free?.pop() ?? gpu.device.createBuffer({
+    label: 'params',
+    size: SLOT_BYTES * CHUNK_SLOTS,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+}
+
+function releaseChunk(gpu: GpuContext, buffer: GPUBuffer): void {
+  let free = freeChunks.get(gpu);
+  if (!free) freeChunks.set(gpu, (free = []));
+  free.push(buffer);
+}

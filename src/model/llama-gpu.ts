@@ -1,0 +1,177 @@
+// The Llama graph on the GPU with f32 weights and a contiguous KV cache (the walking skeleton).
+// One forward call = one command recorder = one submit; only the sampled id (4 bytes) or, for tests,
+// the logits come back. Weights are uploaded one tensor at a time, so the model is never whole in JS.
+import { ContextOverflowError } from '../errors.ts';
+import type { GpuContext } from '../gpu/context.ts';
+import { CommandRecorder } from '../gpu/recorder.ts';
+import { argmax } from '../ops/argmax.ts';
+import { attention } from '../ops/attention.ts';
+import { embedding } from '../ops/embedding.ts';
+import { matmul } from '../ops/matmul.ts';
+import { rmsnorm } from '../ops/rmsnorm.ts';
+import { rope } from '../ops/rope.ts';
+import { siluMul } from '../ops/silu-mul.ts';
+import { type LlamaSpec, ropeInverseFrequencies } from './config.ts';
+import { mapLlamaWeights, type LlamaWeights } from './llama-weights.ts';
+import type { SafetensorsCheckpoint } from './safetensors.ts';
+
+export interface GpuLlamaOptions {
+  /** KV cache length in tokens; defaults to the model's max_position_embeddings. */
+  contextLength?: number;
+  /** Most tokens run in one forward call; longer prompts are split. */
+  chunkTokens?: number;
+  onProgress?: (loadedTensors: number, totalTensors: number) => void;
+  signal?: AbortSignal;
+}
+
+const DEFAULT_CHUNK_TOKENS = 64;
+
+interface Activations {
+  tokenIds: GPUBuffer; // [chunk] u32
+  x: GPUBuffer; //        [chunk][hidden], the residual stream
+  xn: GPUBuffer; //       [chunk][hidden]
+  q: GPUBuffer; //        [chunk][heads·headDim]
+  attended: GPUBuffer; // [chunk][heads·headDim]
+  gate: GPUBuffer; //     [chunk][ffn]
+  up: GPUBuffer; //       [chunk][ffn]
+  scores: GPUBuffer; //   [chunk·heads][contextLength]
+  logits: GPUBuffer; //   [vocab]
+  nextId: GPUBuffer; //   [1] u32
+}
+
+export class GpuLlama {
+  readonly spec: LlamaSpec;
+  readonly contextLength: number;
+  readonly chunkTokens: number;
+  /** Positions filled in the KV cache. */
+  length = 0;
+  private readonly gpu: GpuContext;
+  private readonly weights: LlamaWeights<GPUBuffer>;
+  private readonly invFreq: GPUBuffer;
+  private readonly keyCache: GPUBuffer[]; //   per layer [contextLength][kvHeads·headDim]
+  private readonly valueCache: GPUBuffer[];
+  private readonly act: Activations;
+
+  private constructor(gpu: GpuContext, spec: LlamaSpec, weights: LlamaWeights<GPUBuffer>, contextLength: number, chunkTokens: number) {
+    this.gpu = gpu;
+    this.spec = spec;
+    this.weights = weights;
+    this.contextLength = contextLength;
+    this.chunkTokens = chunkTokens;
+    const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize } = spec;
+    const kvBytes = contextLength * numKvHeads * headDim * 4;
+    this.invFreq = gpu.upload('rope.invFreq', ropeInverseFrequencies(spec));
+    this.keyCache = weights.layers.map((_, l) => gpu.createBuffer(`kCache.${l}`, kvBytes));
+    this.valueCache = weights.layers.map((_, l) => gpu.createBuffer(`vCache.${l}`, kvBytes));
+    const c = chunkTokens;
+    this.act = {
+      tokenIds: gpu.createBuffer('tokenIds', c * 4),
+      x: gpu.createBuffer('x', c * h * 4),
+      xn: gpu.createBuffer('xn', c * h * 4),
+      q: gpu.createBuffer('q', c * numHeads * headDim * 4),
+      attended: gpu.createBuffer('attended', c * numHeads * headDim * 4),
+      gate: gpu.createBuffer('gate', c * f * 4),
+      up: gpu.createBuffer('up', c * f * 4),
+      scores: gpu.createBuffer('attention.scores', c * numHeads * contextLength * 4),
+      logits: gpu.createBuffer('logits', vocabSize * 4),
+      nextId: gpu.createBuffer('nextId', 4),
+    };
+  }
+
+  static async load(gpu: GpuContext, spec: LlamaSpec, checkpoint: SafetensorsCheckpoint, options: GpuLlamaOptions = {}): Promise<GpuLlama> {
+    const contextLength = Math.min(options.contextLength ?? spec.maxPositions, spec.maxPositions);
+    const chunkTokens = Math.min(options.chunkTokens ?? DEFAULT_CHUNK_TOKENS, contextLength);
+    const total = spec.numLayers * 9 + (spec.tieWordEmbeddings ? 2 : 3);
+    let loaded = 0;
+    const uploaded: GPUBuffer[] = [];
+    try {
+      const weights = await mapLlamaWeights(spec, async (name) => {
+        const buffer = gpu.upload(name, await checkpoint.readFloat32(name, options.signal));
+        uploaded.push(buffer);
+        options.onProgress?.(++loaded, total);
+        return buffer;
+      });
+      return new GpuLlama(gpu, spec, weights, contextLength, chunkTokens);
+    } catch (error) {
+      for (const buffer of uploaded) buffer.destroy();
+      throw error;
+    }
+  }
+
+  /** Forgets the cached positions (the next forward starts a new sequence). */
+  reset(): void {
+    this.length = 0;
+  }
+
+  /** Runs `tokens` at the next positions; returns the greedy next id after the last one. */
+  async forwardArgmax(tokens: readonly number[]): Promise<number> {
+    this.run(tokens, true);
+    return new Uint32Array(await this.gpu.readBack(this.act.nextId, 4))[0]!;
+  }
+
+  /** Runs `tokens`; returns the logits after the last one (tests and samplers that need them). */
+  async forwardLogits(tokens: readonly number[]): Promise<Float32Array> {
+    this.run(tokens, false);
+    return new Float32Array(await this.gpu.readBack(this.act.logits, this.spec.vocabSize * 4));
+  }
+
+  private run(tokens: readonly number[], pickArgmax: boolean): void {
+    if (tokens.length === 0) throw new RangeError('forward needs at least one token');
+    if (this.length + tokens.length > this.contextLength) throw new ContextOverflowError(this.length + tokens.length, this.contextLength);
+    this.gpu.checkHealthy();
+    for (let start = 0; start < tokens.length; start += this.chunkTokens) {
+      const chunk = tokens.slice(start, start + this.chunkTokens);
+      this.gpu.device.queue.writeBuffer(this.act.tokenIds, 0, new Uint32Array(chunk));
+      const recorder = new CommandRecorder(this.gpu);
+      this.recordChunk(recorder, chunk.length, start + this.chunkTokens >= tokens.length, pickArgmax);
+      recorder.submit();
+      this.length += chunk.length;
+    }
+  }
+
+  private recordChunk(recorder: CommandRecorder, tokens: number, isLast: boolean, pickArgmax: boolean): void {
+    const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize, rmsNormEps: eps } = this.spec;
+    const { act, weights } = this;
+    const startPos = this.length;
+    const qDim = numHeads * headDim;
+    const kvDim = numKvHeads * headDim;
+
+    embedding(recorder, { tokenIds: act.tokenIds, table: weights.embed, y: act.x, tokens, hidden: h });
+    weights.layers.forEach((layer, l) => {
+      const kCache = this.keyCache[l]!;
+      const vCache = this.valueCache[l]!;
+      const kvOffset = startPos * kvDim;
+      rmsnorm(recorder, { x: act.x, weight: layer.attnNorm, y: act.xn, rows: tokens, dim: h, eps });
+      matmul(recorder, { x: act.xn, w: layer.wq, y: act.q, m: tokens, n: qDim, k: h });
+      // K and V are written straight into their cache slots.
+      matmul(recorder, { x: act.xn, w: layer.wk, y: kCache, m: tokens, n: kvDim, k: h, yOffset: kvOffset });
+      matmul(recorder, { x: act.xn, w: layer.wv, y: vCache, m: tokens, n: kvDim, k: h, yOffset: kvOffset });
+      rope(recorder, { x: act.q, invFreq: this.invFreq, tokens, heads: numHeads, headDim, startPos });
+      rope(recorder, { x: kCache, invFreq: this.invFreq, tokens, heads: numKvHeads, headDim, startPos, offset: kvOffset });
+      attention(recorder, {
+        q: act.q, kCache, vCache, scores: act.scores, out: act.attended,
+        tokens, heads: numHeads, kvHeads: numKvHeads, headDim, startPos, scoreStride: this.contextLength,
+      });
+      matmul(recorder, { x: act.attended, w: layer.wo, y: act.x, m: tokens, n: h, k: qDim, accumulate: true });
+      rmsnorm(recorder, { x: act.x, weight: layer.ffnNorm, y: act.xn, rows: tokens, dim: h, eps });
+      matmul(recorder, { x: act.xn, w: layer.wGate, y: act.gate, m: tokens, n: f, k: h });
+      matmul(recorder, { x: act.xn, w: layer.wUp, y: act.up, m: tokens, n: f, k: h });
+      siluMul(recorder, { gate: act.gate, up: act.up, count: tokens * f });
+      matmul(recorder, { x: act.gate, w: layer.wDown, y: act.x, m: tokens, n: h, k: f, accumulate: true });
+    });
+    if (!isLast) return;
+    // Only the last position needs logits.
+    rmsnorm(recorder, { x: act.x, weight: weights.finalNorm, y: act.xn, rows: 1, dim: h, eps, xOffset: (tokens - 1) * h });
+    matmul(recorder, { x: act.xn, w: weights.lmHead, y: act.logits, m: 1, n: vocabSize, k: h });
+    if (pickArgmax) argmax(recorder, { values: act.logits, result: act.nextId, count: vocabSize });
+  }
+
+  destroy(): void {
+    const buffers = new Set<GPUBuffer>([
+      this.weights.embed, this.weights.finalNorm, this.weights.lmHead,
+      ...this.weights.layers.flatMap((layer) => Object.values(layer)),
+      this.invFreq, ...this.keyCache, ...this.valueCache, ...Object.values(this.act),
+    ]);
+    for (const buffer of buffers) buffer.destroy();
+  }
+}

@@ -1,0 +1,70 @@
+// The GPU forward (f32 weights) against the golden ids of both fixtures, and its logits against the CPU reference.
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { GpuContext } from '../../src/gpu/context.ts';
+import { GpuLlama } from '../../src/model/llama-gpu.ts';
+import { loadLlamaWeightsF32 } from '../../src/model/llama-weights.ts';
+import { NodeModelFiles } from '../../src/model/node-files.ts';
+import { type OpenedModel, openModel } from '../../src/model/open.ts';
+import { ReferenceLlama } from '../../src/reference/llama.ts';
+import { modelDir, storiesGolden, triTinyGolden } from '../fixtures.ts';
+import { nodeGpuContext } from './node-gpu.ts';
+
+async function gpuGreedy(model: GpuLlama, promptIds: readonly number[], maxNewTokens: number, stopIds: readonly number[]): Promise<number[]> {
+  model.reset();
+  const generated = [await model.forwardArgmax(promptIds)];
+  while (generated.length < maxNewTokens && !stopIds.includes(generated.at(-1)!)) {
+    generated.push(await model.forwardArgmax([generated.at(-1)!]));
+  }
+  return generated;
+}
+
+const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((max, v, i) => Math.max(max, Math.abs(v - b[i]!)), 0);
+
+for (const name of ['stories260k', 'tri-tiny'] as const) {
+  describe(`GPU f32 forward, ${name} (Node, Dawn)`, () => {
+    let gpu: GpuContext;
+    let opened: OpenedModel;
+    let model: GpuLlama;
+    let reference: ReferenceLlama;
+    beforeAll(async () => {
+      gpu = await nodeGpuContext();
+      opened = await openModel(new NodeModelFiles(modelDir(name)));
+      // A small chunk size makes the long prompt cross several prefill chunks.
+      model = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, { chunkTokens: 48 });
+      reference = new ReferenceLlama(opened.spec, await loadLlamaWeightsF32(opened.spec, opened.checkpoint));
+      return () => model.destroy();
+    });
+
+    const cases = name === 'stories260k'
+      ? storiesGolden().map((c) => ({ label: JSON.stringify(c.prompt), promptIds: c.prompt_ids, expected: c.generated_ids, stop: [] as number[] }))
+      : triTinyGolden().map((c) => ({ label: c.name, promptIds: c.prompt_ids, expected: c.greedy_ids, stop: [2, 0] }));
+
+    for (const { label, promptIds, expected, stop } of cases) {
+      it(`reproduces the golden greedy ids for ${label}`, async () => {
+        expect(await gpuGreedy(model, promptIds, expected.length, stop)).toEqual(expected);
+      });
+    }
+
+    it('matches the CPU reference logits along a golden continuation (max abs error < 5e-3)', async () => {
+      const { promptIds, expected } = cases[0]!;
+      const sequence = [...promptIds, ...expected.slice(0, 8)];
+      model.reset();
+      reference.reset();
+      let worst = 0;
+      // Prefill all but the last 8 tokens in one call, then decode one by one, comparing at each step.
+      let gpuLogits = await model.forwardLogits(sequence.slice(0, promptIds.length));
+      let cpuLogits: Float32Array = new Float32Array(0);
+      for (const id of sequence.slice(0, promptIds.length)) cpuLogits = reference.forward(id);
+      worst = Math.max(worst, maxAbsDiff(gpuLogits, cpuLogits));
+      for (const id of sequence.slice(promptIds.length)) {
+        gpuLogits = await model.forwardLogits([id]);
+        cpuLogits = reference.forward(id);
+        worst = Math.max(worst, maxAbsDiff(gpuLogits, cpuLogits));
+      }
+      console.log(`${name}: max |GPU − CPU| logit error over ${sequence.length} positions = ${worst.toExponential(2)}`);
+      // f32 sums in another order than the reference's float64: measured 2.1e-3 (stories260k, logits up to 17.8)
+      // and 6.5e-4 (tri-tiny); the smallest golden top-1/top-2 gap is 0.07.
+      expect(worst).toBeLessThan(5e-3);
+    });
+  });
+}
