@@ -1,6 +1,8 @@
-// Rotate-half RoPE (HF Llama), in place: for each token t, head h and i < headDim/2, with
-// angle = (startPos + t) · invFreq[i]:  (x[i], x[i+d/2]) ← (x[i]·cos − x[i+d/2]·sin, x[i+d/2]·cos + x[i]·sin)
-// invFreq carries the configured scaling (default / linear / llama3), computed once on the CPU.
+// Rotate-half RoPE (HF Llama), in place: for each token t, head h and i < headDim/2, at p = startPos + t:
+//   (x[i], x[i+d/2]) ← (x[i]·cos − x[i+d/2]·sin, x[i+d/2]·cos + x[i]·sin),  angle = p · invFreq[i]
+// cos/sin come from a table [position][headDim/2] of vec2 (cos, sin) computed once on the CPU with the
+// configured scaling: WGSL's sin/cos are only specified to 2⁻¹¹ on [−π, π] and are unbounded beyond, and
+// SwiftShader's were off by 1.9e-4 at angle 7 (enough to move logits by 2e-3).
 // Grid: one invocation per (t, h, i), 64 per workgroup, 2D-folded.
 
 struct Params {
@@ -13,7 +15,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> invFreq: array<f32>;
+@group(0) @binding(1) var<storage, read> cosSin: array<vec2f>;
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;
 
 @compute @workgroup_size(64)
@@ -24,9 +26,9 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) group
   let i = index % half;
   let head = (index / half) % params.heads;
   let token = index / (half * params.heads);
-  let angle = f32(params.startPos + token) * invFreq[i];
-  let c = cos(angle);
-  let s = sin(angle);
+  let rotation = cosSin[(params.startPos + token) * half + i];
+  let c = rotation.x;
+  let s = rotation.y;
   let a = params.offset + token * params.rowStride + head * params.headDim + i;
   let x1 = x[a];
   let x2 = x[a + half];

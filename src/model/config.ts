@@ -165,3 +165,21 @@ export function ropeInverseFrequencies(spec: Pick<LlamaSpec, 'headDim' | 'ropeTh
   }
   return out;
 }
+
+/**
+ * cos and sin of position · invFreq[i] for every position below `positions`, interleaved
+ * [position][headDim/2][cos, sin]. The angle is rounded to float32 first, as HF computes it.
+ */
+export function ropeCosSinTable(spec: Pick<LlamaSpec, 'headDim' | 'ropeTheta' | 'ropeScaling'>, positions: number): Float32Array<ArrayBuffer> {
+  const invFreq = ropeInverseFrequencies(spec);
+  const half = invFreq.length;
+  const table = new Float32Array(positions * half * 2);
+  for (let p = 0; p < positions; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(p * invFreq[i]!);
+      table[2 * (p * half + i)] = Math.cos(angle);
+      table[2 * (p * half + i) + 1] = Math.sin(angle);
+    }
+  }
+  return table;
+}

@@ -11,7 +11,7 @@ import { matmul } from '../ops/matmul.ts';
 import { rmsnorm } from '../ops/rmsnorm.ts';
 import { rope } from '../ops/rope.ts';
 import { siluMul } from '../ops/silu-mul.ts';
-import { type LlamaSpec, ropeInverseFrequencies } from './config.ts';
+import { type LlamaSpec, ropeCosSinTable } from './config.ts';
 import { mapLlamaWeights, type LlamaWeights } from './llama-weights.ts';
 import type { SafetensorsCheckpoint } from './safetensors.ts';
 
@@ -47,7 +47,7 @@ export class GpuLlama {
   length = 0;
   private readonly gpu: GpuContext;
   private readonly weights: LlamaWeights<GPUBuffer>;
-  private readonly invFreq: GPUBuffer;
+  private readonly ropeTable: GPUBuffer; // [contextLength][headDim/2] (cos, sin)
   private readonly keyCache: GPUBuffer[]; //   per layer [contextLength][kvHeads·headDim]
   private readonly valueCache: GPUBuffer[];
   private readonly act: Activations;
@@ -60,7 +60,7 @@ export class GpuLlama {
     this.chunkTokens = chunkTokens;
     const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize } = spec;
     const kvBytes = contextLength * numKvHeads * headDim * 4;
-    this.invFreq = gpu.upload('rope.invFreq', ropeInverseFrequencies(spec));
+    this.ropeTable = gpu.upload('rope.cosSin', ropeCosSinTable(spec, contextLength));
     this.keyCache = weights.layers.map((_, l) => gpu.createBuffer(`kCache.${l}`, kvBytes));
     this.valueCache = weights.layers.map((_, l) => gpu.createBuffer(`vCache.${l}`, kvBytes));
     const c = chunkTokens;
@@ -146,8 +146,8 @@ export class GpuLlama {
       // K and V are written straight into their cache slots.
       matmul(recorder, { x: act.xn, w: layer.wk, y: kCache, m: tokens, n: kvDim, k: h, yOffset: kvOffset });
       matmul(recorder, { x: act.xn, w: layer.wv, y: vCache, m: tokens, n: kvDim, k: h, yOffset: kvOffset });
-      rope(recorder, { x: act.q, invFreq: this.invFreq, tokens, heads: numHeads, headDim, startPos });
-      rope(recorder, { x: kCache, invFreq: this.invFreq, tokens, heads: numKvHeads, headDim, startPos, offset: kvOffset });
+      rope(recorder, { x: act.q, cosSin: this.ropeTable, tokens, heads: numHeads, headDim, startPos });
+      rope(recorder, { x: kCache, cosSin: this.ropeTable, tokens, heads: numKvHeads, headDim, startPos, offset: kvOffset });
       attention(recorder, {
         q: act.q, kCache, vCache, scores: act.scores, out: act.attended,
         tokens, heads: numHeads, kvHeads: numKvHeads, headDim, startPos, scoreStride: this.contextLength,
@@ -170,7 +170,7 @@ export class GpuLlama {
     const buffers = new Set<GPUBuffer>([
       this.weights.embed, this.weights.finalNorm, this.weights.lmHead,
       ...this.weights.layers.flatMap((layer) => Object.values(layer)),
-      this.invFreq, ...this.keyCache, ...this.valueCache, ...Object.values(this.act),
+      this.ropeTable, ...this.keyCache, ...this.valueCache, ...Object.values(this.act),
     ]);
     for (const buffer of buffers) buffer.destroy();
   }

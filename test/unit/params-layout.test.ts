@@ -1,0 +1,27 @@
+// Each kernel's Params struct in WGSL must match, field by field, the layout its op packs in TS.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { argmaxKernel } from '../../src/ops/argmax.ts';
+import { attentionKernel } from '../../src/ops/attention.ts';
+import { embeddingKernel } from '../../src/ops/embedding.ts';
+import { matmulKernel } from '../../src/ops/matmul.ts';
+import { rmsnormKernel } from '../../src/ops/rmsnorm.ts';
+import { ropeKernel } from '../../src/ops/rope.ts';
+import { siluMulKernel } from '../../src/ops/silu-mul.ts';
+
+const kernels = [argmaxKernel, attentionKernel, embeddingKernel, matmulKernel, rmsnormKernel, ropeKernel, siluMulKernel];
+
+describe('Params structs mirror WGSL', () => {
+  for (const kernel of kernels) {
+    it(`${kernel.name}: kernels/${kernel.name}.wgsl`, () => {
+      const source = readFileSync(new URL(`../../kernels/${kernel.name}.wgsl`, import.meta.url), 'utf8');
+      expect(source).toBe(kernel.code);
+      const body = /struct Params \{([^}]*)\}/.exec(source)?.[1];
+      expect(body, 'struct Params not found').toBeDefined();
+      const fields = [...body!.matchAll(/(\w+)\s*:\s*(\w+)/g)].map(([, name, type]) => [name, type]);
+      // Only 4-byte scalars: offsets are 4·index, and the struct fits one 256-byte uniform slot.
+      expect(fields).toEqual(Object.entries(kernel.params));
+      expect(fields.length * 4).toBeLessThanOrEqual(256);
+    });
+  }
+});
