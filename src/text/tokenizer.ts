@@ -68,6 +68,7 @@ export class TextCodec {
   }
 
   decode(ids: readonly number[], { skipSpecialTokens = true } = {}): string {
+    if (ids.length === 0) return ''; // the library refuses an empty list
     return this.tokenizer.decode([...ids], { skip_special_tokens: skipSpecialTokens });
   }
 

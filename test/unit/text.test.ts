@@ -1,0 +1,71 @@
+// Tokenizer, chat template and the streaming detokenizer against the fixtures' goldens.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { NodeModelFiles } from '../../src/model/node-files.ts';
+import { StreamDecoder } from '../../src/text/stream-decoder.ts';
+import { TextCodec } from '../../src/text/tokenizer.ts';
+import { modelDir, storiesGolden, triTinyGolden } from '../fixtures.ts';
+
+let tri: TextCodec;
+let stories: TextCodec;
+beforeAll(async () => {
+  tri = await TextCodec.load(new NodeModelFiles(modelDir('tri-tiny')));
+  stories = await TextCodec.load(new NodeModelFiles(modelDir('stories260k')));
+});
+
+function streamAll(codec: TextCodec, ids: readonly number[]): string[] {
+  const decoder = new StreamDecoder(codec);
+  const deltas = ids.map((id) => decoder.push(id));
+  deltas.push(decoder.flush());
+  return deltas;
+}
+
+describe('tokenizer and chat template', () => {
+  it('encodes every tri-tiny golden prompt as HF does (no BOS; chat through the ChatML template)', () => {
+    expect(tri.addsBos).toBe(false);
+    for (const golden of triTinyGolden()) {
+      const ids = golden.messages ? tri.applyChatTemplate(golden.messages) : tri.encode(golden.prompt);
+      expect(ids, golden.name).toEqual(golden.prompt_ids);
+    }
+  });
+
+  it('encodes stories260k prompts with BOS', () => {
+    expect(stories.addsBos).toBe(true);
+    for (const golden of storiesGolden()) expect(stories.encode(golden.prompt)).toEqual(golden.prompt_ids);
+  });
+
+  it('has no chat template for stories260k and says so', () => {
+    expect(stories.hasChatTemplate).toBe(false);
+    expect(() => stories.applyChatTemplate([{ role: 'user', content: 'hi' }])).toThrow(/no chat_template/);
+  });
+});
+
+describe('StreamDecoder', () => {
+  it('streams Korean without ever emitting a broken character (a syllable spans byte-level tokens)', () => {
+    const text = '데비안 프로젝트는 자유 소프트웨어 운영체제를 만듭니다. 셀 범위를 선택하세요.';
+    const ids = tri.encode(text);
+    // The premise: some token holds only part of a syllable's UTF-8 bytes.
+    const partial = ids.filter((id) => tri.decode([id]).includes('\uFFFD'));
+    expect(partial.length).toBeGreaterThan(0);
+    const deltas = streamAll(tri, ids);
+    for (const delta of deltas) expect(delta).not.toContain('\uFFFD');
+    expect(deltas.some((delta) => delta === '')).toBe(true); // held back at least once
+    expect(deltas.join('')).toBe(text);
+  });
+
+  it('reassembles every golden continuation exactly', () => {
+    for (const golden of triTinyGolden()) {
+      const ids = golden.greedy_ids.filter((id) => id !== 0 && id !== 2);
+      expect(streamAll(tri, ids).join(''), golden.name).toBe(golden.decoded_text);
+    }
+    for (const golden of storiesGolden()) {
+      // SentencePiece strips the leading space of a sequence; the window diff must keep later spaces.
+      expect(streamAll(stories, golden.generated_ids).join('')).toBe(golden.generated_text);
+    }
+  });
+
+  it('flushes an incomplete character at the end as U+FFFD, like a full decode', () => {
+    const ids = tri.encode('한');
+    const partialIds = ids.length > 1 ? ids.slice(0, -1) : ids;
+    expect(streamAll(tri, partialIds).join('')).toBe(tri.decode(partialIds));
+  });
+});
