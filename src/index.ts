@@ -1,0 +1,21 @@
+// The public API of tri-webgpu. Node users also import 'tri-webgpu/node' for getNodeGpu and NodeModelFiles.
+export { TriEngine } from './runtime/engine.ts';
+export type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult, LoadOptions, Prompt } from './runtime/engine.ts';
+export { BlobModelFiles, HttpModelFiles } from './model/byte-source.ts';
+export type { ByteSource, ModelFiles } from './model/byte-source.ts';
+export type { LlamaSpec, RopeScaling } from './model/config.ts';
+export type { ChatMessage } from './text/tokenizer.ts';
+export { GpuContext, browserGpu } from './gpu/context.ts';
+export type { GpuCapabilities } from './gpu/context.ts';
+export {
+  ContextOverflowError,
+  DeviceLostError,
+  GpuLimitError,
+  ModelFileMissingError,
+  ModelFileReadError,
+  SafetensorsFormatError,
+  TokenizerError,
+  TriWebGPUError,
+  UnsupportedModelError,
+  WebGPUUnavailableError,
+} from './errors.ts';

@@ -1,0 +1,3 @@
+// Node-only additions to the public API: WebGPU through Dawn, and model folders on disk.
+export { getNodeGpu } from './gpu/node.ts';
+export { NodeModelFiles } from './model/node-files.ts';

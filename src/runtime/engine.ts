@@ -1,0 +1,160 @@
+// The engine a page or app talks to: load a model folder onto the GPU, then stream generations.
+// Greedy decoding for now (sampling arrives with the fast kernels); one sequence at a time.
+import { ContextOverflowError, TriWebGPUError } from '../errors.ts';
+import { GpuContext } from '../gpu/context.ts';
+import { HttpModelFiles, type ModelFiles } from '../model/byte-source.ts';
+import type { LlamaSpec } from '../model/config.ts';
+import { GpuLlama } from '../model/llama-gpu.ts';
+import { openModel } from '../model/open.ts';
+import { StreamDecoder } from '../text/stream-decoder.ts';
+import type { ChatMessage, TextCodec } from '../text/tokenizer.ts';
+
+export interface LoadOptions {
+  /** A GPU to use (Node: getNodeGpu() from 'tri-webgpu/node'); defaults to navigator.gpu. */
+  gpu?: GPU;
+  contextLength?: number;
+  onProgress?: (progress: { loaded: number; total: number; stage: 'weights' }) => void;
+  signal?: AbortSignal;
+}
+
+export interface GenerateOptions {
+  /** Most tokens to generate; default 256. Stops earlier on an end-of-sequence token. */
+  maxNewTokens?: number;
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface GenerationChunk {
+  /** New text, never a broken UTF-8 character (may be '' while a character is incomplete). */
+  text: string;
+  tokenId: number;
+}
+
+export interface GenerationResult {
+  text: string;
+  tokenIds: number[];
+  finishReason: FinishReason;
+  usage: { promptTokens: number; completionTokens: number };
+  /** Seconds spent in prefill, and decode tokens per second after the first token. */
+  timings: { prefillSeconds: number; decodeTokensPerSecond: number };
+}
+
+export type Prompt = string | readonly ChatMessage[] | { tokenIds: readonly number[] };
+
+export class TriEngine {
+  readonly spec: LlamaSpec;
+  readonly text: TextCodec;
+  readonly gpu: GpuContext;
+  private readonly model: GpuLlama;
+  private busy = false;
+
+  private constructor(gpu: GpuContext, model: GpuLlama, text: TextCodec) {
+    this.gpu = gpu;
+    this.model = model;
+    this.spec = model.spec;
+    this.text = text;
+  }
+
+  /** Loads a model from a URL folder (Range requests) or any ModelFiles (picked files, a Node directory). */
+  static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<TriEngine> {
+    const files = typeof source === 'string' ? new HttpModelFiles(source) : source;
+    const opened = await openModel(files, options.signal);
+    const gpu = await GpuContext.create(options.gpu);
+    try {
+      const model = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, {
+        contextLength: options.contextLength,
+        signal: options.signal,
+        onProgress: (loaded, total) => options.onProgress?.({ loaded, total, stage: 'weights' }),
+      });
+      return new TriEngine(gpu, model, opened.text);
+    } catch (error) {
+      gpu.destroy();
+      throw error;
+    }
+  }
+
+  get contextLength(): number {
+    return this.model.contextLength;
+  }
+
+  /** Token ids for a prompt: plain text is encoded as the tokenizer says; messages go through the chat template. */
+  promptIds(prompt: Prompt): number[] {
+    if (typeof prompt === 'string') return this.text.encode(prompt);
+    if ('tokenIds' in prompt) return [...prompt.tokenIds];
+    return this.text.applyChatTemplate(prompt);
+  }
+
+  /**
+   * Streams a continuation: yields text deltas as tokens are decoded and returns the whole result.
+   * Errors (prompt too long, device lost) are thrown before or between tokens; the engine stays usable.
+   */
+  async *generate(prompt: Prompt, options: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
+    if (this.busy) throw new TriWebGPUError('ENGINE_BUSY', 'a generation is already running on this engine; await it or abort it first');
+    const promptIds = this.promptIds(prompt);
+    if (promptIds.length === 0) throw new RangeError('the prompt is empty: give at least one token');
+    if (promptIds.length >= this.contextLength) throw new ContextOverflowError(promptIds.length, this.contextLength);
+    const maxNewTokens = Math.min(options.maxNewTokens ?? 256, this.contextLength - promptIds.length);
+    const stopIds = new Set(this.spec.eosTokenIds);
+    const decoder = new StreamDecoder(this.text);
+    const tokenIds: number[] = [];
+    let text = '';
+    let finishReason: FinishReason = 'length';
+    this.busy = true;
+    const start = performance.now();
+    let firstTokenAt = start;
+    try {
+      this.model.reset();
+      let next = await this.model.forwardArgmax(promptIds);
+      firstTokenAt = performance.now();
+      for (;;) {
+        if (options.signal?.aborted) {
+          finishReason = 'abort';
+          break;
+        }
+        tokenIds.push(next);
+        if (stopIds.has(next)) {
+          finishReason = 'stop';
+          break;
+        }
+        const delta = decoder.push(next);
+        text += delta;
+        yield { text: delta, tokenId: next };
+        if (tokenIds.length >= maxNewTokens) break;
+        next = await this.model.forwardArgmax([next]);
+      }
+      const rest = decoder.flush();
+      if (rest) {
+        text += rest;
+        yield { text: rest, tokenId: tokenIds.at(-1)! };
+      }
+    } finally {
+      this.busy = false;
+    }
+    const decodeSeconds = (performance.now() - firstTokenAt) / 1000;
+    return {
+      text,
+      tokenIds,
+      finishReason,
+      usage: { promptTokens: promptIds.length, completionTokens: tokenIds.length },
+      timings: {
+        prefillSeconds: (firstTokenAt - start) / 1000,
+        decodeTokensPerSecond: tokenIds.length > 1 && decodeSeconds > 0 ? (tokenIds.length - 1) / decodeSeconds : 0,
+      },
+    };
+  }
+
+  /** Runs generate() to the end and returns the result. */
+  async complete(prompt: Prompt, options: GenerateOptions = {}): Promise<GenerationResult> {
+    const stream = this.generate(prompt, options);
+    for (;;) {
+      const step = await stream.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  dispose(): void {
+    this.model.destroy();
+    this.gpu.destroy();
+  }
+}
