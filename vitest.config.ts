@@ -1,4 +1,5 @@
 import { playwright } from '@vitest/browser-playwright';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 import { CHROMIUM_PATH, CHROMIUM_WEBGPU_ARGS } from './test/chromium.ts';
 
@@ -25,6 +26,8 @@ export default defineConfig({
           name: 'browser',
           include: ['test/browser/**/*.test.ts'],
           testTimeout: 120_000,
+          // Fixture models are served by Vite's dev server from ../shared/models (Range requests work there).
+          provide: { modelsUrl: `/@fs${fileURLToPath(new URL('../shared/models/', import.meta.url))}` },
           browser: {
             enabled: true,
             headless: true,

@@ -1,0 +1,55 @@
+// The same GPU forward in real headless Chromium (WebGPU on SwiftShader): weights fetched with HTTP
+// Range requests, golden ids for both fixtures, and streamed Korean text.
+import { describe, expect, inject, it } from 'vitest';
+import { TriEngine } from '../../src/index.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    modelsUrl: string;
+  }
+}
+
+const modelUrl = (name: string) => new URL(`${inject('modelsUrl')}${name}/`, location.origin).href;
+
+async function golden(name: string) {
+  return (await fetch(`${modelUrl(name)}golden.json`)).json();
+}
+
+describe('GPU forward in Chromium', () => {
+  it('has WebGPU (fails loudly if not, never skips)', async () => {
+    expect(navigator.gpu, 'navigator.gpu missing: Chromium must run with --enable-unsafe-webgpu').toBeDefined();
+    expect(await navigator.gpu.requestAdapter()).not.toBeNull();
+  });
+
+  it('reproduces the stories260k golden ids (GQA, tied head)', async () => {
+    const engine = await TriEngine.load(modelUrl('stories260k'));
+    try {
+      for (const c of (await golden('stories260k')).cases) {
+        const result = await engine.complete({ tokenIds: c.prompt_ids }, { maxNewTokens: c.generated_ids.length });
+        expect(result.tokenIds).toEqual(c.generated_ids);
+      }
+    } finally {
+      engine.dispose();
+    }
+  });
+
+  it('reproduces every tri-tiny golden (MHA, untied head, bf16 shards) and streams Korean intact', async () => {
+    const engine = await TriEngine.load(modelUrl('tri-tiny'));
+    try {
+      for (const c of (await golden('tri-tiny')).prompts) {
+        const stream = engine.generate(c.messages ?? c.prompt, { maxNewTokens: 48 });
+        const deltas: string[] = [];
+        let step = await stream.next();
+        while (!step.done) {
+          deltas.push(step.value.text);
+          step = await stream.next();
+        }
+        expect(step.value.tokenIds, c.name).toEqual(c.greedy_ids);
+        expect(deltas.join(''), c.name).toBe(c.decoded_text);
+        for (const delta of deltas) expect(delta).not.toContain('\uFFFD');
+      }
+    } finally {
+      engine.dispose();
+    }
+  });
+});
