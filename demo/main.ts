@@ -1,0 +1,85 @@
+// The first demo page: load a model (the bundled tri-tiny unless ?model= names another), then stream a
+// continuation from the GPU. Model output is untrusted: it is only ever written with textContent.
+import { TriEngine, WebGPUUnavailableError } from '../src/index.ts';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const status = $<HTMLParagraphElement>('status');
+const progress = $<HTMLProgressElement>('progress');
+const form = $<HTMLFormElement>('prompt-form');
+const promptBox = $<HTMLTextAreaElement>('prompt');
+const chatMode = $<HTMLInputElement>('chat-mode');
+const maxTokens = $<HTMLInputElement>('max-tokens');
+const generateButton = $<HTMLButtonElement>('generate');
+const stopButton = $<HTMLButtonElement>('stop');
+const output = $<HTMLPreElement>('output');
+const stats = $<HTMLParagraphElement>('stats');
+
+const modelUrl = new URLSearchParams(location.search).get('model') ?? new URL('models/tri-tiny/', location.href).href;
+$('model-name').textContent = modelUrl;
+
+function showStatus(text: string, isError = false): void {
+  status.textContent = text;
+  status.classList.toggle('error', isError);
+  document.body.dataset.state = isError ? 'error' : text === 'Ready.' ? 'ready' : 'busy';
+}
+
+function setBusy(busy: boolean): void {
+  generateButton.disabled = busy;
+  promptBox.disabled = busy;
+  stopButton.disabled = !busy;
+}
+
+async function main(): Promise<void> {
+  if (!('gpu' in navigator)) {
+    throw new WebGPUUnavailableError(
+      'This browser has no WebGPU. Use a recent Chrome or Edge (113+), Safari 26+, or Firefox 141+ on Windows.',
+    );
+  }
+  showStatus('Loading model…');
+  progress.hidden = false;
+  const engine = await TriEngine.load(modelUrl, {
+    onProgress: ({ loaded, total }) => {
+      progress.value = loaded / total;
+      showStatus(`Loading weights: ${loaded} / ${total} tensors`);
+    },
+  });
+  progress.hidden = true;
+  chatMode.disabled = !engine.text.hasChatTemplate;
+  showStatus('Ready.');
+  setBusy(false);
+
+  let controller: AbortController | undefined;
+  stopButton.addEventListener('click', () => controller?.abort());
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    controller = new AbortController();
+    setBusy(true);
+    showStatus('Generating…');
+    output.textContent = '';
+    stats.textContent = '';
+    const text = promptBox.value;
+    try {
+      const prompt = chatMode.checked ? [{ role: 'user', content: text }] : text;
+      const stream = engine.generate(prompt, { maxNewTokens: Number(maxTokens.value) || 48, signal: controller.signal });
+      let step = await stream.next();
+      while (!step.done) {
+        output.textContent += step.value.text;
+        step = await stream.next();
+      }
+      const { usage, timings, finishReason } = step.value;
+      stats.textContent =
+        `${usage.completionTokens} tokens, ${timings.decodeTokensPerSecond.toFixed(1)} tok/s decode, ` +
+        `prefill ${usage.promptTokens} tokens in ${(timings.prefillSeconds * 1000).toFixed(0)} ms, finish: ${finishReason}`;
+      showStatus('Ready.');
+    } catch (error) {
+      showStatus(`Generation failed: ${(error as Error).message}`, true);
+    } finally {
+      setBusy(false);
+    }
+  });
+}
+
+main().catch((error: unknown) => {
+  progress.hidden = true;
+  showStatus((error as Error).message, true);
+});

@@ -1,0 +1,14 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vite';
+
+// The demo pages live in demo/; public/ holds the bundled tri-tiny model, served at /models/tri-tiny/.
+export default defineConfig({
+  root: fileURLToPath(new URL('./demo', import.meta.url)),
+  publicDir: fileURLToPath(new URL('./public', import.meta.url)),
+  server: { port: 5173, fs: { allow: ['..'] } },
+  build: {
+    outDir: fileURLToPath(new URL('./dist', import.meta.url)),
+    emptyOutDir: true,
+    target: 'es2022',
+  },
+});
