@@ -15,6 +15,7 @@ export default defineConfig({
         test: {
           name: 'node',
           include: ['test/{unit,gpu,e2e}/**/*.test.ts'],
+          benchmark: { include: ['bench/**/*.bench.ts'] },
           environment: 'node',
           testTimeout: 120_000,
           hookTimeout: 120_000,
