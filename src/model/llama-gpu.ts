@@ -2,7 +2,7 @@
 // One forward call = one command recorder = one submit; only the sampled id (4 bytes) or, for tests,
 // the logits come back. Weights are uploaded one tensor at a time, so the model is never whole in JS.
 import { ContextOverflowError } from '../errors.ts';
-import type { GpuContext } from '../gpu/context.ts';
+import { type GpuContext, checkBufferSize } from '../gpu/context.ts';
 import { CommandRecorder } from '../gpu/recorder.ts';
 import { argmax } from '../ops/argmax.ts';
 import { attention } from '../ops/attention.ts';
@@ -12,7 +12,7 @@ import { rmsnorm } from '../ops/rmsnorm.ts';
 import { rope } from '../ops/rope.ts';
 import { siluMul } from '../ops/silu-mul.ts';
 import { type LlamaSpec, ropeCosSinTable } from './config.ts';
-import { mapLlamaWeights, type LlamaWeights } from './llama-weights.ts';
+import { type LlamaWeights, llamaTensorLayout, mapLlamaWeights } from './llama-weights.ts';
 import type { SafetensorsCheckpoint } from './safetensors.ts';
 
 export interface GpuLlamaOptions {
@@ -39,6 +39,40 @@ interface Activations {
   nextId: GPUBuffer; //   [1] u32
 }
 
+function activationBytes(spec: LlamaSpec, chunkTokens: number, contextLength: number): Record<keyof Activations, number> {
+  const { hiddenSize: h, intermediateSize: f, numHeads, headDim, vocabSize } = spec;
+  const c = chunkTokens;
+  return {
+    tokenIds: c * 4,
+    x: c * h * 4,
+    xn: c * h * 4,
+    q: c * numHeads * headDim * 4,
+    attended: c * numHeads * headDim * 4,
+    gate: c * f * 4,
+    up: c * f * 4,
+    scores: c * numHeads * contextLength * 4,
+    logits: vocabSize * 4,
+    nextId: 4,
+  };
+}
+
+const kvCacheBytes = (spec: LlamaSpec, contextLength: number) => contextLength * spec.numKvHeads * spec.headDim * 4;
+
+/** Every buffer the f32 GPU model allocates (weights, per-layer K and V caches, activations), in bytes. */
+export function gpuLlamaMemoryPlan(spec: LlamaSpec, contextLength: number, chunkTokens = DEFAULT_CHUNK_TOKENS): {
+  buffers: { label: string; bytes: number }[];
+  totalBytes: number;
+} {
+  const layout = llamaTensorLayout(spec);
+  const tensors: { name: string; shape: number[] }[] = [layout.embed, layout.finalNorm, ...(spec.tieWordEmbeddings ? [] : [layout.lmHead]), ...layout.layers.flatMap((l) => Object.values(l))];
+  const buffers = [
+    ...tensors.map(({ name, shape }) => ({ label: name, bytes: shape.reduce((a, b) => a * b, 4) })),
+    ...Array.from({ length: 2 * spec.numLayers }, (_, i) => ({ label: `${i % 2 ? 'v' : 'k'}Cache.${i >> 1}`, bytes: kvCacheBytes(spec, contextLength) })),
+    ...Object.entries(activationBytes(spec, chunkTokens, contextLength)).map(([label, bytes]) => ({ label, bytes })),
+  ];
+  return { buffers, totalBytes: buffers.reduce((sum, b) => sum + b.bytes, 0) };
+}
+
 export class GpuLlama {
   readonly spec: LlamaSpec;
   readonly contextLength: number;
@@ -58,29 +92,22 @@ export class GpuLlama {
     this.weights = weights;
     this.contextLength = contextLength;
     this.chunkTokens = chunkTokens;
-    const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize } = spec;
-    const kvBytes = contextLength * numKvHeads * headDim * 4;
+    const kvBytes = kvCacheBytes(spec, contextLength);
     this.ropeTable = gpu.upload('rope.cosSin', ropeCosSinTable(spec, contextLength));
     this.keyCache = weights.layers.map((_, l) => gpu.createBuffer(`kCache.${l}`, kvBytes));
     this.valueCache = weights.layers.map((_, l) => gpu.createBuffer(`vCache.${l}`, kvBytes));
-    const c = chunkTokens;
-    this.act = {
-      tokenIds: gpu.createBuffer('tokenIds', c * 4),
-      x: gpu.createBuffer('x', c * h * 4),
-      xn: gpu.createBuffer('xn', c * h * 4),
-      q: gpu.createBuffer('q', c * numHeads * headDim * 4),
-      attended: gpu.createBuffer('attended', c * numHeads * headDim * 4),
-      gate: gpu.createBuffer('gate', c * f * 4),
-      up: gpu.createBuffer('up', c * f * 4),
-      scores: gpu.createBuffer('attention.scores', c * numHeads * contextLength * 4),
-      logits: gpu.createBuffer('logits', vocabSize * 4),
-      nextId: gpu.createBuffer('nextId', 4),
-    };
+    const sizes = activationBytes(spec, chunkTokens, contextLength);
+    this.act = Object.fromEntries(
+      Object.entries(sizes).map(([name, bytes]) => [name, gpu.createBuffer(name, bytes)]),
+    ) as unknown as Activations;
   }
 
   static async load(gpu: GpuContext, spec: LlamaSpec, checkpoint: SafetensorsCheckpoint, options: GpuLlamaOptions = {}): Promise<GpuLlama> {
     const contextLength = Math.min(options.contextLength ?? spec.maxPositions, spec.maxPositions);
     const chunkTokens = Math.min(options.chunkTokens ?? DEFAULT_CHUNK_TOKENS, contextLength);
+    // Refuse what cannot fit before a single weight byte is read (or downloaded).
+    const plan = gpuLlamaMemoryPlan(spec, contextLength, chunkTokens);
+    for (const { label, bytes } of plan.buffers) checkBufferSize(gpu.capabilities, label, bytes);
     const total = spec.numLayers * 9 + (spec.tieWordEmbeddings ? 2 : 3);
     let loaded = 0;
     const uploaded: GPUBuffer[] = [];

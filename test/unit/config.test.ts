@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { UnsupportedModelError } from '../../src/errors.ts';
+import { GpuLimitError, UnsupportedModelError } from '../../src/errors.ts';
+import { checkBufferSize } from '../../src/gpu/context.ts';
+import { gpuLlamaMemoryPlan } from '../../src/model/llama-gpu.ts';
 import { parseLlamaConfig, ropeInverseFrequencies } from '../../src/model/config.ts';
 
 const base = {
@@ -48,5 +50,30 @@ describe('Llama config', () => {
   ])('rejects %j clearly', (override, message) => {
     expect(() => parseLlamaConfig({ ...base, ...override })).toThrow(UnsupportedModelError);
     expect(() => parseLlamaConfig({ ...base, ...override })).toThrow(message);
+  });
+});
+
+describe('GPU memory plan (checked before any weight is read)', () => {
+  const capabilities = {
+    shaderF16: false, subgroups: false, timestampQuery: false, adapterDescription: 'test',
+    maxStorageBufferBindingSize: 2 ** 30, maxBufferSize: 2 ** 30, maxComputeWorkgroupsPerDimension: 65535,
+  };
+
+  it('counts tri-tiny exactly: 5,261,568 f32 weights plus KV caches and activations', () => {
+    const spec = parseLlamaConfig({ ...base, hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4, num_attention_heads: 8, num_key_value_heads: 8, vocab_size: 4096, max_position_embeddings: 1024 });
+    const plan = gpuLlamaMemoryPlan(spec, 1024, 64);
+    const weights = plan.buffers.filter((b) => b.label.includes('weight')).reduce((sum, b) => sum + b.bytes, 0);
+    expect(weights).toBe(5_261_568 * 4);
+    expect(plan.buffers.filter((b) => /^[kv]Cache\./.test(b.label))).toHaveLength(8);
+    for (const { label, bytes } of plan.buffers) expect(() => checkBufferSize(capabilities, label, bytes)).not.toThrow();
+  });
+
+  it('refuses Tri-7B in f32: its lm_head alone (2 GiB) exceeds a 1 GiB binding limit', () => {
+    const spec = parseLlamaConfig(base);
+    const plan = gpuLlamaMemoryPlan(spec, 4096);
+    const lmHead = plan.buffers.find((b) => b.label === 'lm_head.weight')!;
+    expect(lmHead.bytes).toBe(128256 * 4096 * 4);
+    expect(() => checkBufferSize(capabilities, lmHead.label, lmHead.bytes)).toThrow(GpuLimitError);
+    expect(() => checkBufferSize(capabilities, lmHead.label, lmHead.bytes)).toThrow(/lm_head\.weight needs 2004\.0 MiB .* at most 1024\.0 MiB/);
   });
 });
