@@ -28,7 +28,7 @@ export function grid(workgroups: number): [number, number] {
 export class CommandRecorder {
   private readonly gpu: GpuContext;
   private readonly encoder: GPUCommandEncoder;
-  private pass: GPUComputePassEncoder;
+  private readonly pass: GPUComputePassEncoder;
   private readonly chunks: { buffer: GPUBuffer; data: ArrayBuffer; used: number }[] = [];
   dispatchCount = 0;
 
@@ -63,13 +63,6 @@ export class CommandRecorder {
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(x, y);
     this.dispatchCount++;
-  }
-
-  /** Ends the pass, records a buffer copy, and starts a new pass (copies cannot sit inside a pass). */
-  copy(source: GPUBuffer, sourceOffset: number, target: GPUBuffer, targetOffset: number, byteLength: number): void {
-    this.pass.end();
-    this.encoder.copyBufferToBuffer(source, sourceOffset, target, targetOffset, byteLength);
-    this.pass = this.encoder.beginComputePass();
   }
 
   submit(): void {

@@ -1,7 +1,13 @@
 // The same GPU forward in real headless Chromium (WebGPU on SwiftShader): weights fetched with HTTP
 // Range requests, golden ids for both fixtures, and streamed Korean text.
 import { describe, expect, inject, it } from 'vitest';
-import { TriEngine } from '../../src/index.ts';
+import { GpuContext } from '../../src/gpu/context.ts';
+import { HttpModelFiles, TriEngine } from '../../src/index.ts';
+import { GpuLlama } from '../../src/model/llama-gpu.ts';
+import { loadLlamaWeightsF32 } from '../../src/model/llama-weights.ts';
+import { openModel } from '../../src/model/open.ts';
+import { ReferenceLlama } from '../../src/reference/llama.ts';
+import { errorStats } from '../random.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -50,6 +56,30 @@ describe('GPU forward in Chromium', () => {
       }
     } finally {
       engine.dispose();
+    }
+  });
+});
+
+describe('GPU logits in Chromium vs the CPU reference (run in the same page)', () => {
+  it('tri-tiny: max |GPU − CPU| < 1e-4 over the en_plain prompt and its continuation', async () => {
+    const files = new HttpModelFiles(modelUrl('tri-tiny'));
+    const opened = await openModel(files);
+    const gpu = await GpuContext.create();
+    const model = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, { contextLength: 64 });
+    const reference = new ReferenceLlama(opened.spec, await loadLlamaWeightsF32(opened.spec, opened.checkpoint), 64);
+    try {
+      const c = (await golden('tri-tiny')).prompts[0];
+      let worst = 0;
+      for (const id of [...c.prompt_ids, ...c.greedy_ids.slice(0, 8)]) {
+        const gpuLogits = await model.forwardLogits([id]);
+        const cpuLogits = reference.forward(id);
+        worst = Math.max(worst, errorStats(gpuLogits, cpuLogits).maxAbs);
+      }
+      console.log(`Chromium tri-tiny: max |GPU − CPU| logit error = ${worst.toExponential(2)}`);
+      expect(worst).toBeLessThan(1e-4);
+    } finally {
+      model.destroy();
+      gpu.destroy();
     }
   });
 });

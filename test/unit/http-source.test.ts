@@ -1,0 +1,55 @@
+// Model files over HTTP: Range reads, a server that ignores Range, missing files, aborted reads.
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelFileMissingError, ModelFileReadError } from '../../src/errors.ts';
+import { HttpModelFiles } from '../../src/model/byte-source.ts';
+import { SafetensorsCheckpoint } from '../../src/model/safetensors.ts';
+
+const body = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 256));
+let server: Server;
+let base: string;
+
+beforeAll(async () => {
+  server = createServer((request, response) => {
+    const range = /bytes=(\d+)-(\d+)/.exec(request.headers.range ?? '');
+    if (request.url === '/honest/data.bin' && range) {
+      const [start, end] = [Number(range[1]), Number(range[2])];
+      response.writeHead(206, { 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${body.length}` });
+      response.end(request.method === 'HEAD' ? undefined : body.subarray(start, end + 1));
+    } else if (request.url?.endsWith('/data.bin')) {
+      response.writeHead(200, { 'content-length': body.length }); // ignores Range
+      response.end(request.method === 'HEAD' ? undefined : body);
+    } else {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+describe('HttpModelFiles', () => {
+  it('reads exactly the requested byte range', async () => {
+    const file = await new HttpModelFiles(`${base}/honest`).open('data.bin');
+    expect(file.size).toBe(1000);
+    expect([...(await file.read(300, 5))]).toEqual([44, 45, 46, 47, 48]);
+  });
+
+  it('refuses a server that ignores Range instead of downloading the whole file', async () => {
+    const file = await new HttpModelFiles(`${base}/lazy/`).open('data.bin');
+    await expect(file.read(300, 5)).rejects.toThrow(ModelFileReadError);
+    await expect(file.read(300, 5)).rejects.toThrow(/server ignored the Range header/);
+  });
+
+  it('reports a missing file by name', async () => {
+    await expect(new HttpModelFiles(`${base}/honest`).open('config.json')).rejects.toBeInstanceOf(ModelFileMissingError);
+    await expect(SafetensorsCheckpoint.open(new HttpModelFiles(`${base}/honest`))).rejects.toThrow(/^model\.safetensors is missing/);
+  });
+
+  it('stops a read when its signal aborts', async () => {
+    const file = await new HttpModelFiles(`${base}/honest`).open('data.bin');
+    await expect(file.read(0, 10, AbortSignal.abort())).rejects.toThrow(/abort/i);
+  });
+});
