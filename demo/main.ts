@@ -38,9 +38,9 @@ async function main(): Promise<void> {
   showStatus('Loading model…');
   progress.hidden = false;
   const engine = await TriEngine.load(modelUrl, {
-    onProgress: ({ loaded, total }) => {
-      progress.value = loaded / total;
-      showStatus(`Loading weights: ${loaded} / ${total} tensors`);
+    onProgress: ({ loadedBytes, totalBytes }) => {
+      progress.value = loadedBytes / totalBytes;
+      showStatus(`Loading weights: ${(loadedBytes / 1e6).toFixed(1)} / ${(totalBytes / 1e6).toFixed(1)} MB`);
     },
   });
   progress.hidden = true;

@@ -20,7 +20,8 @@ export interface GpuLlamaOptions {
   contextLength?: number;
   /** Most tokens run in one forward call; longer prompts are split. */
   chunkTokens?: number;
-  onProgress?: (loadedTensors: number, totalTensors: number) => void;
+  /** Called after each tensor with checkpoint bytes read so far and in all. */
+  onProgress?: (loadedBytes: number, totalBytes: number) => void;
   signal?: AbortSignal;
 }
 
@@ -58,7 +59,7 @@ function activationBytes(spec: LlamaSpec, chunkTokens: number, contextLength: nu
 
 const kvCacheBytes = (spec: LlamaSpec, contextLength: number) => contextLength * spec.numKvHeads * spec.headDim * 4;
 
-/** Every buffer the f32 GPU model allocates (weights, per-layer K and V caches, activations), in bytes. */
+/** Every buffer the f32 GPU model allocates (weights, RoPE table, per-layer K and V caches, activations), in bytes. */
 export function gpuLlamaMemoryPlan(spec: LlamaSpec, contextLength: number, chunkTokens = DEFAULT_CHUNK_TOKENS): {
   buffers: { label: string; bytes: number }[];
   totalBytes: number;
@@ -67,6 +68,7 @@ export function gpuLlamaMemoryPlan(spec: LlamaSpec, contextLength: number, chunk
   const tensors: { name: string; shape: number[] }[] = [layout.embed, layout.finalNorm, ...(spec.tieWordEmbeddings ? [] : [layout.lmHead]), ...layout.layers.flatMap((l) => Object.values(l))];
   const buffers = [
     ...tensors.map(({ name, shape }) => ({ label: name, bytes: shape.reduce((a, b) => a * b, 4) })),
+    { label: 'rope.cosSin', bytes: contextLength * spec.headDim * 4 },
     ...Array.from({ length: 2 * spec.numLayers }, (_, i) => ({ label: `${i % 2 ? 'v' : 'k'}Cache.${i >> 1}`, bytes: kvCacheBytes(spec, contextLength) })),
     ...Object.entries(activationBytes(spec, chunkTokens, contextLength)).map(([label, bytes]) => ({ label, bytes })),
   ];
@@ -108,14 +110,17 @@ export class GpuLlama {
     // Refuse what cannot fit before a single weight byte is read (or downloaded).
     const plan = gpuLlamaMemoryPlan(spec, contextLength, chunkTokens);
     for (const { label, bytes } of plan.buffers) checkBufferSize(gpu.capabilities, label, bytes);
-    const total = spec.numLayers * 9 + (spec.tieWordEmbeddings ? 2 : 3);
-    let loaded = 0;
+    const layout = llamaTensorLayout(spec);
+    const names = new Set([layout.embed.name, layout.finalNorm.name, layout.lmHead.name, ...layout.layers.flatMap((l) => Object.values(l).map((t) => t.name))]);
+    const totalBytes = [...names].reduce((sum, name) => sum + (checkpoint.get(name)?.byteLength ?? 0), 0);
+    let loadedBytes = 0;
     const uploaded: GPUBuffer[] = [];
     try {
       const weights = await mapLlamaWeights(spec, async (name) => {
         const buffer = gpu.upload(name, await checkpoint.readFloat32(name, options.signal));
         uploaded.push(buffer);
-        options.onProgress?.(++loaded, total);
+        loadedBytes += checkpoint.get(name)!.byteLength;
+        options.onProgress?.(loadedBytes, totalBytes);
         return buffer;
       });
       return new GpuLlama(gpu, spec, weights, contextLength, chunkTokens);

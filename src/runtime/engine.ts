@@ -13,7 +13,8 @@ export interface LoadOptions {
   /** A GPU to use (Node: getNodeGpu() from 'tri-webgpu/node'); defaults to navigator.gpu. */
   gpu?: GPU;
   contextLength?: number;
-  onProgress?: (progress: { loaded: number; total: number; stage: 'weights' }) => void;
+  /** Weight loading progress in checkpoint bytes. */
+  onProgress?: (progress: { loadedBytes: number; totalBytes: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -65,7 +66,7 @@ export class TriEngine {
       const model = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, {
         contextLength: options.contextLength,
         signal: options.signal,
-        onProgress: (loaded, total) => options.onProgress?.({ loaded, total, stage: 'weights' }),
+        onProgress: (loadedBytes, totalBytes) => options.onProgress?.({ loadedBytes, totalBytes }),
       });
       return new TriEngine(gpu, model, opened.text);
     } catch (error) {

@@ -9,9 +9,11 @@ beforeAll(async () => {
   const progress: number[] = [];
   engine = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), {
     gpu: getNodeGpu(),
-    onProgress: ({ loaded }) => progress.push(loaded),
+    onProgress: ({ loadedBytes }) => progress.push(loadedBytes),
   });
-  expect(progress.at(-1)).toBe(4 * 9 + 3);
+  // model.safetensors.index.json: metadata.total_size = 10,523,136 bytes of tensors.
+  expect(progress).toHaveLength(4 * 9 + 3);
+  expect(progress.at(-1)).toBe(10_523_136);
   return () => engine.dispose();
 });
 
