@@ -30,13 +30,12 @@ export async function readJson(files: ModelFiles, fileName: string, signal?: Abo
   }
 }
 
-/** True when `fileName` exists; other failures (network, permissions) still throw. */
-export async function hasFile(files: ModelFiles, fileName: string, signal?: AbortSignal): Promise<boolean> {
+/** The parsed file, or undefined when it does not exist (one open, not an existence check plus a read). */
+export async function readJsonIfPresent(files: ModelFiles, fileName: string, signal?: AbortSignal): Promise<unknown> {
   try {
-    await files.open(fileName, signal);
-    return true;
+    return await readJson(files, fileName, signal);
   } catch (error) {
-    if (error instanceof ModelFileMissingError) return false;
+    if (error instanceof ModelFileMissingError) return undefined;
     throw error;
   }
 }

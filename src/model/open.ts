@@ -1,7 +1,7 @@
 // Opens a model folder: config → spec, safetensors headers (no weights read yet), tokenizer.
-import { ModelFileMissingError, UnsupportedModelError } from '../errors.ts';
+import { UnsupportedModelError } from '../errors.ts';
 import { TextCodec } from '../text/tokenizer.ts';
-import { type ModelFiles, hasFile, readJson } from './byte-source.ts';
+import { type ModelFiles, readJson, readJsonIfPresent } from './byte-source.ts';
 import { type LlamaSpec, parseLlamaConfig } from './config.ts';
 import { checkLlamaCheckpoint } from './llama-weights.ts';
 import { SafetensorsCheckpoint } from './safetensors.ts';
@@ -15,11 +15,8 @@ export interface OpenedModel {
 type Json = Record<string, unknown>;
 
 export async function openModel(files: ModelFiles, signal?: AbortSignal): Promise<OpenedModel> {
-  if (!(await hasFile(files, 'config.json', signal))) throw new ModelFileMissingError('config.json', files.location);
   const config = (await readJson(files, 'config.json', signal)) as Json;
-  const generationConfig = (await hasFile(files, 'generation_config.json', signal))
-    ? ((await readJson(files, 'generation_config.json', signal)) as Json)
-    : {};
+  const generationConfig = ((await readJsonIfPresent(files, 'generation_config.json', signal)) ?? {}) as Json;
   const parsed = parseLlamaConfig(config, generationConfig);
   const text = await TextCodec.load(files, signal);
   const tokenizerEos = text.eosToken === undefined ? undefined : text.tokenId(text.eosToken);

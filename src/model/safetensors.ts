@@ -2,7 +2,7 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?}, then the data; offsets are
 // relative to the end of the header. Tensors are read one byte range at a time, never whole files.
 import { ModelFileMissingError, SafetensorsFormatError } from '../errors.ts';
-import { type ByteSource, type ModelFiles, hasFile, readJson } from './byte-source.ts';
+import { type ByteSource, type ModelFiles, readJsonIfPresent } from './byte-source.ts';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I8' | 'U8' | 'I32';
 
@@ -128,10 +128,10 @@ export class SafetensorsCheckpoint {
 
   static async open(files: ModelFiles, signal?: AbortSignal): Promise<SafetensorsCheckpoint> {
     const indexName = 'model.safetensors.index.json';
-    if (!(await hasFile(files, indexName, signal))) {
+    const index = (await readJsonIfPresent(files, indexName, signal)) as { weight_map?: Record<string, string> } | undefined;
+    if (!index) {
       return new SafetensorsCheckpoint(await readSafetensorsHeader(await files.open('model.safetensors', signal), signal));
     }
-    const index = (await readJson(files, indexName, signal)) as { weight_map?: Record<string, string> };
     const weightMap = index.weight_map;
     if (!weightMap || typeof weightMap !== 'object') {
       throw new SafetensorsFormatError(indexName, 'has no "weight_map" object');

@@ -2,7 +2,7 @@
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelFileMissingError, TokenizerError } from '../errors.ts';
-import { type ModelFiles, hasFile, readJson } from '../model/byte-source.ts';
+import { type ModelFiles, readJsonIfPresent } from '../model/byte-source.ts';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | (string & {});
@@ -52,13 +52,11 @@ export class TextCodec {
   }
 
   static async load(files: ModelFiles, signal?: AbortSignal): Promise<TextCodec> {
-    if (!(await hasFile(files, 'tokenizer.json', signal))) {
+    const tokenizerJson = (await readJsonIfPresent(files, 'tokenizer.json', signal)) as Json | undefined;
+    if (!tokenizerJson) {
       throw new ModelFileMissingError('tokenizer.json', `${files.location} (only tokenizer.json tokenizers are supported)`);
     }
-    const tokenizerJson = (await readJson(files, 'tokenizer.json', signal)) as Json;
-    const tokenizerConfig = (await hasFile(files, 'tokenizer_config.json', signal))
-      ? ((await readJson(files, 'tokenizer_config.json', signal)) as Json)
-      : {};
+    const tokenizerConfig = ((await readJsonIfPresent(files, 'tokenizer_config.json', signal)) ?? {}) as Json;
     return new TextCodec(tokenizerJson, tokenizerConfig);
   }
 
