@@ -28,6 +28,7 @@ export class GpuContext {
   readonly device: GPUDevice;
   readonly capabilities: GpuCapabilities;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly stagingBuffers = new Map<number, GPUBuffer[]>();
   private lostReason: string | undefined;
   private firstError: string | undefined;
 
@@ -110,7 +111,10 @@ export class GpuContext {
   /** Copies `byteLength` bytes of `source` back to the CPU (one round trip: use sparingly). */
   async readBack(source: GPUBuffer, byteLength: number, sourceOffset = 0): Promise<ArrayBuffer> {
     const size = Math.ceil(byteLength / 4) * 4;
-    const staging = this.device.createBuffer({ label: 'readback', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    // Staging buffers are reused (decode reads back 4 bytes per token); each is in one readback at a time.
+    const free = this.stagingBuffers.get(size) ?? [];
+    this.stagingBuffers.set(size, free);
+    const staging = free.pop() ?? this.device.createBuffer({ label: 'readback', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     try {
       const encoder = this.device.createCommandEncoder();
       encoder.copyBufferToBuffer(source, sourceOffset, staging, 0, size);
@@ -118,18 +122,19 @@ export class GpuContext {
       await staging.mapAsync(GPUMapMode.READ);
       const copy = staging.getMappedRange().slice(0, byteLength);
       staging.unmap();
+      free.push(staging);
       this.checkHealthy();
       return copy;
     } catch (error) {
+      staging.destroy();
       this.checkHealthy();
       throw error;
-    } finally {
-      staging.destroy();
     }
   }
 
   destroy(): void {
     this.pipelines.clear();
+    this.stagingBuffers.clear();
     this.device.destroy();
   }
 }
