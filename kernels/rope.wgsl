@@ -2,7 +2,7 @@
 //   (x[i], x[i+d/2]) ← (x[i]·cos − x[i+d/2]·sin, x[i+d/2]·cos + x[i]·sin),  angle = p · invFreq[i]
 // cos/sin come from a table [position][headDim/2] of vec2 (cos, sin) computed once on the CPU with the
 // configured scaling: WGSL's sin/cos are only specified to 2⁻¹¹ on [−π, π] and are unbounded beyond, and
-// SwiftShader's were off by 1.9e-4 at angle 7 (enough to move logits by 2e-3).
+// SwiftShader's were off by up to 1.9e-4 at positions 7–8 (enough to move logits by 2e-3).
 // Grid: one invocation per (t, h, i), 64 per workgroup, 2D-folded.
 
 struct Params {

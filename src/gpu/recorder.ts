@@ -1,5 +1,5 @@
-// Records many dispatches into one compute pass and submits them together: on SwiftShader a submit
-// plus readback costs ~2.4 ms in Chromium, so a whole forward pass is one submit. Each dispatch's
+// Records many dispatches into one compute pass and submits them together: a submit plus readback
+// costs ~2.4 ms in Chromium on SwiftShader (DESIGN.md §4), so a whole forward pass is one submit. Each dispatch's
 // Params live in a 256-byte slot of a shared uniform arena, written with one writeBuffer per chunk.
 import type { GpuContext } from './context.ts';
 

@@ -12,7 +12,7 @@ import { rmsnorm } from '../ops/rmsnorm.ts';
 import { rope } from '../ops/rope.ts';
 import { siluMul } from '../ops/silu-mul.ts';
 import { type LlamaSpec, ropeCosSinTable } from './config.ts';
-import { type LlamaWeights, llamaTensorLayout, mapLlamaWeights } from './llama-weights.ts';
+import { type LlamaWeights, llamaTensors, mapLlamaWeights } from './llama-weights.ts';
 import type { SafetensorsCheckpoint } from './safetensors.ts';
 
 export interface GpuLlamaOptions {
@@ -64,10 +64,8 @@ export function gpuLlamaMemoryPlan(spec: LlamaSpec, contextLength: number, chunk
   buffers: { label: string; bytes: number }[];
   totalBytes: number;
 } {
-  const layout = llamaTensorLayout(spec);
-  const tensors: { name: string; shape: number[] }[] = [layout.embed, layout.finalNorm, ...(spec.tieWordEmbeddings ? [] : [layout.lmHead]), ...layout.layers.flatMap((l) => Object.values(l))];
   const buffers = [
-    ...tensors.map(({ name, shape }) => ({ label: name, bytes: shape.reduce((a, b) => a * b, 4) })),
+    ...llamaTensors(spec).map(({ name, shape }) => ({ label: name, bytes: shape.reduce((a, b) => a * b, 4) })),
     { label: 'rope.cosSin', bytes: contextLength * spec.headDim * 4 },
     ...Array.from({ length: 2 * spec.numLayers }, (_, i) => ({ label: `${i % 2 ? 'v' : 'k'}Cache.${i >> 1}`, bytes: kvCacheBytes(spec, contextLength) })),
     ...Object.entries(activationBytes(spec, chunkTokens, contextLength)).map(([label, bytes]) => ({ label, bytes })),
@@ -110,9 +108,7 @@ export class GpuLlama {
     // Refuse what cannot fit before a single weight byte is read (or downloaded).
     const plan = gpuLlamaMemoryPlan(spec, contextLength, chunkTokens);
     for (const { label, bytes } of plan.buffers) checkBufferSize(gpu.capabilities, label, bytes);
-    const layout = llamaTensorLayout(spec);
-    const names = new Set([layout.embed.name, layout.finalNorm.name, layout.lmHead.name, ...layout.layers.flatMap((l) => Object.values(l).map((t) => t.name))]);
-    const totalBytes = [...names].reduce((sum, name) => sum + (checkpoint.get(name)?.byteLength ?? 0), 0);
+    const totalBytes = llamaTensors(spec).reduce((sum, { name }) => sum + (checkpoint.get(name)?.byteLength ?? 0), 0);
     let loadedBytes = 0;
     const uploaded: GPUBuffer[] = [];
     try {

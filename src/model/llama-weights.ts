@@ -49,11 +49,16 @@ export function llamaTensorLayout(spec: LlamaSpec): LlamaWeights<{ name: string;
   };
 }
 
+/** Every distinct tensor of the checkpoint, each once (a tied head is the embedding). */
+export function llamaTensors(spec: LlamaSpec): { name: string; shape: number[] }[] {
+  const layout = llamaTensorLayout(spec);
+  const tensors = [layout.embed, ...layout.layers.flatMap((l) => Object.values(l)), layout.finalNorm];
+  return spec.tieWordEmbeddings ? tensors : [...tensors, layout.lmHead];
+}
+
 /** Checks that every tensor exists with the expected shape and a float dtype, before anything is read. */
 export function checkLlamaCheckpoint(spec: LlamaSpec, checkpoint: SafetensorsCheckpoint): void {
-  const layout = llamaTensorLayout(spec);
-  const all = [layout.embed, layout.finalNorm, layout.lmHead, ...layout.layers.flatMap((l) => Object.values(l))];
-  for (const { name, shape } of all) {
+  for (const { name, shape } of llamaTensors(spec)) {
     const info = checkpoint.get(name);
     if (!info) {
       throw new UnsupportedModelError(`checkpoint has no tensor "${name}" (expected shape [${shape.join(', ')}])`);
