@@ -88,6 +88,12 @@ export function readTensorBytes(info: TensorInfo, signal?: AbortSignal): Promise
   return info.source.read(info.byteOffset, info.byteLength, signal);
 }
 
+/** Bytes of rows [firstRow, firstRow + rows) of a tensor (rows along its first dimension). */
+export function readTensorRows(info: TensorInfo, firstRow: number, rows: number, signal?: AbortSignal): Promise<Uint8Array> {
+  const rowBytes = info.byteLength / (info.shape[0] || 1);
+  return info.source.read(info.byteOffset + firstRow * rowBytes, rows * rowBytes, signal);
+}
+
 /** Widens F32/F16/BF16 tensor bytes to a Float32Array (a copy; `bytes` may be unaligned). */
 export function tensorToFloat32(info: TensorInfo, bytes: Uint8Array): Float32Array<ArrayBuffer> {
   const count = info.byteLength / DTYPE_BYTES[info.dtype];

@@ -1,0 +1,94 @@
+// Kernel benchmark shared by `npm run bench` (Node) and the benchmark page (Chromium): each kernel at
+// Tri-7B shapes, in GB/s and as a ratio to the best copy kernel measured in the same run on the same
+// adapter (DESIGN.md §6). Effective bytes = weights + scales + activations read + outputs written.
+import type { GpuContext } from '../src/gpu/context.ts';
+import { CommandRecorder } from '../src/gpu/recorder.ts';
+import { uploadPackedMatrix, destroyGpuMatrix } from '../src/model/gpu-weights.ts';
+import { type WeightFormatOptions, weightLayout } from '../src/model/quant.ts';
+import { linear } from '../src/ops/linear.ts';
+import copyCode from './copy.wgsl?raw';
+
+export interface BenchRow {
+  kernel: string;
+  shape: string;
+  ms: number;
+  gbPerSecond: number;
+  ofCopy: number;
+}
+
+const copyKernel = { name: 'copy', code: copyCode, params: { count: 'u32', threads: 'u32' } } as const;
+
+/** Seconds per repetition of `record`, timed over one submit after a warm-up submit. */
+async function timeDispatches(gpu: GpuContext, record: (recorder: CommandRecorder) => void, repeats: number): Promise<number> {
+  for (const count of [1, repeats]) {
+    const recorder = new CommandRecorder(gpu);
+    for (let i = 0; i < count; i++) record(recorder);
+    const start = performance.now();
+    recorder.submit();
+    await gpu.device.queue.onSubmittedWorkDone();
+    gpu.checkHealthy(); // a failed dispatch must not pass as a fast one
+    if (count === repeats) return (performance.now() - start) / 1000 / repeats;
+  }
+  throw new Error('unreachable');
+}
+
+export async function benchCopy(gpu: GpuContext): Promise<BenchRow[]> {
+  const bytes = 64 << 20;
+  const source = gpu.createBuffer('copy.src', bytes);
+  const target = gpu.createBuffer('copy.dst', bytes);
+  const rows: BenchRow[] = [];
+  for (const [workgroupSize, perThread] of [[64, 1], [256, 1], [256, 4], [64, 8]] as const) {
+    const count = bytes / 16;
+    const threads = Math.ceil(count / perThread);
+    const seconds = await timeDispatches(gpu, (r) => r.dispatch(copyKernel, { count, threads }, [source, target], Math.ceil(threads / workgroupSize), { WORKGROUP_SIZE: workgroupSize, PER_THREAD: perThread }), 5);
+    const gbPerSecond = (2 * bytes) / seconds / 1e9;
+    rows.push({ kernel: `copy wg=${workgroupSize}×${perThread}`, shape: '64 MiB', ms: seconds * 1000, gbPerSecond, ofCopy: 0 });
+  }
+  source.destroy();
+  target.destroy();
+  const best = Math.max(...rows.map((row) => row.gbPerSecond));
+  for (const row of rows) row.ofCopy = row.gbPerSecond / best;
+  return rows;
+}
+
+export const TRI7B_SHAPES: { name: string; n: number; k: number }[] = [
+  { name: 'q/o 4096×4096', n: 4096, k: 4096 },
+  { name: 'gate/up 11008×4096', n: 11008, k: 4096 },
+  { name: 'down 4096×11008', n: 4096, k: 11008 },
+  { name: 'lm_head 128256×4096', n: 128256, k: 4096 },
+];
+
+export async function benchLinear(
+  gpu: GpuContext, copyGBs: number, formats: [string, WeightFormatOptions][], shapes = TRI7B_SHAPES, ms: number[] = [1, 128],
+): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  for (const { name, n, k } of shapes) {
+    for (const [formatName, format] of formats) {
+      const layout = weightLayout(n, k, format);
+      // Random bytes are valid weights in every format (the f16/f32 values may be odd, the speed is not).
+      const data = new Uint32Array(layout.dataBytes / 4);
+      for (let i = 0; i < data.length; i++) data[i] = (Math.imul(i, 2654435761) >>> 0) & 0x3bff3bff;
+      const scales = new Uint32Array(layout.scaleBytes / 4).fill(0x2c002c00);
+      const matrix = uploadPackedMatrix(gpu, name, { layout, data, scales });
+      for (const m of ms) {
+        const x = gpu.createBuffer('x', m * k * 4);
+        const y = gpu.createBuffer('y', m * n * 4);
+        const repeats = m === 1 ? 5 : 1;
+        const seconds = await timeDispatches(gpu, (r) => linear(r, { x, weights: matrix, y, m }), repeats);
+        const bytes = layout.dataBytes + layout.scaleBytes + m * k * 4 + m * n * 4;
+        const gbPerSecond = bytes / seconds / 1e9;
+        rows.push({ kernel: `linear ${formatName} M=${m}`, shape: name, ms: seconds * 1000, gbPerSecond, ofCopy: gbPerSecond / copyGBs });
+        x.destroy();
+        y.destroy();
+      }
+      destroyGpuMatrix(matrix);
+    }
+  }
+  return rows;
+}
+
+export function formatBenchTable(rows: BenchRow[], adapter: string): string {
+  const lines = [`adapter: ${adapter}`, '| kernel | shape | ms | GB/s | of copy |', '|---|---|---:|---:|---:|'];
+  for (const row of rows) lines.push(`| ${row.kernel} | ${row.shape} | ${row.ms.toFixed(2)} | ${row.gbPerSecond.toFixed(2)} | ${row.ofCopy.toFixed(2)} |`);
+  return lines.join('\n');
+}

@@ -1,0 +1,96 @@
+import code from '../../kernels/linear.wgsl?raw';
+import { GpuLimitError } from '../errors.ts';
+import type { GpuContext } from '../gpu/context.ts';
+import type { Binding, CommandRecorder, Kernel, ParamLayout } from '../gpu/recorder.ts';
+import { FORMAT_CODE, type WeightLayout } from '../model/quant.ts';
+
+export const linearKernel = {
+  name: 'linear',
+  code,
+  params: { m: 'u32', n: 'u32', k: 'u32', rowQuads: 'u32', xOffset: 'u32', xStride: 'u32', yOffset: 'u32', yStride: 'u32', eps: 'f32' },
+} as const satisfies Kernel<ParamLayout>;
+
+/**
+ * A weight matrix on the GPU, possibly in several row ranges ("parts") when one buffer would exceed the
+ * device's binding limit. Part p computes outputs [outputStart, outputStart + outputs); for a SiLU-gated
+ * pair it stores gate rows of that range, then up rows from row ceil(outputs / 4) · 4.
+ */
+export interface GpuMatrix {
+  readonly layout: WeightLayout; // the whole logical matrix
+  readonly gatedPair: boolean;
+  readonly parts: readonly GpuMatrixPart[];
+}
+
+export interface GpuMatrixPart {
+  readonly outputStart: number;
+  readonly outputs: number;
+  readonly layout: WeightLayout; // this part's rows
+  readonly data: GPUBuffer;
+  readonly scales: GPUBuffer; // a small placeholder unless q4
+}
+
+export type LinearEpilogue = 'store' | 'accumulate' | 'siluGate';
+const EPILOGUE_CODE: Record<LinearEpilogue, number> = { store: 0, accumulate: 1, siluGate: 2 };
+
+export interface LinearArgs {
+  x: Binding; //  [m][k], row r at xOffset + r · xStride
+  weights: GpuMatrix;
+  y: Binding; //  [m][outputs], row r at yOffset + r · yStride
+  m: number;
+  xOffset?: number;
+  xStride?: number;
+  yOffset?: number;
+  yStride?: number;
+  /** RMSNorm each row of x first (its weight is folded into the matrix at load). */
+  normalizeEps?: number;
+  epilogue?: LinearEpilogue;
+}
+
+/** Rows of x per invocation: 1 for decode (GEMV); for prefill each unpacked weight serves 4 rows. */
+export function linearRowsPerInvocation(m: number): number {
+  return m === 1 ? 1 : 4;
+}
+
+/** y = epilogue(x · Wᵀ), one dispatch per part. */
+export function linear(recorder: CommandRecorder, args: LinearArgs): void {
+  const { weights, m } = args;
+  const { k } = weights.layout;
+  const outputs = weights.parts.reduce((sum, part) => sum + part.outputs, 0);
+  const xOffset = args.xOffset ?? 0;
+  const xStride = args.xStride ?? k;
+  if (k % 4 !== 0 || xOffset % 4 !== 0 || xStride % 4 !== 0) {
+    throw new GpuLimitError(`linear: K=${k}, xOffset=${xOffset} and xStride=${xStride} must be multiples of 4 (x is read as vec4)`);
+  }
+  const epilogue = args.epilogue ?? 'store';
+  if ((epilogue === 'siluGate') !== weights.gatedPair) throw new GpuLimitError('linear: the siluGate epilogue needs a gate/up pair matrix, and only it');
+  const rows = linearRowsPerInvocation(m);
+  const constants = {
+    FORMAT: FORMAT_CODE[weights.layout.format],
+    GROUP_SIZE: weights.layout.groupSize || 32,
+    HAS_MIN: weights.layout.withMin ? 1 : 0,
+    ROWS: rows,
+    NORMALIZE: args.normalizeEps === undefined ? 0 : 1,
+    EPILOGUE: EPILOGUE_CODE[epilogue],
+  };
+  for (const part of weights.parts) {
+    recorder.dispatch(
+      linearKernel,
+      {
+        m, n: part.outputs, k, rowQuads: part.layout.paddedN / 4, xOffset, xStride,
+        yOffset: (args.yOffset ?? 0) + part.outputStart, yStride: args.yStride ?? outputs, eps: args.normalizeEps ?? 0,
+      },
+      [args.x, part.data, part.scales, args.y],
+      Math.ceil((Math.ceil(part.outputs / 4) * Math.ceil(m / rows)) / 64),
+      constants,
+    );
+  }
+}
+
+const placeholders = new WeakMap<GpuContext, GPUBuffer>();
+
+/** A 16-byte buffer bound where a kernel variant declares but never reads a binding (e.g. scales of f16). */
+export function placeholderBuffer(gpu: GpuContext): GPUBuffer {
+  let buffer = placeholders.get(gpu);
+  if (!buffer) placeholders.set(gpu, (buffer = gpu.createBuffer('placeholder', 16)));
+  return buffer;
+}
