@@ -1,0 +1,188 @@
+// Picks the next token on the GPU from logits[offset .. offset + vocab); only the id is read back.
+// Order as Hugging Face's generate(): repetition penalty (logit > 0 ? logit / p : logit · p, once per
+// token id present in `seen`), then temperature, top-k, top-p, min-p, then a draw from the kept tokens
+// with a counter-based RNG (PCG hash of seed and step): the same seed and step give the same token.
+// temperature = 0 is greedy: argmax after the penalty, ties to the lowest id (as torch.argmax).
+// Thresholds are found without sorting: top-k and top-p by bisection over the 32-bit order-preserving
+// key of the f32 values (32 counting passes each, only when enabled), min-p directly (max + ln minP).
+// Ties at a top-k threshold keep all tied tokens.
+// Grid: one workgroup of 256; lane l owns a contiguous chunk of the vocabulary, so partial sums are
+// ordered and the draw is deterministic. Reductions: lane 0 adds 256 partials (2 barriers each).
+
+struct Params {
+  vocab: u32,
+  offset: u32,          // where the logits start (the last row of a prefill)
+  resultIndex: u32,     // result[resultIndex] ← the token
+  topK: u32,            // 0 = off
+  temperature: f32,     // 0 = greedy
+  topP: f32,            // 1 = off
+  minP: f32,            // 0 = off
+  repetitionPenalty: f32, // 1 = off
+  seed: u32,
+  step: u32,
+}
+
+const LANES = 256u;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> seen: array<u32>;     // bit i: token i is in the context
+@group(0) @binding(3) var<storage, read_write> result: array<u32>;
+
+var<workgroup> partials: array<f32, LANES>;
+var<workgroup> partialIndex: array<u32, LANES>;
+var<workgroup> broadcastValue: f32;
+var<workgroup> chosenLane: u32;
+var<workgroup> remainder: f32;
+
+fn adjusted(i: u32) -> f32 {
+  var value = logits[params.offset + i];
+  if (params.repetitionPenalty != 1.0 && ((seen[i / 32u] >> (i % 32u)) & 1u) == 1u) {
+    value = select(value * params.repetitionPenalty, value / params.repetitionPenalty, value > 0.0);
+  }
+  if (params.temperature > 0.0) { value = value / params.temperature; }
+  return value;
+}
+
+// Order-preserving map of f32 to u32: a < b ⇔ key(a) < key(b).
+fn key(value: f32) -> u32 {
+  let bits = bitcast<u32>(value);
+  return select(~bits, bits | 0x80000000u, (bits & 0x80000000u) == 0u);
+}
+
+fn pcgHash(input: u32) -> u32 {
+  let state = input * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+
+fn reduceSum(lane: u32, value: f32) -> f32 {
+  partials[lane] = value;
+  workgroupBarrier();
+  if (lane == 0u) {
+    var sum = 0.0;
+    for (var j = 0u; j < LANES; j++) { sum += partials[j]; }
+    broadcastValue = sum;
+  }
+  workgroupBarrier();
+  return broadcastValue;
+}
+
+fn reduceMax(lane: u32, value: f32) -> f32 {
+  partials[lane] = value;
+  workgroupBarrier();
+  if (lane == 0u) {
+    var best = partials[0];
+    for (var j = 1u; j < LANES; j++) { best = max(best, partials[j]); }
+    broadcastValue = best;
+  }
+  workgroupBarrier();
+  return broadcastValue;
+}
+
+@compute @workgroup_size(LANES)
+fn main(@builtin(local_invocation_index) lane: u32) {
+  let chunk = (params.vocab + LANES - 1u) / LANES;
+  let first = min(lane * chunk, params.vocab);
+  let end = min(first + chunk, params.vocab);
+
+  if (params.temperature <= 0.0) {
+    var bestValue = -3.4e38; // finite sentinel: WGSL does not guarantee -inf
+    var bestIndex = 0xffffffffu;
+    for (var i = first; i < end; i++) {
+      let value = adjusted(i);
+      if (value > bestValue) { bestValue = value; bestIndex = i; }
+    }
+    partials[lane] = bestValue;
+    partialIndex[lane] = bestIndex;
+    workgroupBarrier();
+    if (lane == 0u) {
+      var value = partials[0];
+      var index = partialIndex[0];
+      for (var j = 1u; j < LANES; j++) {
+        if (partials[j] > value) { value = partials[j]; index = partialIndex[j]; }
+      }
+      result[params.resultIndex] = select(index, 0u, index == 0xffffffffu);
+    }
+    return;
+  }
+
+  var localMax = -3.4e38;
+  for (var i = first; i < end; i++) { localMax = max(localMax, adjusted(i)); }
+  let maximum = reduceMax(lane, localMax);
+
+  // Kept tokens: key(adjusted) ≥ threshold.
+  var threshold = 0u;
+  if (params.topK > 0u && params.topK < params.vocab) {
+    // The largest key t with count(key ≥ t) ≥ topK, built bit by bit: the topK-th largest value.
+    for (var bit = 31; bit >= 0; bit--) {
+      let candidate = threshold | (1u << u32(bit));
+      var count = 0.0;
+      for (var i = first; i < end; i++) { if (key(adjusted(i)) >= candidate) { count += 1.0; } }
+      if (reduceSum(lane, count) >= f32(params.topK)) { threshold = candidate; }
+    }
+  }
+  if (params.topP < 1.0) {
+    var localMass = 0.0;
+    for (var i = first; i < end; i++) {
+      let value = adjusted(i);
+      if (key(value) >= threshold) { localMass += exp(value - maximum); }
+    }
+    let needed = params.topP * reduceSum(lane, localMass);
+    // The largest t whose kept mass still reaches topP of the total: the smallest top set with mass ≥ topP.
+    var topPThreshold = 0u;
+    for (var bit = 31; bit >= 0; bit--) {
+      let candidate = topPThreshold | (1u << u32(bit));
+      let cut = max(candidate, threshold);
+      var mass = 0.0;
+      for (var i = first; i < end; i++) {
+        let value = adjusted(i);
+        if (key(value) >= cut) { mass += exp(value - maximum); }
+      }
+      if (reduceSum(lane, mass) >= needed) { topPThreshold = candidate; }
+    }
+    threshold = max(threshold, topPThreshold);
+  }
+  if (params.minP > 0.0) { threshold = max(threshold, key(maximum + log(params.minP))); }
+
+  var localTotal = 0.0;
+  for (var i = first; i < end; i++) {
+    let value = adjusted(i);
+    if (key(value) >= threshold) { localTotal += exp(value - maximum); }
+  }
+  partials[lane] = localTotal;
+  workgroupBarrier();
+  if (lane == 0u) {
+    var total = 0.0;
+    for (var j = 0u; j < LANES; j++) { total += partials[j]; }
+    let uniform01 = f32(pcgHash(params.seed ^ pcgHash(params.step)) >> 8u) * 5.9604645e-8; // × 2⁻²⁴
+    let drawn = uniform01 * total;
+    var cumulative = 0.0;
+    var lastNonEmpty = 0u;
+    chosenLane = 0xffffffffu;
+    for (var j = 0u; j < LANES; j++) {
+      if (partials[j] > 0.0) { lastNonEmpty = j; }
+      if (chosenLane == 0xffffffffu && partials[j] > 0.0 && cumulative + partials[j] > drawn) {
+        chosenLane = j;
+        remainder = drawn - cumulative;
+      }
+      cumulative += partials[j];
+    }
+    if (chosenLane == 0xffffffffu) { chosenLane = lastNonEmpty; remainder = partials[lastNonEmpty]; }
+  }
+  workgroupBarrier();
+  if (lane != chosenLane) { return; }
+  var cumulative = 0.0;
+  var lastKept = first;
+  for (var i = first; i < end; i++) {
+    let value = adjusted(i);
+    if (key(value) < threshold) { continue; }
+    lastKept = i;
+    cumulative += exp(value - maximum);
+    if (cumulative > remainder) {
+      result[params.resultIndex] = i;
+      return;
+    }
+  }
+  result[params.resultIndex] = lastKept; // rounding left the draw past the end: the last kept token
+}

@@ -1,0 +1,40 @@
+import code from '../../kernels/sample.wgsl?raw';
+import type { Binding, CommandRecorder, Kernel, ParamLayout } from '../gpu/recorder.ts';
+import type { SamplingConfig } from '../runtime/sampling.ts';
+
+export const sampleKernel = {
+  name: 'sample',
+  code,
+  params: {
+    vocab: 'u32', offset: 'u32', resultIndex: 'u32', topK: 'u32',
+    temperature: 'f32', topP: 'f32', minP: 'f32', repetitionPenalty: 'f32', seed: 'u32', step: 'u32',
+  },
+} as const satisfies Kernel<ParamLayout>;
+
+export interface SampleArgs {
+  logits: Binding;
+  /** Bit i set: token i is in the context (for the repetition penalty); ceil(vocab / 32) u32. */
+  seen: Binding;
+  result: Binding;
+  vocab: number;
+  config: SamplingConfig;
+  /** The RNG counter: the index of the token being generated. */
+  step: number;
+  offset?: number;
+  resultIndex?: number;
+}
+
+/** result[resultIndex] = the next token drawn from the logits (greedy at temperature 0). */
+export function sample(recorder: CommandRecorder, args: SampleArgs): void {
+  const { config } = args;
+  recorder.dispatch(
+    sampleKernel,
+    {
+      vocab: args.vocab, offset: args.offset ?? 0, resultIndex: args.resultIndex ?? 0, topK: config.topK,
+      temperature: config.temperature, topP: config.topP, minP: config.minP, repetitionPenalty: config.repetitionPenalty,
+      seed: config.seed, step: args.step,
+    },
+    [args.logits, args.seen, args.result],
+    1,
+  );
+}

@@ -1,0 +1,93 @@
+// The GPU sampler against the CPU reference sampler (src/runtime/sampling.ts) draw by draw, and its
+// draws against the exact probabilities over many steps.
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { GpuContext } from '../../src/gpu/context.ts';
+import { CommandRecorder } from '../../src/gpu/recorder.ts';
+import { sample } from '../../src/ops/sample.ts';
+import { type SamplingOptions, referenceSample, samplingConfig } from '../../src/runtime/sampling.ts';
+import { randomArray, seededRandom } from '../random.ts';
+import { nodeGpuContext } from './node-gpu.ts';
+
+let gpu: GpuContext;
+beforeAll(async () => {
+  gpu = await nodeGpuContext();
+});
+
+function seenBits(vocab: number, seen: Set<number>): Uint32Array<ArrayBuffer> {
+  const bits = new Uint32Array(Math.ceil(vocab / 32));
+  for (const id of seen) bits[id >> 5]! |= 1 << (id & 31);
+  return bits;
+}
+
+async function drawOnGpu(logits: Float32Array<ArrayBuffer>, options: SamplingOptions, seen: Set<number>, steps: number): Promise<number[]> {
+  const vocab = logits.length;
+  const result = gpu.createBuffer('result', steps * 4);
+  const logitsBuffer = gpu.upload('logits', logits);
+  const seenBuffer = gpu.upload('seen', seenBits(vocab, seen));
+  const recorder = new CommandRecorder(gpu);
+  const config = samplingConfig(options);
+  for (let step = 0; step < steps; step++) sample(recorder, { logits: logitsBuffer, seen: seenBuffer, result, vocab, config, step, resultIndex: step });
+  recorder.submit();
+  return Array.from(new Uint32Array(await gpu.readBack(result, steps * 4)));
+}
+
+describe('GPU sampler = CPU reference sampler', () => {
+  const cases: [string, SamplingOptions][] = [
+    ['greedy', {}],
+    ['greedy with repetition penalty 1.3', { repetitionPenalty: 1.3 }],
+    ['temperature 0.8', { temperature: 0.8, seed: 1 }],
+    ['top-k 5', { temperature: 1, topK: 5, seed: 2 }],
+    ['top-p 0.7', { temperature: 0.9, topP: 0.7, seed: 3 }],
+    ['min-p 0.1', { temperature: 1.2, minP: 0.1, seed: 4 }],
+    ['all together', { temperature: 0.7, topK: 40, topP: 0.9, minP: 0.02, repetitionPenalty: 1.2, seed: 5 }],
+  ];
+  for (const [i, [name, options]] of cases.entries()) {
+    it(name, async () => {
+      const random = seededRandom(500 + i);
+      const vocab = 1000 + i * 37; // not a multiple of the 256 lanes
+      const logits = randomArray(random, vocab, 4);
+      const seen = new Set(Array.from({ length: 30 }, () => Math.floor(random() * vocab)));
+      // The penalty must matter: make a seen token the raw argmax.
+      logits[[...seen][0]!] = 5;
+      const steps = 24;
+      const gpuDraws = await drawOnGpu(logits, options, seen, steps);
+      const config = samplingConfig(options);
+      const cpuDraws = Array.from({ length: steps }, (_, step) => referenceSample(logits, config, seen, step));
+      expect(gpuDraws).toEqual(cpuDraws);
+      if (config.temperature > 0) expect(new Set(gpuDraws).size, 'different steps draw different tokens').toBeGreaterThan(1);
+    });
+  }
+});
+
+describe('GPU sampler draws follow the distribution', () => {
+  it('temperature 1 over 8 tokens: frequencies within 5 standard deviations over 3000 steps', async () => {
+    const logits = new Float32Array([2, 1, 0.5, 0, -1, -2, 1.5, -10]);
+    const probabilities = Array.from(logits, (v) => Math.exp(v));
+    const total = probabilities.reduce((a, b) => a + b, 0);
+    const steps = 3000;
+    const draws = await drawOnGpu(logits, { temperature: 1, seed: 42 }, new Set(), steps);
+    probabilities.forEach((p, id) => {
+      const expected = (p / total) * steps;
+      const observed = draws.filter((d) => d === id).length;
+      const sigma = Math.sqrt(steps * (p / total) * (1 - p / total));
+      expect(Math.abs(observed - expected), `token ${id}: ${observed} draws, expected ${expected.toFixed(1)}`).toBeLessThan(5 * sigma + 1);
+    });
+  });
+
+  it('top-k 2 never draws outside the two largest', async () => {
+    const draws = await drawOnGpu(new Float32Array([0.1, 3, 0.2, 2.9, 0.3]), { temperature: 2, topK: 2, seed: 7 }, new Set(), 200);
+    expect(new Set(draws)).toEqual(new Set([1, 3]));
+  });
+});
+
+describe('sampling settings', () => {
+  it('refuses meaningless values with a typed error', () => {
+    expect(() => samplingConfig({ temperature: -1 })).toThrow(/temperature/);
+    expect(() => samplingConfig({ topP: 0 })).toThrow(/topP/);
+    expect(() => samplingConfig({ topK: 1.5 })).toThrow(/topK/);
+    expect(() => samplingConfig({ minP: 1 })).toThrow(/minP/);
+    expect(() => samplingConfig({ repetitionPenalty: 0 })).toThrow(/repetitionPenalty/);
+    expect(() => samplingConfig({ seed: -3 })).toThrow(/seed/);
+    expect(samplingConfig({})).toEqual({ temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, seed: 0 });
+  });
+});
