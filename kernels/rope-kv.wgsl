@@ -12,7 +12,7 @@ struct Params {
   kvHeads: u32,
   headDim: u32,
   startPos: u32,
-  cacheOffset: u32,   // elements: where position 0 of this sequence starts in the caches
+  cacheOffset: u32,   // elements, where position 0 of this sequence starts in the caches
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

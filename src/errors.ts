@@ -83,3 +83,16 @@ export class ContextOverflowError extends TriWebGPUError {
     );
   }
 }
+
+/** The GPU could not allocate the model's buffers; raised before any weight is downloaded. */
+export class GpuOutOfMemoryError extends TriWebGPUError {
+  readonly requiredBytes: number;
+  constructor(requiredBytes: number, detail: string) {
+    super(
+      'GPU_OUT_OF_MEMORY',
+      `the GPU could not allocate ${(requiredBytes / 2 ** 30).toFixed(2)} GiB for this model (${detail}); ` +
+        'choose a smaller weight format (q4), a shorter context, or close other GPU-heavy tabs',
+    );
+    this.requiredBytes = requiredBytes;
+  }
+}

@@ -1,6 +1,6 @@
 // The WebGPU boundary: adapter/device with the limits we need, capability detection, a pipeline
 // cache, and typed errors for everything that can go wrong there.
-import { DeviceLostError, GpuLimitError, TriWebGPUError, WebGPUUnavailableError } from '../errors.ts';
+import { DeviceLostError, GpuLimitError, GpuOutOfMemoryError, TriWebGPUError, WebGPUUnavailableError } from '../errors.ts';
 
 export interface GpuCapabilities {
   readonly shaderF16: boolean;
@@ -93,6 +93,28 @@ export class GpuContext {
       this.pipelines.set(key, pipeline);
     }
     return pipeline;
+  }
+
+  /**
+   * Runs `allocate` (buffer creation) and turns a GPU out-of-memory or validation failure into
+   * GpuOutOfMemoryError after calling `release`, so nothing stays allocated.
+   */
+  async allocateOrThrow<T>(requiredBytes: number, allocate: () => T, release: () => void): Promise<T> {
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    let result: { value: T } | { error: unknown };
+    try {
+      result = { value: allocate() };
+    } catch (error) {
+      result = { error };
+    }
+    const validation = await this.device.popErrorScope();
+    const memory = await this.device.popErrorScope();
+    const failure = memory ?? validation;
+    if ('error' in result || failure) release();
+    if ('error' in result) throw result.error;
+    if (failure) throw new GpuOutOfMemoryError(requiredBytes, failure.message);
+    return result.value;
   }
 
   createBuffer(label: string, byteLength: number, usage: GPUBufferUsageFlags = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST): GPUBuffer {

@@ -99,6 +99,14 @@ export function gpuMatrixBuffers(spec: MatrixSpec, shapes: readonly (readonly nu
   ]);
 }
 
+/** A matrix whose buffers exist but hold no weights yet. */
+export interface PendingMatrix {
+  readonly spec: MatrixSpec;
+  readonly infos: readonly TensorInfo[];
+  readonly plans: readonly PartPlan[];
+  readonly matrix: GpuMatrix;
+}
+
 /** Reads and converts matrices one chunk at a time through one staging buffer. */
 export class GpuWeightUploader {
   private readonly gpu: GpuContext;
@@ -112,30 +120,46 @@ export class GpuWeightUploader {
     this.signal = options.signal;
   }
 
-  async load(spec: MatrixSpec, checkpoint: SafetensorsCheckpoint, format: WeightFormatOptions): Promise<GpuMatrix> {
+  /**
+   * Creates the (zeroed) GPU buffers of a matrix without reading anything, so that a model's whole
+   * allocation can be tried before its weights are downloaded.
+   */
+  allocate(spec: MatrixSpec, checkpoint: SafetensorsCheckpoint, format: WeightFormatOptions): PendingMatrix {
     const infos = tensorShapes(spec, checkpoint);
-    const byName = new Map(infos.map((info) => [info.name, info]));
     const { layout, parts: plans } = planMatrix(spec, infos.map((info) => info.shape), format, bindingLimit(this.gpu));
+    const parts = plans.map((plan, i) => this.createPart(`${spec.label}[${i}]`, plan));
+    return { spec, infos, plans, matrix: { layout, gatedPair: spec.gatedPair ?? false, parts } };
+  }
+
+  /** Reads a matrix's tensors chunk by chunk and converts them into its buffers. */
+  async fill(pending: PendingMatrix): Promise<GpuMatrix> {
+    const { spec, infos, plans, matrix } = pending;
+    const byName = new Map(infos.map((info) => [info.name, info]));
     const columnScale = spec.columnScale ? this.gpu.upload(`${spec.label}.columnScale`, new Float32Array(spec.columnScale)) : undefined;
-    const parts: GpuMatrixPart[] = [];
     try {
       for (const [i, plan] of plans.entries()) {
-        const part = this.createPart(`${spec.label}[${i}]`, plan);
-        parts.push(part);
-        for (const slice of plan.slices) await this.convert(byName.get(slice.tensor)!, slice, part, columnScale);
+        for (const slice of plan.slices) await this.convert(byName.get(slice.tensor)!, slice, matrix.parts[i]!, columnScale);
       }
-    } catch (error) {
-      for (const part of parts) destroyPart(part);
-      throw error;
     } finally {
       columnScale?.destroy();
     }
-    return { layout, gatedPair: spec.gatedPair ?? false, parts };
+    return matrix;
+  }
+
+  /** allocate + fill, for a single matrix. */
+  async load(spec: MatrixSpec, checkpoint: SafetensorsCheckpoint, format: WeightFormatOptions): Promise<GpuMatrix> {
+    const pending = this.allocate(spec, checkpoint, format);
+    try {
+      return await this.fill(pending);
+    } catch (error) {
+      destroyGpuMatrix(pending.matrix);
+      throw error;
+    }
   }
 
   private createPart(label: string, plan: PartPlan): GpuMatrixPart {
     const data = this.gpu.createBuffer(label, plan.layout.dataBytes);
-    const scales = plan.layout.scaleBytes ? this.gpu.createBuffer(`${label}.scales`, plan.layout.scaleBytes) : placeholderBuffer(this.gpu);
+    const scales = plan.layout.scaleBytes ? this.gpu.createBuffer(`${label}.scales`, plan.layout.scaleBytes) : placeholderBuffer(this.gpu, 'write');
     return { outputStart: plan.outputStart, outputs: plan.outputs, layout: plan.layout, data, scales };
   }
 

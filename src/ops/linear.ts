@@ -86,11 +86,16 @@ export function linear(recorder: CommandRecorder, args: LinearArgs): void {
   }
 }
 
-const placeholders = new WeakMap<GpuContext, GPUBuffer>();
+const placeholders = new WeakMap<GpuContext, Map<string, GPUBuffer>>();
 
-/** A 16-byte buffer bound where a kernel variant declares but never reads a binding (e.g. scales of f16). */
-export function placeholderBuffer(gpu: GpuContext): GPUBuffer {
-  let buffer = placeholders.get(gpu);
-  if (!buffer) placeholders.set(gpu, (buffer = gpu.createBuffer('placeholder', 16)));
+/**
+ * A 16-byte buffer bound where a kernel variant declares but never uses a binding (e.g. scales of f16).
+ * Distinct `role`s give distinct buffers: WebGPU forbids one buffer as both read-only and writable in a pass.
+ */
+export function placeholderBuffer(gpu: GpuContext, role: 'read' | 'write' = 'read'): GPUBuffer {
+  let buffers = placeholders.get(gpu);
+  if (!buffers) placeholders.set(gpu, (buffers = new Map()));
+  let buffer = buffers.get(role);
+  if (!buffer) buffers.set(role, (buffer = gpu.createBuffer(`placeholder.${role}`, 16)));
   return buffer;
 }

@@ -62,7 +62,7 @@ describe('quantize kernel = CPU quantizer, bit for bit', () => {
         const expected = packWeights(values, n, k, options, columnScale);
         const layout = weightLayout(n, k, options);
         const data = gpu.createBuffer('data', layout.dataBytes);
-        const scales = layout.scaleBytes ? gpu.createBuffer('scales', layout.scaleBytes) : placeholderBuffer(gpu);
+        const scales = layout.scaleBytes ? gpu.createBuffer('scales', layout.scaleBytes) : placeholderBuffer(gpu, 'write');
         const scaleBuffer = gpu.upload('columnScale', columnScale);
         const elementBytes = sourceDtype === 'F32' ? 4 : 2;
         // Two chunks (rows 0–19 and 20–36), as the loader splits big tensors.

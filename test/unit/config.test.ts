@@ -59,21 +59,31 @@ describe('GPU memory plan (checked before any weight is read)', () => {
     maxStorageBufferBindingSize: 2 ** 30, maxBufferSize: 2 ** 30, maxComputeWorkgroupsPerDimension: 65535,
   };
 
-  it('counts tri-tiny exactly: 5,261,568 f32 weights plus KV caches and activations', () => {
+  it('counts tri-tiny exactly: its 5,261,568 weights less the 2,304 folded norm weights, in f32 and q4', () => {
     const spec = parseLlamaConfig({ ...base, hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4, num_attention_heads: 8, num_key_value_heads: 8, vocab_size: 4096, max_position_embeddings: 1024 });
-    const plan = gpuLlamaMemoryPlan(spec, 1024, 64);
-    const weights = plan.buffers.filter((b) => b.label.includes('weight')).reduce((sum, b) => sum + b.bytes, 0);
-    expect(weights).toBe(5_261_568 * 4);
-    expect(plan.buffers.filter((b) => /^[kv]Cache\./.test(b.label))).toHaveLength(8);
-    for (const { label, bytes } of plan.buffers) expect(() => checkBufferSize(capabilities, label, bytes)).not.toThrow();
+    const matrixBytes = (plan: { buffers: { label: string; bytes: number }[] }) => plan.buffers.filter((b) => /\[\d+\]$/.test(b.label)).reduce((sum, b) => sum + b.bytes, 0);
+    const f32 = gpuLlamaMemoryPlan(spec, 1024, { chunkTokens: 64 });
+    expect(matrixBytes(f32)).toBe((5_261_568 - 2_304) * 4);
+    expect(f32.buffers.filter((b) => /^[kv]Cache\./.test(b.label))).toHaveLength(8);
+    for (const { label, bytes } of f32.buffers) expect(() => checkBufferSize(capabilities, label, bytes)).not.toThrow();
+    // q4 at G=32: 4 bits + one f16 scale per 32 weights; the FFN's K=688 pads to 704.
+    const q4 = gpuLlamaMemoryPlan(spec, 1024, { weights: { format: 'q4' } });
+    const q4Data = q4.buffers.filter((b) => /\]$/.test(b.label)).reduce((sum, b) => sum + b.bytes, 0);
+    const downPadding = 4 * 256 * (704 - 688);
+    expect(q4Data).toBe(((5_261_568 - 2_304 + downPadding) * 4.5) / 8);
   });
 
-  it('refuses Tri-7B in f32: its lm_head alone (2 GiB) exceeds a 1 GiB binding limit', () => {
+  it('splits Tri-7B\'s f32 lm_head (2 GiB) into parts under a 1 GiB binding limit; q4 keeps it whole (282 MiB)', () => {
     const spec = parseLlamaConfig(base);
-    const plan = gpuLlamaMemoryPlan(spec, 4096);
-    const lmHead = plan.buffers.find((b) => b.label === 'lm_head.weight')!;
-    expect(lmHead.bytes).toBe(128256 * 4096 * 4);
-    expect(() => checkBufferSize(capabilities, lmHead.label, lmHead.bytes)).toThrow(GpuLimitError);
-    expect(() => checkBufferSize(capabilities, lmHead.label, lmHead.bytes)).toThrow(/lm_head\.weight needs 2004\.0 MiB .* at most 1024\.0 MiB/);
+    const f32 = gpuLlamaMemoryPlan(spec, 4096, { bindingLimit: 2 ** 30 });
+    const parts = f32.buffers.filter((b) => b.label.startsWith('lmHead['));
+    expect(parts.length).toBe(2);
+    expect(parts.reduce((sum, b) => sum + b.bytes, 0)).toBe(128256 * 4096 * 4);
+    for (const { label, bytes } of f32.buffers) expect(() => checkBufferSize(capabilities, label, bytes)).not.toThrow();
+    const q4 = gpuLlamaMemoryPlan(spec, 4096, { weights: { format: 'q4' }, bindingLimit: 2 ** 30 });
+    expect(q4.buffers.filter((b) => b.label.startsWith('lmHead')).map((b) => b.bytes)).toEqual([128256 * 4096 / 2, (128256 * 4096) / 16]);
+    // Without splitting, a buffer over the limit is refused with a message that names it.
+    expect(() => checkBufferSize(capabilities, 'lm_head.weight', 128256 * 4096 * 4)).toThrow(GpuLimitError);
+    expect(() => checkBufferSize(capabilities, 'lm_head.weight', 128256 * 4096 * 4)).toThrow(/lm_head\.weight needs 2004\.0 MiB .* at most 1024\.0 MiB/);
   });
 });

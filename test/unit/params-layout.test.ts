@@ -1,15 +1,14 @@
 // Each kernel's Params struct in WGSL must match, field by field, the layout its op packs in TS.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { argmaxKernel } from '../../src/ops/argmax.ts';
 import { attentionKernel } from '../../src/ops/attention.ts';
 import { embeddingKernel } from '../../src/ops/embedding.ts';
-import { matmulKernel } from '../../src/ops/matmul.ts';
-import { rmsnormKernel } from '../../src/ops/rmsnorm.ts';
-import { ropeKernel } from '../../src/ops/rope.ts';
-import { siluMulKernel } from '../../src/ops/silu-mul.ts';
+import { linearKernel } from '../../src/ops/linear.ts';
+import { quantizeKernel } from '../../src/ops/quantize.ts';
+import { ropeKvKernel } from '../../src/ops/rope-kv.ts';
+import { sampleKernel } from '../../src/ops/sample.ts';
 
-const kernels = [argmaxKernel, attentionKernel, embeddingKernel, matmulKernel, rmsnormKernel, ropeKernel, siluMulKernel];
+const kernels = [attentionKernel, embeddingKernel, linearKernel, quantizeKernel, ropeKvKernel, sampleKernel];
 
 describe('Params structs mirror WGSL', () => {
   for (const kernel of kernels) {
