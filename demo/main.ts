@@ -1,6 +1,6 @@
 // The first demo page: load a model (the bundled tri-tiny unless ?model= names another), then stream a
 // continuation from the GPU. Model output is untrusted: it is only ever written with textContent.
-import { TriEngine, WebGPUUnavailableError } from '../src/index.ts';
+import { TriEngine, WebGPUUnavailableError, type WeightFormatOptions } from '../src/index.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const status = $<HTMLParagraphElement>('status');
@@ -9,13 +9,20 @@ const form = $<HTMLFormElement>('prompt-form');
 const promptBox = $<HTMLTextAreaElement>('prompt');
 const chatMode = $<HTMLInputElement>('chat-mode');
 const maxTokens = $<HTMLInputElement>('max-tokens');
+const temperature = $<HTMLInputElement>('temperature');
+const topP = $<HTMLInputElement>('top-p');
+const seed = $<HTMLInputElement>('seed');
 const generateButton = $<HTMLButtonElement>('generate');
 const stopButton = $<HTMLButtonElement>('stop');
 const output = $<HTMLPreElement>('output');
 const stats = $<HTMLParagraphElement>('stats');
 
-const modelUrl = new URLSearchParams(location.search).get('model') ?? new URL('models/tri-tiny/', location.href).href;
+const query = new URLSearchParams(location.search);
+const modelUrl = query.get('model') ?? new URL('models/tri-tiny/', location.href).href;
 $('model-name').textContent = modelUrl;
+const weightsParam = query.get('weights');
+const weights: WeightFormatOptions | undefined =
+  weightsParam === 'f32' || weightsParam === 'f16' || weightsParam === 'q4' ? { format: weightsParam } : undefined;
 
 function showStatus(text: string, isError = false): void {
   status.textContent = text;
@@ -38,12 +45,14 @@ async function main(): Promise<void> {
   showStatus('Loading model…');
   progress.hidden = false;
   const engine = await TriEngine.load(modelUrl, {
+    weights,
     onProgress: ({ loadedBytes, totalBytes }) => {
       progress.value = loadedBytes / totalBytes;
       showStatus(`Loading weights: ${(loadedBytes / 1e6).toFixed(1)} / ${(totalBytes / 1e6).toFixed(1)} MB`);
     },
   });
   progress.hidden = true;
+  $('weights-name').textContent = engine.weights.format;
   chatMode.disabled = !engine.text.hasChatTemplate;
   showStatus('Ready.');
   setBusy(false);
@@ -60,7 +69,13 @@ async function main(): Promise<void> {
     const text = promptBox.value;
     try {
       const prompt = chatMode.checked ? [{ role: 'user', content: text }] : text;
-      const stream = engine.generate(prompt, { maxNewTokens: Number(maxTokens.value) || 48, signal: controller.signal });
+      const stream = engine.generate(prompt, {
+        maxNewTokens: Number(maxTokens.value) || 48,
+        temperature: Number(temperature.value) || 0,
+        topP: Number(topP.value) || 1,
+        seed: Math.max(0, Math.floor(Number(seed.value) || 0)),
+        signal: controller.signal,
+      });
       let step = await stream.next();
       while (!step.done) {
         output.textContent += step.value.text;

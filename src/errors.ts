@@ -96,3 +96,10 @@ export class GpuOutOfMemoryError extends TriWebGPUError {
     this.requiredBytes = requiredBytes;
   }
 }
+
+/** A request setting that makes no sense (e.g. topP = 0); nothing was run. */
+export class InvalidRequestError extends TriWebGPUError {
+  constructor(message: string) {
+    super('INVALID_REQUEST', message);
+  }
+}

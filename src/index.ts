@@ -1,6 +1,8 @@
 // The public API of tri-webgpu. Node users also import 'tri-webgpu/node' for getNodeGpu and NodeModelFiles.
-export { TriEngine } from './runtime/engine.ts';
+export { TriEngine, defaultWeightFormat } from './runtime/engine.ts';
 export type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult, LoadOptions, Prompt } from './runtime/engine.ts';
+export type { SamplingOptions } from './runtime/sampling.ts';
+export type { Q4GroupSize, WeightFormat, WeightFormatOptions } from './model/quant.ts';
 export { BlobModelFiles, HttpModelFiles } from './model/byte-source.ts';
 export type { ByteSource, ModelFiles } from './model/byte-source.ts';
 export type { LlamaSpec, RopeScaling } from './model/config.ts';
@@ -11,6 +13,8 @@ export {
   ContextOverflowError,
   DeviceLostError,
   GpuLimitError,
+  GpuOutOfMemoryError,
+  InvalidRequestError,
   ModelFileMissingError,
   ModelFileReadError,
   SafetensorsFormatError,

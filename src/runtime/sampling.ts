@@ -1,6 +1,6 @@
 // Sampling settings, their validation, and a plain CPU sampler that mirrors kernels/sample.wgsl step
 // by step (same order of operations, thresholds and RNG): the reference the GPU sampler is tested against.
-import { TriWebGPUError } from '../errors.ts';
+import { InvalidRequestError } from '../errors.ts';
 
 export interface SamplingOptions {
   /** 0 = greedy (the default). */
@@ -18,12 +18,6 @@ export interface SamplingOptions {
 }
 
 export type SamplingConfig = Required<SamplingOptions>;
-
-export class InvalidRequestError extends TriWebGPUError {
-  constructor(message: string) {
-    super('INVALID_REQUEST', message);
-  }
-}
 
 /** Fills defaults and refuses values that would make the sampler meaningless. */
 export function samplingConfig(options: SamplingOptions = {}): SamplingConfig {

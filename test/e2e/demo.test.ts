@@ -64,6 +64,28 @@ describe('demo page', () => {
     await page.close();
   });
 
+  it('runs q4 weights with seeded sampling when asked (?weights=q4)', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(`${baseUrl}?weights=q4`);
+    await page.waitForSelector('body[data-state="ready"]', { timeout: 60_000 });
+    expect(await page.textContent('#weights-name')).toBe('q4');
+    await page.fill('#prompt', golden.en_plain!.prompt);
+    await page.fill('#temperature', '0.8');
+    await page.fill('#seed', '7');
+    const texts: string[] = [];
+    for (let run = 0; run < 2; run++) {
+      await page.click('#generate');
+      await page.waitForSelector('body[data-state="ready"]');
+      texts.push((await page.textContent('#output'))!);
+    }
+    expect(texts[0]!.length).toBeGreaterThan(0);
+    expect(texts[1]).toBe(texts[0]); // the same seed gives the same text
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('shows a clear message when the browser has no WebGPU', async () => {
     const page = await browser.newPage();
     await page.addInitScript(() => {
