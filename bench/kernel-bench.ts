@@ -3,9 +3,9 @@
 // adapter (DESIGN.md §6). Effective bytes = weights + scales + activations read + outputs written.
 import type { GpuContext } from '../src/gpu/context.ts';
 import { CommandRecorder } from '../src/gpu/recorder.ts';
-import { uploadPackedMatrix, destroyGpuMatrix } from '../src/model/gpu-weights.ts';
+import { destroyGpuMatrix } from '../src/model/gpu-weights.ts';
 import { type WeightFormatOptions, weightLayout } from '../src/model/quant.ts';
-import { linear } from '../src/ops/linear.ts';
+import { type GpuMatrix, linear } from '../src/ops/linear.ts';
 import copyCode from './copy.wgsl?raw';
 
 export interface BenchRow {
@@ -65,11 +65,11 @@ export async function benchLinear(
   for (const { name, n, k } of shapes) {
     for (const [formatName, format] of formats) {
       const layout = weightLayout(n, k, format);
-      // Random bytes are valid weights in every format (the f16/f32 values may be odd, the speed is not).
-      const data = new Uint32Array(layout.dataBytes / 4);
-      for (let i = 0; i < data.length; i++) data[i] = (Math.imul(i, 2654435761) >>> 0) & 0x3bff3bff;
-      const scales = new Uint32Array(layout.scaleBytes / 4).fill(0x2c002c00);
-      const matrix = uploadPackedMatrix(gpu, name, { layout, data, scales });
+      // Zero-filled buffers: the kernels' speed does not depend on the values, and a 1 GiB f16 lm_head
+      // need not pass through JS memory.
+      const data = gpu.createBuffer(name, layout.dataBytes);
+      const scales = gpu.createBuffer(`${name}.scales`, Math.max(16, layout.scaleBytes));
+      const matrix: GpuMatrix = { layout, gatedPair: false, parts: [{ outputStart: 0, outputs: n, layout, data, scales }] };
       for (const m of ms) {
         const x = gpu.createBuffer('x', m * k * 4);
         const y = gpu.createBuffer('y', m * n * 4);

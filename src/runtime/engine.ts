@@ -97,6 +97,11 @@ export class TriEngine {
     }
   }
 
+  /** GPU dispatches recorded for the last decoded token (a measure of fusion; 6 per layer + 3). */
+  get dispatchesPerDecodedToken(): number {
+    return this.model.lastDispatchCount;
+  }
+
   get contextLength(): number {
     return this.model.contextLength;
   }

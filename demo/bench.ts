@@ -1,0 +1,78 @@
+// The benchmark page: the kernel table of bench/kernel-bench.ts on this browser's GPU, then end-to-end
+// decode speed on the bundled tri-tiny. `?run` starts at once and `?full` adds the M=128 rows (the Node
+// bench runner uses both); the page sets body[data-state=done] with the results in #results and #decode.
+import { benchCopy, benchLinear, type BenchRow } from '../bench/kernel-bench.ts';
+import { GpuContext, TriEngine, type WeightFormatOptions } from '../src/index.ts';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const status = $<HTMLParagraphElement>('status');
+const runButton = $<HTMLButtonElement>('run');
+const quick = $<HTMLInputElement>('quick');
+
+function addRow(table: string, cells: string[]): void {
+  const row = document.createElement('tr');
+  for (const cell of cells) {
+    const td = document.createElement('td');
+    td.textContent = cell;
+    row.append(td);
+  }
+  $(table).querySelector('tbody')!.append(row);
+}
+
+const showKernelRows = (rows: BenchRow[]) => {
+  for (const row of rows) addRow('results', [row.kernel, row.shape, row.ms.toFixed(2), row.gbPerSecond.toFixed(2), row.ofCopy.toFixed(2)]);
+};
+
+async function decodeSpeed(weights: WeightFormatOptions): Promise<string[]> {
+  const engine = await TriEngine.load(new URL('models/tri-tiny/', location.href).href, { weights });
+  try {
+    const prompt = { tokenIds: Array.from({ length: 64 }, (_, i) => 300 + i) };
+    await engine.complete(prompt, { maxNewTokens: 4 }); // warm-up: pipelines compile on first use
+    const result = await engine.complete(prompt, { maxNewTokens: 32 });
+    return [weights.format, (64 / result.timings.prefillSeconds).toFixed(0), result.timings.decodeTokensPerSecond.toFixed(1), String(engine.dispatchesPerDecodedToken)];
+  } finally {
+    engine.dispose();
+  }
+}
+
+async function run(): Promise<void> {
+  runButton.disabled = true;
+  document.body.dataset.state = 'busy';
+  for (const table of ['results', 'decode']) $(table).querySelector('tbody')!.replaceChildren();
+  const gpu = await GpuContext.create();
+  try {
+    $('adapter').textContent = `Adapter: ${gpu.capabilities.adapterDescription}; shader-f16 ${gpu.capabilities.shaderF16 ? 'yes' : 'no'}, subgroups ${gpu.capabilities.subgroups ? 'yes' : 'no'}`;
+    status.textContent = 'Measuring copy bandwidth…';
+    const copy = await benchCopy(gpu);
+    showKernelRows(copy);
+    const copyGBs = Math.max(...copy.map((row) => row.gbPerSecond));
+    status.textContent = 'Measuring linear kernels…';
+    showKernelRows(await benchLinear(gpu, copyGBs, [['q4', { format: 'q4' }], ['f16', { format: 'f16' }]], undefined, quick.checked ? [1] : [1, 128]));
+  } finally {
+    gpu.destroy();
+  }
+  for (const weights of [{ format: 'f32' }, { format: 'q4' }] as const) {
+    status.textContent = `Decoding with ${weights.format} weights…`;
+    addRow('decode', await decodeSpeed(weights));
+  }
+  status.textContent = 'Done.';
+  document.body.dataset.state = 'done';
+  runButton.disabled = false;
+}
+
+runButton.addEventListener('click', () => {
+  run().catch((error: Error) => {
+    status.textContent = `Benchmark failed: ${error.message}`;
+    document.body.dataset.state = 'error';
+  });
+});
+if (!('gpu' in navigator)) {
+  status.textContent = 'This browser has no WebGPU. Use a recent Chrome or Edge (113+), Safari 26+, or Firefox 141+ on Windows.';
+  document.body.dataset.state = 'error';
+} else {
+  status.textContent = 'Ready.';
+  runButton.disabled = false;
+  const query = new URLSearchParams(location.search);
+  if (query.has('full')) quick.checked = false;
+  if (query.has('run')) runButton.click();
+}
