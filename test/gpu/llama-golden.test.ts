@@ -45,6 +45,13 @@ for (const name of ['stories260k', 'tri-tiny'] as const) {
       });
     }
 
+    it('records 6 dispatches per layer for a decoded token (plus embedding, head and sampler)', async () => {
+      model.reset();
+      await model.forwardArgmax(cases[0]!.promptIds.length ? cases[0]!.promptIds : [1]);
+      await model.forwardArgmax([cases[0]!.expected[0]!]);
+      expect(model.lastDispatchCount).toBe(6 * opened.spec.numLayers + 3);
+    });
+
     it('matches the CPU reference logits along a golden continuation (max abs error < 1e-4)', async () => {
       const { promptIds, expected } = cases[0]!;
       const sequence = [...promptIds, ...expected.slice(0, 8)];

@@ -1,6 +1,7 @@
 // The weight formats on the GPU: the quantize kernel against the CPU quantizer (bit for bit), and the
 // linear kernel in every format and variant against an f64 product with the dequantized weights.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { GpuLimitError } from '../../src/errors.ts';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { CommandRecorder } from '../../src/gpu/recorder.ts';
 import { uploadPackedMatrix } from '../../src/model/gpu-weights.ts';
@@ -133,4 +134,32 @@ describe('linear kernel vs f64 product with the dequantized weights', () => {
       });
     }
   }
+});
+
+describe('linear over a matrix split into parts (as for matrices over the binding limit)', () => {
+  it('q4, 67 rows in parts of 40 and 27: the same result as one part', async () => {
+    const random = seededRandom(450);
+    const n = 67;
+    const k = 172;
+    const weights = randomArray(random, n * k, 0.5);
+    const x = gpu.upload('x', randomArray(random, 2 * k, 2));
+    const whole = uploadPackedMatrix(gpu, 'whole', packWeights(weights, n, k, { format: 'q4' }));
+    const first = uploadPackedMatrix(gpu, 'first', packWeights(weights.subarray(0, 40 * k), 40, k, { format: 'q4' }));
+    const second = uploadPackedMatrix(gpu, 'second', packWeights(weights.subarray(40 * k), 27, k, { format: 'q4' }));
+    const split = { layout: whole.layout, gatedPair: false, parts: [first.parts[0]!, { ...second.parts[0]!, outputStart: 40 }] };
+    const yWhole = gpu.createBuffer('yWhole', 2 * n * 4);
+    const ySplit = gpu.createBuffer('ySplit', 2 * n * 4);
+    const recorder = new CommandRecorder(gpu);
+    linear(recorder, { x, weights: whole, y: yWhole, m: 2 });
+    linear(recorder, { x, weights: split, y: ySplit, m: 2 });
+    recorder.submit();
+    expect(recorder.dispatchCount).toBe(3);
+    expect(new Float32Array(await gpu.readBack(ySplit, 2 * n * 4))).toEqual(new Float32Array(await gpu.readBack(yWhole, 2 * n * 4)));
+  });
+
+  it('refuses K that is not a multiple of 4 before dispatch, with a typed error', () => {
+    const packed = packWeights(new Float32Array(2 * 6), 2, 6, { format: 'f32' });
+    const matrix = uploadPackedMatrix(gpu, 'odd', packed);
+    expect(() => linear(new CommandRecorder(gpu), { x: matrix.parts[0]!.data, weights: matrix, y: matrix.parts[0]!.data, m: 1 })).toThrow(GpuLimitError);
+  });
 });
