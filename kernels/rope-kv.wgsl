@@ -1,26 +1,31 @@
-// After the fused Q/K/V projection: rotate-half RoPE on q and k, and store k and v in the KV cache.
-//   qkv [tokens][heads·headDim + 2·kvHeads·headDim] (q, then k, then v of each token)
-//   → q [tokens][heads·headDim] rotated; kCache/vCache row startPos + t ← k rotated / v.
-// For each pair (x[i], x[i+d/2]) at p = startPos + t: (x[i]·cos − x[i+d/2]·sin, x[i+d/2]·cos + x[i]·sin),
+// After the fused Q/K/V projection: rotate-half RoPE on q and k, and store k and v in the paged KV cache.
+//   qkv [rows][heads·headDim + 2·kvHeads·headDim] (q, then k, then v of each row)
+//   → q [rows][heads·headDim] rotated; K/V of row r go to its sequence's page for its position.
+//   `tables` as in paged-attention.wgsl: row r = (sequence slot, position, …) at 4r, sequence σ's page
+//   table offset at sequencesOffset + 4σ; kCache/vCache [page][KV_PAGE_TOKENS][kvHeads·headDim].
+// For each pair (x[i], x[i+d/2]) at the row's position p: (x[i]·cos − x[i+d/2]·sin, x[i+d/2]·cos + x[i]·sin),
 // cos/sin from a CPU-computed table [position][headDim/2] (WGSL's sin/cos are only specified to 2⁻¹¹
 // on [−π, π]; SwiftShader's were 1.9e-4 off at positions 7–8, enough to move logits by 2e-3).
-// Grid: one invocation per (token, pair) over q pairs, then k pairs, then v pairs; 64 per workgroup, 2D-folded.
+// Grid: one invocation per (row, pair) over q pairs, then k pairs, then v pairs; 64 per workgroup, 2D-folded.
 
 struct Params {
   tokens: u32,
   heads: u32,
   kvHeads: u32,
   headDim: u32,
-  startPos: u32,
-  cacheOffset: u32,   // elements, where position 0 of this sequence starts in the caches
+  sequencesOffset: u32,   // u32 offsets into `tables`; rows start at 0
+  pageTableOffset: u32,
 }
+
+const PAGE_TOKENS = 16u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> cosSin: array<vec2f>;
 @group(0) @binding(2) var<storage, read> qkv: array<f32>;
-@group(0) @binding(3) var<storage, read_write> q: array<f32>;
-@group(0) @binding(4) var<storage, read_write> kCache: array<f32>;
-@group(0) @binding(5) var<storage, read_write> vCache: array<f32>;
+@group(0) @binding(3) var<storage, read> tables: array<u32>;
+@group(0) @binding(4) var<storage, read_write> q: array<f32>;
+@group(0) @binding(5) var<storage, read_write> kCache: array<f32>;
+@group(0) @binding(6) var<storage, read_write> vCache: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) groups: vec3u) {
@@ -35,7 +40,11 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) group
   let qDim = params.heads * params.headDim;
   let kvDim = params.kvHeads * params.headDim;
   let row = token * (qDim + 2u * kvDim);
-  let cacheRow = params.cacheOffset + (params.startPos + token) * kvDim;
+  let slot = tables[4u * token];
+  let position = tables[4u * token + 1u];
+  let pageTableStart = tables[params.sequencesOffset + 4u * slot];
+  let page = tables[params.pageTableOffset + pageTableStart + position / PAGE_TOKENS];
+  let cacheRow = (page * PAGE_TOKENS + position % PAGE_TOKENS) * kvDim;
 
   if (pair >= qPairs + kvPairs) { // v: a plain copy of two elements
     pair -= qPairs + kvPairs;
@@ -51,7 +60,7 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) group
   if (isKey) { pair -= qPairs; }
   let head = pair / half;
   let i = pair % half;
-  let rotation = cosSin[(params.startPos + token) * half + i];
+  let rotation = cosSin[position * half + i];
   let readAt = row + select(0u, qDim, isKey) + head * params.headDim + i;
   let x1 = qkv[readAt];
   let x2 = qkv[readAt + half];

@@ -1,15 +1,21 @@
 // The Llama graph on the GPU: weights in a chosen format (f32, f16 or q4, converted on the GPU at load),
-// a contiguous KV cache, and 6 dispatches per layer:
-//   qkv = RMSNorm(x)·[Wq;Wk;Wv]ᵀ (norm weight folded into W) → RoPE + KV store → attention →
-//   x += attended·Woᵀ → gate = silu(RMSNorm(x)·Wgᵀ)·(RMSNorm(x)·Wuᵀ) → x += gate·Wdᵀ
-// then logits = RMSNorm(x_last)·W_headᵀ and the sampler, all in one submit per chunk of tokens; only the
-// sampled id (4 bytes) or, for tests, the logits come back.
+// a paged KV cache, and 6 dispatches per layer (7 when decode splits attention over the keys):
+//   qkv = RMSNorm(x)·[Wq;Wk;Wv]ᵀ (norm weight folded into W) → RoPE + KV store into pages → masked
+//   attention → x += attended·Woᵀ → gate = silu(RMSNorm(x)·Wgᵀ)·(RMSNorm(x)·Wuᵀ) → x += gate·Wdᵀ
+// then, for each sequence that needs it, logits = RMSNorm(x_last)·W_headᵀ and the sampler. One `step`
+// runs the new tokens of several sequences together (prefill chunks and decode tokens alike) in one
+// submit; only the sampled ids (4 bytes each) or, for tests, the logits come back. Which pages a
+// sequence owns is decided by src/kv/paged-cache.ts; this file only reads its page tables.
 import { ContextOverflowError } from '../errors.ts';
 import { type GpuContext, checkBufferSize } from '../gpu/context.ts';
 import { CommandRecorder } from '../gpu/recorder.ts';
-import { attention } from '../ops/attention.ts';
+import { type DocumentSpan, documentAt } from '../kv/documents.ts';
+import { KV_PAGE_TOKENS, type KvPageCopy, PagedKvCache } from '../kv/paged-cache.ts';
+import { attention, attentionPartialBytes } from '../ops/attention.ts';
+import { type BatchTables, batchTablesBytes, packBatchTables } from '../ops/batch-tables.ts';
 import { embedding } from '../ops/embedding.ts';
-import { type GpuMatrix, linear } from '../ops/linear.ts';
+import { gatherRows } from '../ops/gather-rows.ts';
+import { type GpuMatrix, linear, placeholderBuffer } from '../ops/linear.ts';
 import { ropeKv } from '../ops/rope-kv.ts';
 import { sample } from '../ops/sample.ts';
 import { type SamplingConfig, samplingConfig } from '../runtime/sampling.ts';
@@ -22,8 +28,12 @@ import type { SafetensorsCheckpoint } from './safetensors.ts';
 export interface GpuLlamaOptions {
   /** KV cache length in tokens; defaults to the model's max_position_embeddings. */
   contextLength?: number;
-  /** Most tokens run in one forward call; longer prompts are split. */
+  /** Most rows (tokens over all sequences) in one step; longer prompts are split. */
   chunkTokens?: number;
+  /** Most sequences in one step. */
+  maxSequences?: number;
+  /** KV pages of KV_PAGE_TOKENS positions, shared by all sequences; default: one full context's worth. */
+  kvPages?: number;
   /** Format of the weight matrices (default f32). */
   weights?: WeightFormatOptions;
   /** Format of the output head; defaults to `weights`. */
@@ -34,6 +44,9 @@ export interface GpuLlamaOptions {
 }
 
 const DEFAULT_CHUNK_TOKENS = 64;
+const DEFAULT_MAX_SEQUENCES = 16;
+/** Largest split-KV factor: decode rows spread their keys over up to this many invocations. */
+const MAX_ATTENTION_SPLITS = 16;
 
 interface LayerMatrices {
   qkv: GpuMatrix; //    [(heads + 2·kvHeads)·headDim][hidden], input norm folded in
@@ -43,36 +56,51 @@ interface LayerMatrices {
 }
 
 interface Activations {
-  tokenIds: GPUBuffer; // [chunk] u32
-  x: GPUBuffer; //        [chunk][hidden], the residual stream
-  qkv: GPUBuffer; //      [chunk][(heads + 2·kvHeads)·headDim]
-  q: GPUBuffer; //        [chunk][heads·headDim], rotated
-  attended: GPUBuffer; // [chunk][heads·headDim]
-  gate: GPUBuffer; //     [chunk][ffn]
-  scores: GPUBuffer; //   [chunk·heads][contextLength]
-  logits: GPUBuffer; //   [vocab]
-  seen: GPUBuffer; //     [ceil(vocab / 32)] u32 bits: tokens in the context (repetition penalty)
-  nextId: GPUBuffer; //   [1] u32
+  tokenIds: GPUBuffer; //  [rows] u32
+  tables: GPUBuffer; //    rows, sequences, page tables, documents (src/ops/batch-tables.ts)
+  x: GPUBuffer; //         [rows][hidden], the residual stream
+  qkv: GPUBuffer; //       [rows][(heads + 2·kvHeads)·headDim]
+  q: GPUBuffer; //         [rows][heads·headDim], rotated
+  attended: GPUBuffer; //  [rows][heads·headDim]
+  partials: GPUBuffer; //  split-KV scratch
+  gate: GPUBuffer; //      [rows][ffn]
+  outputRows: GPUBuffer; //[slots] u32: the row whose logits each output needs
+  lastHidden: GPUBuffer; //[slots][hidden]
+  logits: GPUBuffer; //    [slots][vocab]
+  seen: GPUBuffer; //      [slots][ceil(vocab / 32)] u32 bits: tokens in the context (repetition penalty)
+  nextIds: GPUBuffer; //   [slots] u32
 }
 
-function activationBytes(spec: LlamaSpec, chunkTokens: number, contextLength: number): Record<keyof Activations, number> {
+interface Capacity {
+  rows: number;
+  slots: number;
+  contextLength: number;
+}
+
+const pagesPerContext = (contextLength: number) => Math.ceil(contextLength / KV_PAGE_TOKENS);
+/** Bytes per sequence of repetition-penalty bits, padded to the 256-byte storage binding offset alignment. */
+const seenStride = (vocabSize: number) => Math.ceil((Math.ceil(vocabSize / 32) * 4) / 256) * 256;
+
+function activationBytes(spec: LlamaSpec, { rows, slots, contextLength }: Capacity): Record<keyof Activations, number> {
   const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize } = spec;
-  const c = chunkTokens;
   return {
-    tokenIds: c * 4,
-    x: c * h * 4,
-    qkv: c * (numHeads + 2 * numKvHeads) * headDim * 4,
-    q: c * numHeads * headDim * 4,
-    attended: c * numHeads * headDim * 4,
-    gate: c * f * 4,
-    scores: c * numHeads * contextLength * 4,
-    logits: vocabSize * 4,
-    seen: Math.ceil(vocabSize / 32) * 4,
-    nextId: 4,
+    tokenIds: rows * 4,
+    tables: batchTablesBytes(rows, slots, pagesPerContext(contextLength)),
+    x: rows * h * 4,
+    qkv: rows * (numHeads + 2 * numKvHeads) * headDim * 4,
+    q: rows * numHeads * headDim * 4,
+    attended: rows * numHeads * headDim * 4,
+    partials: Math.max(attentionPartialBytes(slots, numHeads, headDim, MAX_ATTENTION_SPLITS), attentionPartialBytes(rows, numHeads, headDim, 1)),
+    gate: rows * f * 4,
+    outputRows: slots * 4,
+    lastHidden: slots * h * 4,
+    logits: slots * vocabSize * 4,
+    seen: slots * seenStride(vocabSize),
+    nextIds: slots * 4,
   };
 }
 
-const kvCacheBytes = (spec: LlamaSpec, contextLength: number) => contextLength * spec.numKvHeads * spec.headDim * 4;
+const kvCacheBytes = (spec: LlamaSpec, pages: number) => pages * KV_PAGE_TOKENS * spec.numKvHeads * spec.headDim * 4;
 
 /** The matrices of the graph, as stacks of checkpoint tensors (norm weights are folded in at load). */
 function matrixSpecs(spec: LlamaSpec): { embed: MatrixSpec; layers: Record<keyof LayerMatrices, MatrixSpec>[]; lmHead: MatrixSpec } {
@@ -91,8 +119,11 @@ function matrixSpecs(spec: LlamaSpec): { embed: MatrixSpec; layers: Record<keyof
 
 /** Every GPU buffer the model allocates (weights, RoPE table, K and V caches, activations), in bytes. */
 export function gpuLlamaMemoryPlan(
-  spec: LlamaSpec, contextLength: number, options: { chunkTokens?: number; weights?: WeightFormatOptions; lmHead?: WeightFormatOptions; bindingLimit?: number } = {},
+  spec: LlamaSpec, contextLength: number,
+  options: { chunkTokens?: number; maxSequences?: number; kvPages?: number; weights?: WeightFormatOptions; lmHead?: WeightFormatOptions; bindingLimit?: number } = {},
 ): { buffers: { label: string; bytes: number }[]; totalBytes: number } {
+  const capacity = { rows: options.chunkTokens ?? DEFAULT_CHUNK_TOKENS, slots: options.maxSequences ?? DEFAULT_MAX_SEQUENCES, contextLength };
+  const kvPages = options.kvPages ?? pagesPerContext(contextLength);
   const format = options.weights ?? { format: 'f32' };
   const limit = options.bindingLimit ?? Infinity;
   const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize } = spec;
@@ -108,47 +139,75 @@ export function gpuLlamaMemoryPlan(
     ...specs.layers.flatMap((layer) => (Object.keys(layer) as (keyof LayerMatrices)[]).flatMap((key) => gpuMatrixBuffers(layer[key], layerShapes[key], format, limit))),
     ...gpuMatrixBuffers(specs.lmHead, [[vocabSize, h]], options.lmHead ?? format, limit),
     { label: 'rope.cosSin', bytes: contextLength * headDim * 4 },
-    ...Array.from({ length: 2 * spec.numLayers }, (_, i) => ({ label: `${i % 2 ? 'v' : 'k'}Cache.${i >> 1}`, bytes: kvCacheBytes(spec, contextLength) })),
-    ...Object.entries(activationBytes(spec, options.chunkTokens ?? DEFAULT_CHUNK_TOKENS, contextLength)).map(([label, bytes]) => ({ label, bytes })),
+    ...Array.from({ length: 2 * spec.numLayers }, (_, i) => ({ label: `${i % 2 ? 'v' : 'k'}Cache.${i >> 1}`, bytes: kvCacheBytes(spec, kvPages) })),
+    ...Object.entries(activationBytes(spec, capacity)).map(([label, bytes]) => ({ label, bytes })),
   ];
   return { buffers, totalBytes: buffers.reduce((sum, b) => sum + b.bytes, 0) };
+}
+
+/** One sequence's part of a step: new tokens at positions startPos.., and what to return after the last. */
+export interface StepSequence {
+  /** Page table (src/kv/paged-cache.ts) covering positions [0, startPos + tokens.length). */
+  pages: readonly number[];
+  tokens: readonly number[];
+  startPos: number;
+  /** Document spans of the whole sequence (src/kv/documents.ts); default: one causal document. */
+  documents?: readonly DocumentSpan[];
+  output?: { kind: 'sample'; sampling: SamplingConfig; step: number; seen: Uint32Array<ArrayBuffer> } | { kind: 'logits' };
+}
+
+export interface StepResult {
+  /** Per sequence: the sampled id, if it asked for one. */
+  tokenIds: (number | undefined)[];
+  /** Per sequence: the logits after its last token, if it asked for them. */
+  logits: (Float32Array | undefined)[];
 }
 
 export class GpuLlama {
   readonly spec: LlamaSpec;
   readonly contextLength: number;
+  /** Most rows in one step. */
   readonly chunkTokens: number;
-  /** Positions filled in the KV cache. */
-  length = 0;
-  /** Dispatches recorded by the last forward call. */
+  /** Most sequences in one step. */
+  readonly maxSequences: number;
+  readonly kvPages: number;
+  /** Dispatches recorded by the last step (or single-sequence forward call). */
   lastDispatchCount = 0;
   private readonly gpu: GpuContext;
   private readonly embed: GpuMatrix;
   private readonly layers: LayerMatrices[];
   private readonly lmHead: GpuMatrix;
   private readonly ropeTable: GPUBuffer; // [contextLength][headDim/2] (cos, sin)
-  private readonly keyCache: GPUBuffer[]; //   per layer [contextLength][kvHeads·headDim]
+  private readonly keyCache: GPUBuffer[]; //   per layer [page][KV_PAGE_TOKENS][kvHeads·headDim]
   private readonly valueCache: GPUBuffer[];
   private readonly act: Activations;
-  private readonly seenBits: Uint32Array<ArrayBuffer>;
+  /** The single sequence behind forwardSample/forwardLogits/reset (tests and simple callers). */
+  private readonly ownCache: PagedKvCache;
+  private ownSequence: number;
 
-  private constructor(gpu: GpuContext, spec: LlamaSpec, matrices: { embed: GpuMatrix; layers: LayerMatrices[]; lmHead: GpuMatrix }, contextLength: number, chunkTokens: number) {
+  private constructor(
+    gpu: GpuContext, spec: LlamaSpec, matrices: { embed: GpuMatrix; layers: LayerMatrices[]; lmHead: GpuMatrix },
+    capacity: Capacity, kvPages: number,
+  ) {
     this.gpu = gpu;
     this.spec = spec;
     this.embed = matrices.embed;
     this.layers = matrices.layers;
     this.lmHead = matrices.lmHead;
-    this.contextLength = contextLength;
-    this.chunkTokens = chunkTokens;
-    const kvBytes = kvCacheBytes(spec, contextLength);
-    this.ropeTable = gpu.createBuffer('rope.cosSin', contextLength * spec.headDim * 4);
+    this.contextLength = capacity.contextLength;
+    this.chunkTokens = capacity.rows;
+    this.maxSequences = capacity.slots;
+    this.kvPages = kvPages;
+    const kvBytes = kvCacheBytes(spec, kvPages);
+    this.ropeTable = gpu.createBuffer('rope.cosSin', capacity.contextLength * spec.headDim * 4);
     this.keyCache = this.layers.map((_, l) => gpu.createBuffer(`kCache.${l}`, kvBytes));
     this.valueCache = this.layers.map((_, l) => gpu.createBuffer(`vCache.${l}`, kvBytes));
-    const sizes = activationBytes(spec, chunkTokens, contextLength);
+    const sizes = activationBytes(spec, capacity);
     this.act = Object.fromEntries(
       Object.entries(sizes).map(([name, bytes]) => [name, gpu.createBuffer(name, bytes)]),
     ) as unknown as Activations;
-    this.seenBits = new Uint32Array(Math.ceil(spec.vocabSize / 32));
+    this.ownCache = new PagedKvCache(kvPages);
+    this.ownSequence = this.ownCache.createSequence([]).sequence.id;
   }
 
   static async load(gpu: GpuContext, spec: LlamaSpec, checkpoint: SafetensorsCheckpoint, options: GpuLlamaOptions = {}): Promise<GpuLlama> {
@@ -160,7 +219,9 @@ export class GpuLlama {
     // Refuse what cannot fit before a single weight byte is read (or downloaded): first every buffer
     // against the binding limit (matrices over it are split into parts), then the whole allocation.
     const limit = Math.min(gpu.capabilities.maxStorageBufferBindingSize, gpu.capabilities.maxBufferSize);
-    const plan = gpuLlamaMemoryPlan(spec, contextLength, { chunkTokens, weights, lmHead: lmHeadFormat, bindingLimit: limit });
+    const maxSequences = options.maxSequences ?? DEFAULT_MAX_SEQUENCES;
+    const kvPages = options.kvPages ?? pagesPerContext(contextLength);
+    const plan = gpuLlamaMemoryPlan(spec, contextLength, { chunkTokens, maxSequences, kvPages, weights, lmHead: lmHeadFormat, bindingLimit: limit });
     for (const { label, bytes } of plan.buffers) checkBufferSize(gpu.capabilities, label, bytes);
 
     const layout = llamaTensorLayout(spec);
@@ -193,7 +254,7 @@ export class GpuLlama {
         down: allocate(matrices.down, weights),
       }));
       const lmHead = allocate(specs.lmHead, lmHeadFormat);
-      model = new GpuLlama(gpu, spec, { embed, layers, lmHead }, contextLength, chunkTokens);
+      model = new GpuLlama(gpu, spec, { embed, layers, lmHead }, { rows: chunkTokens, slots: maxSequences, contextLength }, kvPages);
     }, releaseAll);
 
     try {
@@ -219,78 +280,160 @@ export class GpuLlama {
     }
   }
 
-  /** Forgets the cached positions (the next forward starts a new sequence). */
+  /** Positions of the single sequence behind forwardSample/forwardLogits. */
+  get length(): number {
+    return this.ownCache.sequence(this.ownSequence).tokens.length;
+  }
+
+  /** Starts the single sequence over (its pages return to the pool). */
   reset(): void {
-    this.length = 0;
-    this.seenBits.fill(0);
-    this.gpu.device.queue.writeBuffer(this.act.seen, 0, this.seenBits);
+    this.ownCache.finish(this.ownSequence);
+    this.ownSequence = this.ownCache.createSequence([]).sequence.id;
   }
 
-  /** Runs `tokens` at the next positions; returns the next id, drawn with `sampling` (greedy by default). */
+  /** Runs `tokens` on the single sequence; returns the next id, drawn with `sampling` (greedy by default). */
   async forwardSample(tokens: readonly number[], sampling: SamplingConfig = samplingConfig(), step = 0): Promise<number> {
-    this.run(tokens, { sampling, step });
-    return new Uint32Array(await this.gpu.readBack(this.act.nextId, 4))[0]!;
+    const result = await this.forwardOwn(tokens, (seen) => ({ kind: 'sample', sampling, step, seen }));
+    return result.tokenIds[0]!;
   }
 
-  /** Runs `tokens`; returns the greedy next id after the last one. */
+  /** Runs `tokens` on the single sequence; returns the greedy next id after the last one. */
   forwardArgmax(tokens: readonly number[]): Promise<number> {
     return this.forwardSample(tokens);
   }
 
-  /** Runs `tokens`; returns the logits after the last one (tests, and callers that sample themselves). */
+  /** Runs `tokens` on the single sequence; returns the logits after the last one. */
   async forwardLogits(tokens: readonly number[]): Promise<Float32Array> {
-    this.run(tokens, undefined);
-    return new Float32Array(await this.gpu.readBack(this.act.logits, this.spec.vocabSize * 4));
+    const result = await this.forwardOwn(tokens, () => ({ kind: 'logits' }));
+    return result.logits[0]!;
   }
 
-  private run(tokens: readonly number[], sampling: { sampling: SamplingConfig; step: number } | undefined): void {
+  private async forwardOwn(tokens: readonly number[], output: (seen: Uint32Array<ArrayBuffer>) => StepSequence['output']): Promise<StepResult> {
     if (tokens.length === 0) throw new RangeError('forward needs at least one token');
-    if (this.length + tokens.length > this.contextLength) throw new ContextOverflowError(this.length + tokens.length, this.contextLength);
-    this.gpu.checkHealthy();
-    this.markSeen(tokens);
-    this.lastDispatchCount = 0;
-    for (let start = 0; start < tokens.length; start += this.chunkTokens) {
-      const chunk = tokens.slice(start, start + this.chunkTokens);
-      this.gpu.device.queue.writeBuffer(this.act.tokenIds, 0, new Uint32Array(chunk));
-      const recorder = new CommandRecorder(this.gpu);
-      const isLast = start + this.chunkTokens >= tokens.length;
-      this.recordChunk(recorder, chunk.length, isLast ? sampling ?? null : undefined);
-      recorder.submit();
-      this.lastDispatchCount += recorder.dispatchCount;
-      this.length += chunk.length;
+    const start = this.length;
+    if (start + tokens.length > this.contextLength) throw new ContextOverflowError(start + tokens.length, this.contextLength);
+    const { copies } = this.ownCache.append(this.ownSequence, tokens);
+    this.copyKvPages(copies);
+    const sequence = this.ownCache.sequence(this.ownSequence);
+    const seen = seenBits(this.spec.vocabSize, sequence.tokens);
+    let result: StepResult = { tokenIds: [], logits: [] };
+    let dispatches = 0;
+    for (let offset = 0; offset < tokens.length; offset += this.chunkTokens) {
+      const chunk = tokens.slice(offset, offset + this.chunkTokens);
+      const isLast = offset + this.chunkTokens >= tokens.length;
+      result = await this.step([{ pages: sequence.pages, tokens: chunk, startPos: start + offset, output: isLast ? output(seen) : undefined }]);
+      dispatches += this.lastDispatchCount;
     }
+    this.lastDispatchCount = dispatches;
+    return result;
   }
 
-  /** Sets the repetition-penalty bits of tokens entering the context. */
-  private markSeen(tokens: readonly number[]): void {
-    for (const id of tokens) this.seenBits[id >> 5]! |= 1 << (id & 31);
-    this.gpu.device.queue.writeBuffer(this.act.seen, 0, this.seenBits);
+  /** Copies whole KV pages (all layers): copy-on-write of pages shared between sequences. */
+  copyKvPages(copies: readonly KvPageCopy[]): void {
+    if (copies.length === 0) return;
+    const pageBytes = kvCacheBytes(this.spec, 1);
+    const encoder = this.gpu.device.createCommandEncoder();
+    for (const { from, to } of copies) {
+      for (const cache of [...this.keyCache, ...this.valueCache]) encoder.copyBufferToBuffer(cache, from * pageBytes, cache, to * pageBytes, pageBytes);
+    }
+    this.gpu.device.queue.submit([encoder.finish()]);
   }
 
-  /** `finish`: undefined = no logits (a middle chunk); null = logits only; else also sample. */
-  private recordChunk(recorder: CommandRecorder, tokens: number, finish: { sampling: SamplingConfig; step: number } | null | undefined): void {
-    const { hiddenSize: h, numHeads, numKvHeads, headDim, vocabSize, rmsNormEps: eps } = this.spec;
+  /**
+   * Runs the new tokens of several sequences in one submit: each writes its K/V into its pages and attends
+   * (under its document mask) to its own earlier positions. Returns the sampled ids and logits asked for.
+   */
+  async step(batch: readonly StepSequence[]): Promise<StepResult> {
+    const rowCount = batch.reduce((sum, entry) => sum + entry.tokens.length, 0);
+    if (batch.length === 0 || rowCount === 0) throw new RangeError('a step needs at least one token');
+    if (rowCount > this.chunkTokens) throw new RangeError(`a step takes at most ${this.chunkTokens} tokens (got ${rowCount})`);
+    if (batch.length > this.maxSequences) throw new RangeError(`a step takes at most ${this.maxSequences} sequences (got ${batch.length})`);
+    this.gpu.checkHealthy();
+    const { vocabSize, hiddenSize: h } = this.spec;
+    const queue = this.gpu.device.queue;
+
+    // The batch's tables: each row's sequence, position and document; each sequence's pages and documents.
+    const rows: [number, number, number][] = [];
+    const sequences = [];
+    const tokenIds = new Uint32Array(rowCount);
+    const outputRows: number[] = [];
+    let maxKvLength = 0;
+    for (const [slot, entry] of batch.entries()) {
+      const kvLength = entry.startPos + entry.tokens.length;
+      if (kvLength > this.contextLength) throw new ContextOverflowError(kvLength, this.contextLength);
+      if (entry.pages.length < Math.ceil(kvLength / KV_PAGE_TOKENS)) throw new RangeError(`sequence ${slot} has pages for fewer than its ${kvLength} positions`);
+      maxKvLength = Math.max(maxKvLength, kvLength);
+      const documents = entry.documents ?? [{ start: 0, end: this.contextLength, visibleMask: 0 }];
+      sequences.push({ pages: entry.pages.slice(0, Math.ceil(kvLength / KV_PAGE_TOKENS)), kvLength, documents });
+      for (const [t, token] of entry.tokens.entries()) {
+        const position = entry.startPos + t;
+        tokenIds[rows.length] = token;
+        rows.push([slot, position, documentAt(documents, position)]);
+      }
+      if (entry.output) outputRows.push(rows.length - 1);
+    }
+    const tables = packBatchTables(rows, sequences);
+    queue.writeBuffer(this.act.tables, 0, tables.data);
+    queue.writeBuffer(this.act.tokenIds, 0, tokenIds);
+    if (outputRows.length) queue.writeBuffer(this.act.outputRows, 0, new Uint32Array(outputRows));
+
+    const recorder = new CommandRecorder(this.gpu);
+    this.recordLayers(recorder, rowCount, tables, attentionSplits(rowCount * this.spec.numHeads, maxKvLength));
+    const outputs = batch.flatMap((entry) => (entry.output ? [entry.output] : []));
+    const seenBytes = seenStride(vocabSize);
+    if (outputs.length) {
+      gatherRows(recorder, { rowIds: this.act.outputRows, x: this.act.x, y: this.act.lastHidden, count: outputs.length, width: h });
+      linear(recorder, { x: this.act.lastHidden, weights: this.lmHead, y: this.act.logits, m: outputs.length, normalizeEps: this.spec.rmsNormEps });
+      outputs.forEach((output, i) => {
+        if (output.kind !== 'sample') return;
+        queue.writeBuffer(this.act.seen, i * seenBytes, output.seen, 0, Math.ceil(vocabSize / 32));
+        sample(recorder, {
+          logits: this.act.logits, seen: { buffer: this.act.seen, offset: i * seenBytes, size: seenBytes }, result: this.act.nextIds,
+          vocab: vocabSize, config: output.sampling, step: output.step, offset: i * vocabSize, resultIndex: i,
+        });
+      });
+    }
+    recorder.submit();
+    this.lastDispatchCount = recorder.dispatchCount;
+
+    const result: StepResult = { tokenIds: batch.map(() => undefined), logits: batch.map(() => undefined) };
+    if (outputs.some((output) => output.kind === 'sample')) {
+      const ids = new Uint32Array(await this.gpu.readBack(this.act.nextIds, outputs.length * 4));
+      let i = 0;
+      batch.forEach((entry, slot) => {
+        if (entry.output?.kind === 'sample') result.tokenIds[slot] = ids[i]!;
+        if (entry.output) i++;
+      });
+    }
+    if (outputs.some((output) => output.kind === 'logits')) {
+      const logits = new Float32Array(await this.gpu.readBack(this.act.logits, outputs.length * vocabSize * 4));
+      let i = 0;
+      batch.forEach((entry, slot) => {
+        if (entry.output?.kind === 'logits') result.logits[slot] = logits.slice(i * vocabSize, (i + 1) * vocabSize);
+        if (entry.output) i++;
+      });
+    }
+    return result;
+  }
+
+  private recordLayers(recorder: CommandRecorder, rowCount: number, layout: Omit<BatchTables, 'data'>, splits: number): void {
+    const { numHeads, numKvHeads, headDim, rmsNormEps: eps } = this.spec;
     const { act } = this;
-    const startPos = this.length;
-
-    embedding(recorder, { tokenIds: act.tokenIds, table: this.embed, y: act.x, tokens });
+    embedding(recorder, { tokenIds: act.tokenIds, table: this.embed, y: act.x, tokens: rowCount });
     this.layers.forEach((layer, l) => {
       const kCache = this.keyCache[l]!;
       const vCache = this.valueCache[l]!;
-      linear(recorder, { x: act.x, weights: layer.qkv, y: act.qkv, m: tokens, normalizeEps: eps });
-      ropeKv(recorder, { qkv: act.qkv, cosSin: this.ropeTable, q: act.q, kCache, vCache, tokens, heads: numHeads, kvHeads: numKvHeads, headDim, startPos });
+      const tables = { tables: act.tables, layout };
+      linear(recorder, { x: act.x, weights: layer.qkv, y: act.qkv, m: rowCount, normalizeEps: eps });
+      ropeKv(recorder, { ...tables, qkv: act.qkv, cosSin: this.ropeTable, q: act.q, kCache, vCache, tokens: rowCount, heads: numHeads, kvHeads: numKvHeads, headDim });
       attention(recorder, {
-        q: act.q, kCache, vCache, scores: act.scores, out: act.attended,
-        tokens, heads: numHeads, kvHeads: numKvHeads, headDim, startPos, scoreStride: this.contextLength,
+        ...tables, q: act.q, kCache, vCache, partials: splits > 1 ? act.partials : placeholderBuffer(this.gpu, 'write'),
+        out: act.attended, rowCount, heads: numHeads, kvHeads: numKvHeads, headDim, splits,
       });
-      linear(recorder, { x: act.attended, weights: layer.o, y: act.x, m: tokens, epilogue: 'accumulate' });
-      linear(recorder, { x: act.x, weights: layer.gateUp, y: act.gate, m: tokens, normalizeEps: eps, epilogue: 'siluGate' });
-      linear(recorder, { x: act.gate, weights: layer.down, y: act.x, m: tokens, epilogue: 'accumulate' });
+      linear(recorder, { x: act.attended, weights: layer.o, y: act.x, m: rowCount, epilogue: 'accumulate' });
+      linear(recorder, { x: act.x, weights: layer.gateUp, y: act.gate, m: rowCount, normalizeEps: eps, epilogue: 'siluGate' });
+      linear(recorder, { x: act.gate, weights: layer.down, y: act.x, m: rowCount, epilogue: 'accumulate' });
     });
-    if (finish === undefined) return;
-    // Only the last position needs logits.
-    linear(recorder, { x: act.x, weights: this.lmHead, y: act.logits, m: 1, xOffset: (tokens - 1) * h, normalizeEps: eps });
-    if (finish) sample(recorder, { logits: act.logits, seen: act.seen, result: act.nextId, vocab: vocabSize, config: finish.sampling, step: finish.step });
   }
 
   destroy(): void {
@@ -302,4 +445,17 @@ export class GpuLlama {
   private destroyBuffers(): void {
     for (const buffer of [this.ropeTable, ...this.keyCache, ...this.valueCache, ...Object.values(this.act)]) buffer.destroy();
   }
+}
+
+/** Split-KV factor: only when few (row, head) pairs meet long key ranges, as in decode. */
+function attentionSplits(rowHeads: number, maxKvLength: number): number {
+  if (rowHeads >= 256 || maxKvLength < 64) return 1;
+  return maxKvLength < 256 ? 4 : MAX_ATTENTION_SPLITS;
+}
+
+/** The repetition-penalty bit set of a context: bit i set when token i occurs. */
+export function seenBits(vocabSize: number, tokens: readonly number[]): Uint32Array<ArrayBuffer> {
+  const bits = new Uint32Array(Math.ceil(vocabSize / 32));
+  for (const id of tokens) bits[id >> 5]! |= 1 << (id & 31);
+  return bits;
 }

@@ -1,34 +1,54 @@
-import code from '../../kernels/attention.wgsl?raw';
+import code from '../../kernels/paged-attention.wgsl?raw';
+import reduceCode from '../../kernels/attention-reduce.wgsl?raw';
+import { GpuLimitError } from '../errors.ts';
 import type { Binding, CommandRecorder, Kernel, ParamLayout } from '../gpu/recorder.ts';
+import type { BatchTables } from './batch-tables.ts';
 
-export const attentionKernel = {
-  name: 'attention',
+export const pagedAttentionKernel = {
+  name: 'paged-attention',
   code,
-  params: { tokens: 'u32', heads: 'u32', kvHeads: 'u32', headDim: 'u32', startPos: 'u32', scoreStride: 'u32', scale: 'f32' },
+  params: { rows: 'u32', heads: 'u32', kvHeads: 'u32', headDim: 'u32', scale: 'f32', sequencesOffset: 'u32', pageTableOffset: 'u32', documentsOffset: 'u32' },
+} as const satisfies Kernel<ParamLayout>;
+
+export const attentionReduceKernel = {
+  name: 'attention-reduce',
+  code: reduceCode,
+  params: { rows: 'u32', heads: 'u32', headDim: 'u32', splits: 'u32' },
 } as const satisfies Kernel<ParamLayout>;
 
 export interface AttentionArgs {
-  q: Binding; //      [tokens][heads·headDim]
-  kCache: Binding; // [position][kvHeads·headDim], positions 0..startPos+tokens-1 filled
+  q: Binding; //         [rows][heads·headDim], rotated
+  tables: Binding; //    packBatchTables(…).data: rows, sequences, page tables, documents
+  layout: Omit<BatchTables, 'data'>;
+  kCache: Binding;
   vCache: Binding;
-  scores: Binding; // scratch, ≥ tokens·heads·scoreStride f32
-  out: Binding; //    [tokens][heads·headDim]
-  tokens: number;
+  /** Scratch for split-KV: at least attentionPartialBytes(rows, heads, headDim, splits). */
+  partials: Binding;
+  out: Binding; //       [rows][heads·headDim]
+  rowCount: number;
   heads: number;
   kvHeads: number;
   headDim: number;
-  startPos: number;
-  scoreStride: number;
+  /** Key ranges per (row, head) searched in parallel; > 1 adds the reduce pass (decode). */
+  splits: number;
 }
 
-/** Causal softmax attention of `tokens` queries at positions startPos.. over the cached keys/values. */
+export const attentionPartialBytes = (rows: number, heads: number, headDim: number, splits: number) => rows * heads * splits * (headDim + 4) * 4;
+
+/** Masked attention of a batch of rows over the paged KV cache (one dispatch, two with splits > 1). */
 export function attention(recorder: CommandRecorder, args: AttentionArgs): void {
-  const { tokens, heads, kvHeads, headDim, startPos, scoreStride } = args;
-  if (startPos + tokens > scoreStride) throw new RangeError(`attention: ${startPos + tokens} positions exceed scoreStride ${scoreStride}`);
+  const { rowCount, heads, kvHeads, headDim, splits } = args;
+  if (headDim % 4 !== 0 || headDim > 128) throw new GpuLimitError(`attention: head_dim ${headDim} must be a multiple of 4 and at most 128`);
   recorder.dispatch(
-    attentionKernel,
-    { tokens, heads, kvHeads, headDim, startPos, scoreStride, scale: 1 / Math.sqrt(headDim) },
-    [args.q, args.kCache, args.vCache, args.scores, args.out],
-    tokens * heads,
+    pagedAttentionKernel,
+    {
+      rows: rowCount, heads, kvHeads, headDim, scale: 1 / Math.sqrt(headDim),
+      sequencesOffset: args.layout.sequencesOffset, pageTableOffset: args.layout.pageTableOffset, documentsOffset: args.layout.documentsOffset,
+    },
+    [args.q, args.tables, args.kCache, args.vCache, args.partials, args.out],
+    Math.ceil((rowCount * heads * splits) / 64),
+    { SPLITS: splits },
   );
+  if (splits === 1) return;
+  recorder.dispatch(attentionReduceKernel, { rows: rowCount, heads, headDim, splits }, [args.partials, args.out], Math.ceil((rowCount * heads * headDim) / 4 / 64));
 }

@@ -1,33 +1,34 @@
 import code from '../../kernels/rope-kv.wgsl?raw';
 import type { Binding, CommandRecorder, Kernel, ParamLayout } from '../gpu/recorder.ts';
+import type { BatchTables } from './batch-tables.ts';
 
 export const ropeKvKernel = {
   name: 'rope-kv',
   code,
-  params: { tokens: 'u32', heads: 'u32', kvHeads: 'u32', headDim: 'u32', startPos: 'u32', cacheOffset: 'u32' },
+  params: { tokens: 'u32', heads: 'u32', kvHeads: 'u32', headDim: 'u32', sequencesOffset: 'u32', pageTableOffset: 'u32' },
 } as const satisfies Kernel<ParamLayout>;
 
 export interface RopeKvArgs {
-  qkv: Binding; //    [tokens][(heads + 2·kvHeads)·headDim]
-  cosSin: Binding; // ropeCosSinTable
-  q: Binding; //      [tokens][heads·headDim], rotated
-  kCache: Binding; // [position][kvHeads·headDim]
+  qkv: Binding; //       [tokens][(heads + 2·kvHeads)·headDim]
+  cosSin: Binding; //    ropeCosSinTable
+  tables: Binding; //    packBatchTables(…).data
+  layout: Omit<BatchTables, 'data'>;
+  q: Binding; //         [tokens][heads·headDim], rotated
+  kCache: Binding; //    [page][KV_PAGE_TOKENS][kvHeads·headDim]
   vCache: Binding;
   tokens: number;
   heads: number;
   kvHeads: number;
   headDim: number;
-  startPos: number;
-  cacheOffset?: number;
 }
 
-/** RoPE on q and k of a fused Q/K/V projection; k and v go to their cache rows. */
+/** RoPE on q and k of a fused Q/K/V projection at each row's position; k and v go to their KV pages. */
 export function ropeKv(recorder: CommandRecorder, args: RopeKvArgs): void {
-  const { tokens, heads, kvHeads, headDim, startPos } = args;
+  const { tokens, heads, kvHeads, headDim } = args;
   recorder.dispatch(
     ropeKvKernel,
-    { tokens, heads, kvHeads, headDim, startPos, cacheOffset: args.cacheOffset ?? 0 },
-    [args.cosSin, args.qkv, args.q, args.kCache, args.vCache],
+    { tokens, heads, kvHeads, headDim, sequencesOffset: args.layout.sequencesOffset, pageTableOffset: args.layout.pageTableOffset },
+    [args.cosSin, args.qkv, args.tables, args.q, args.kCache, args.vCache],
     Math.ceil((tokens * (heads + 2 * kvHeads) * (headDim / 2)) / 64),
   );
 }

@@ -4,9 +4,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { CommandRecorder } from '../../src/gpu/recorder.ts';
-import { attention } from '../../src/ops/attention.ts';
+import { attention, attentionPartialBytes } from '../../src/ops/attention.ts';
 import { embedding } from '../../src/ops/embedding.ts';
 import { ropeKv } from '../../src/ops/rope-kv.ts';
+import { type AttentionPolicy, type DocumentInput, attentionAllowed, documentAt, documentSpans } from '../../src/kv/documents.ts';
+import { packBatchTables } from '../../src/ops/batch-tables.ts';
+import { KV_PAGE_TOKENS } from '../../src/kv/paged-cache.ts';
 import { ropeCosSinTable, ropeInverseFrequencies } from '../../src/model/config.ts';
 import { uploadPackedMatrix } from '../../src/model/gpu-weights.ts';
 import { packWeights, unpackWeights } from '../../src/model/quant.ts';
@@ -31,45 +34,60 @@ function expectClose(name: string, actual: Float32Array, expected: Float32Array,
   expect(normalised, `${name}: max-abs ${maxAbs.toExponential(2)}, normalised ${normalised.toExponential(2)}`).toBeLessThan(tolerance);
 }
 
-describe('rope-kv (rotate-half RoPE on q and k, K/V stored in the cache)', () => {
+/** Page tables for sequences of the given lengths over a shuffled pool of pages (so page order ≠ position order). */
+function pagedLayout(lengths: number[], random: () => number) {
+  const pagesPerSlot = Math.max(...lengths.map((n) => Math.ceil(n / KV_PAGE_TOKENS)));
+  const pool = Array.from({ length: lengths.length * pagesPerSlot }, (_, i) => i).sort(() => random() - 0.5);
+  const tables = lengths.map((_, slot) => pool.slice(slot * pagesPerSlot, (slot + 1) * pagesPerSlot));
+  const slotOf = (slot: number, position: number) => tables[slot]![Math.floor(position / KV_PAGE_TOKENS)]! * KV_PAGE_TOKENS + (position % KV_PAGE_TOKENS);
+  return { pageCount: pool.length, tables, slotOf };
+}
+
+describe('rope-kv (rotate-half RoPE on q and k, K/V stored in their pages)', () => {
   const cases = [
-    { tokens: 1, heads: 8, kvHeads: 4, headDim: 8, startPos: 0 }, //   GQA, first token
-    { tokens: 5, heads: 3, kvHeads: 3, headDim: 32, startPos: 300 },
-    { tokens: 2, heads: 4, kvHeads: 2, headDim: 8, startPos: 7 },
+    { heads: 8, kvHeads: 4, headDim: 8, rows: [[0, 0]] }, //                    GQA, first token
+    { heads: 3, kvHeads: 3, headDim: 32, rows: [[0, 300], [0, 301], [1, 15], [1, 16]] }, // two sequences, a page boundary
   ];
-  for (const [i, { tokens, heads, kvHeads, headDim, startPos }] of cases.entries()) {
-    it(`tokens=${tokens} heads=${heads}/${kvHeads} headDim=${headDim} startPos=${startPos}`, async () => {
+  for (const [i, { heads, kvHeads, headDim, rows }] of cases.entries()) {
+    it(`heads=${heads}/${kvHeads} headDim=${headDim} rows=${JSON.stringify(rows)}`, async () => {
       const random = seededRandom(300 + i);
       const ropeSpec = { headDim, ropeTheta: 10000, ropeScaling: { type: 'default' } } as const;
       const invFreq = ropeInverseFrequencies(ropeSpec);
       const qDim = heads * headDim;
       const kvDim = kvHeads * headDim;
       const rowDim = qDim + 2 * kvDim;
+      const tokens = rows.length;
       const qkv = randomArray(random, tokens * rowDim);
-      const positions = startPos + tokens;
+      const lengths = [0, 1].map((slot) => Math.max(1, ...rows.filter(([s]) => s === slot).map(([, p]) => p! + 1)));
+      const paged = pagedLayout(lengths, random);
       const q = gpu.createBuffer('q', tokens * qDim * 4);
-      const kCache = gpu.createBuffer('k', positions * kvDim * 4);
-      const vCache = gpu.createBuffer('v', positions * kvDim * 4);
+      const cacheBytes = paged.pageCount * KV_PAGE_TOKENS * kvDim * 4;
+      const kCache = gpu.createBuffer('k', cacheBytes);
+      const vCache = gpu.createBuffer('v', cacheBytes);
+      const { data, ...layout } = packBatchTables(
+        rows.map(([slot, position]) => [slot!, position!, 0] as const),
+        lengths.map((kvLength, slot) => ({ pages: paged.tables[slot]!, kvLength, documents: [{ start: 0, end: kvLength, visibleMask: 0 }] })),
+      );
       const recorder = new CommandRecorder(gpu);
-      ropeKv(recorder, { qkv: gpu.upload('qkv', qkv), cosSin: gpu.upload('cosSin', ropeCosSinTable(ropeSpec, positions)), q, kCache, vCache, tokens, heads, kvHeads, headDim, startPos });
+      ropeKv(recorder, {
+        qkv: gpu.upload('qkv', qkv), cosSin: gpu.upload('cosSin', ropeCosSinTable(ropeSpec, Math.max(...lengths))),
+        tables: gpu.upload('tables', data), layout, q, kCache, vCache, tokens, heads, kvHeads, headDim,
+      });
       recorder.submit();
       const actualQ = new Float32Array(await gpu.readBack(q, tokens * qDim * 4));
-      const actualK = new Float32Array(await gpu.readBack(kCache, tokens * kvDim * 4, startPos * kvDim * 4));
-      const actualV = new Float32Array(await gpu.readBack(vCache, tokens * kvDim * 4, startPos * kvDim * 4));
-      const expectedQ = new Float32Array(tokens * qDim);
-      const expectedK = new Float32Array(tokens * kvDim);
-      const expectedV = new Float32Array(tokens * kvDim);
-      for (let t = 0; t < tokens; t++) {
+      const keys = new Float32Array(await gpu.readBack(kCache, cacheBytes));
+      const values = new Float32Array(await gpu.readBack(vCache, cacheBytes));
+      for (const [t, [slot, position]] of rows.entries()) {
         const row = qkv.subarray(t * rowDim, (t + 1) * rowDim);
-        expectedQ.set(row.subarray(0, qDim), t * qDim);
-        expectedK.set(row.subarray(qDim, qDim + kvDim), t * kvDim);
-        expectedV.set(row.subarray(qDim + kvDim), t * kvDim);
-        applyRope(expectedQ.subarray(t * qDim, (t + 1) * qDim), heads, headDim, startPos + t, invFreq);
-        applyRope(expectedK.subarray(t * kvDim, (t + 1) * kvDim), kvHeads, headDim, startPos + t, invFreq);
+        const expectedQ = row.slice(0, qDim);
+        const expectedK = row.slice(qDim, qDim + kvDim);
+        applyRope(expectedQ, heads, headDim, position!, invFreq);
+        applyRope(expectedK, kvHeads, headDim, position!, invFreq);
+        const at = paged.slotOf(slot!, position!) * kvDim;
+        expectClose('q', actualQ.subarray(t * qDim, (t + 1) * qDim), expectedQ);
+        expectClose('k', keys.subarray(at, at + kvDim), expectedK);
+        expect(values.subarray(at, at + kvDim)).toEqual(row.subarray(qDim + kvDim));
       }
-      expectClose('q', actualQ, expectedQ);
-      expectClose('k', actualK, expectedK);
-      expect(actualV).toEqual(expectedV);
     });
   }
 });
@@ -92,47 +110,62 @@ describe('embedding gather from every weight format', () => {
   }
 });
 
-describe('attention (causal, contiguous KV cache)', () => {
-  const cases = [
-    { tokens: 1, heads: 8, kvHeads: 4, headDim: 8, startPos: 0 }, //   GQA, first token
-    { tokens: 1, heads: 8, kvHeads: 8, headDim: 32, startPos: 77 }, // MHA decode
-    { tokens: 6, heads: 4, kvHeads: 2, headDim: 8, startPos: 9 }, //   prefill chunk after a prefix
-    { tokens: 70, heads: 2, kvHeads: 1, headDim: 32, startPos: 0 }, // more positions than invocations
+describe('paged attention with document masks vs the CPU reference', () => {
+  type Case = { name: string; heads: number; kvHeads: number; headDim: number; sequences: { documents: DocumentInput[]; policy: AttentionPolicy; queries: number[] }[]; splits: number };
+  const cases: Case[] = [
+    { name: 'decode, GQA, causal, one split', heads: 8, kvHeads: 4, headDim: 8, splits: 1, sequences: [{ documents: [{ length: 37 }], policy: 'causal', queries: [36] }] },
+    { name: 'decode, MHA, split-KV 4 and a second sequence', heads: 4, kvHeads: 4, headDim: 32, splits: 4, sequences: [
+      { documents: [{ length: 70 }], policy: 'causal', queries: [69] }, { documents: [{ length: 5 }], policy: 'causal', queries: [4] }] },
+    { name: 'split-KV 16 over 5 keys: empty splits', heads: 2, kvHeads: 1, headDim: 16, splits: 16, sequences: [{ documents: [{ length: 5 }], policy: 'causal', queries: [4] }] },
+    { name: 'prefill, two packed prompts under "document"', heads: 2, kvHeads: 2, headDim: 8, splits: 1, sequences: [
+      { documents: [{ length: 17 }, { length: 20 }], policy: 'document', queries: Array.from({ length: 37 }, (_, i) => i) }] },
+    { name: 'prefill, xlda over en/ko/en/ko documents, ragged second sequence', heads: 4, kvHeads: 2, headDim: 8, splits: 1, sequences: [
+      { documents: [{ length: 9, language: 'en' }, { length: 16, language: 'ko' }, { length: 7, language: 'en' }, { length: 3, language: 'ko' }], policy: 'xlda', queries: Array.from({ length: 35 }, (_, i) => i) },
+      { documents: [{ length: 33 }], policy: 'causal', queries: [30, 31, 32] }] },
+    { name: 'groups and explicit visibility', heads: 2, kvHeads: 2, headDim: 8, splits: 1, sequences: [
+      { documents: [{ length: 6 }, { length: 6 }, { length: 6 }], policy: { groups: [0, 1, 0] }, queries: Array.from({ length: 18 }, (_, i) => i) },
+      { documents: [{ length: 4 }, { length: 20 }, { length: 4 }], policy: { visible: [[], [], [0]] }, queries: [0, 5, 23, 24, 27] }] },
   ];
-  for (const [i, { tokens, heads, kvHeads, headDim, startPos }] of cases.entries()) {
-    it(`tokens=${tokens} heads=${heads}/${kvHeads} headDim=${headDim} startPos=${startPos}`, async () => {
-      const random = seededRandom(700 + i);
-      const length = startPos + tokens;
-      const scoreStride = length + 3;
+  for (const [c, { name, heads, kvHeads, headDim, sequences, splits }] of cases.entries()) {
+    it(name, async () => {
+      const random = seededRandom(700 + c);
       const kvDim = kvHeads * headDim;
-      const q = randomArray(random, tokens * heads * headDim, 2);
-      const keys = randomArray(random, length * kvDim, 2);
-      const values = randomArray(random, length * kvDim);
+      const spans = sequences.map((sequence) => documentSpans(sequence.documents, sequence.policy));
+      const lengths = spans.map((documents) => documents.at(-1)!.end);
+      const paged = pagedLayout(lengths, random);
+      const keys = randomArray(random, paged.pageCount * KV_PAGE_TOKENS * kvDim, 2);
+      const values = randomArray(random, keys.length);
+      const rows = sequences.flatMap((sequence, slot) => sequence.queries.map((position) => [slot, position, documentAt(spans[slot]!, position)] as const));
+      const q = randomArray(random, rows.length * heads * headDim, 2);
+      const { data, ...layout } = packBatchTables(rows, spans.map((documents, slot) => ({ pages: paged.tables[slot]!, kvLength: lengths[slot]!, documents })));
       const out = gpu.createBuffer('out', q.byteLength);
       const actual = await run((r) => attention(r, {
-        q: gpu.upload('q', q), kCache: gpu.upload('k', keys), vCache: gpu.upload('v', values),
-        scores: gpu.createBuffer('scores', tokens * heads * scoreStride * 4), out,
-        tokens, heads, kvHeads, headDim, startPos, scoreStride,
+        q: gpu.upload('q', q), tables: gpu.upload('tables', data), layout,
+        kCache: gpu.upload('k', keys), vCache: gpu.upload('v', values),
+        partials: gpu.createBuffer('partials', attentionPartialBytes(rows.length, heads, headDim, splits)), out,
+        rowCount: rows.length, heads, kvHeads, headDim, splits,
       }), out, q.length);
 
       const expected = new Float32Array(q.length);
-      for (let t = 0; t < tokens; t++) {
+      rows.forEach(([slot, position], r) => {
         for (let h = 0; h < heads; h++) {
           const kvBase = Math.floor(h / (heads / kvHeads)) * headDim;
-          const qBase = (t * heads + h) * headDim;
-          const scores = Array.from({ length: startPos + t + 1 }, (_, j) => {
+          const qBase = (r * heads + h) * headDim;
+          const keysSeen = Array.from({ length: position! + 1 }, (_, j) => j).filter((j) => attentionAllowed(spans[slot!]!, position!, j));
+          const scores = keysSeen.map((j) => {
+            const at = paged.slotOf(slot!, j) * kvDim + kvBase;
             let dot = 0;
-            for (let d = 0; d < headDim; d++) dot += q[qBase + d]! * keys[j * kvDim + kvBase + d]!;
+            for (let d = 0; d < headDim; d++) dot += q[qBase + d]! * keys[at + d]!;
             return dot / Math.sqrt(headDim);
           });
           const max = Math.max(...scores);
           const weights = scores.map((s) => Math.exp(s - max));
           const sum = weights.reduce((a, b) => a + b, 0);
           for (let d = 0; d < headDim; d++) {
-            expected[qBase + d] = weights.reduce((acc, wj, j) => acc + wj * values[j * kvDim + kvBase + d]!, 0) / sum;
+            expected[qBase + d] = weights.reduce((acc, w, i) => acc + w * values[paged.slotOf(slot!, keysSeen[i]!) * kvDim + kvBase + d]!, 0) / sum;
           }
         }
-      }
+      });
       expectClose('attention', actual, expected);
     });
   }

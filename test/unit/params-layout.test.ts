@@ -1,14 +1,15 @@
 // Each kernel's Params struct in WGSL must match, field by field, the layout its op packs in TS.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { attentionKernel } from '../../src/ops/attention.ts';
+import { attentionReduceKernel, pagedAttentionKernel } from '../../src/ops/attention.ts';
 import { embeddingKernel } from '../../src/ops/embedding.ts';
+import { gatherRowsKernel } from '../../src/ops/gather-rows.ts';
 import { linearKernel } from '../../src/ops/linear.ts';
 import { quantizeKernel } from '../../src/ops/quantize.ts';
 import { ropeKvKernel } from '../../src/ops/rope-kv.ts';
 import { sampleKernel } from '../../src/ops/sample.ts';
 
-const kernels = [attentionKernel, embeddingKernel, linearKernel, quantizeKernel, ropeKvKernel, sampleKernel];
+const kernels = [pagedAttentionKernel, attentionReduceKernel, embeddingKernel, gatherRowsKernel, linearKernel, quantizeKernel, ropeKvKernel, sampleKernel];
 
 describe('Params structs mirror WGSL', () => {
   for (const kernel of kernels) {
