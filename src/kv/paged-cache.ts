@@ -25,6 +25,11 @@ export interface KvPageCopy {
 
 export interface KvSequence {
   readonly id: number;
+  /**
+   * Whether its full pages may be shared with later sequences. Only a plain causal prompt's pages are:
+   * a page computed under a document mask holds different K/V than the same tokens seen causally.
+   */
+  readonly shareable: boolean;
   /** Page ids, one per KV_PAGE_TOKENS positions. */
   readonly pages: number[];
   /** Token ids whose K/V are in the cache (or are being written by the current forward). */
@@ -80,10 +85,11 @@ export class PagedKvCache {
    * token prefix. Returns how many leading tokens are already cached (their forward can be skipped).
    * At least one token is always left to compute, so the caller gets logits for the last prompt token.
    */
-  createSequence(promptTokens: readonly number[]): { sequence: KvSequence; cachedTokens: number } {
-    const sequence: KvSequence = { id: this.nextId++, pages: [], tokens: [] };
+  createSequence(promptTokens: readonly number[], options: { shareable?: boolean } = {}): { sequence: KvSequence; cachedTokens: number } {
+    const shareable = options.shareable ?? true;
+    const sequence: KvSequence = { id: this.nextId++, shareable, pages: [], tokens: [] };
     let parent = -1;
-    while ((sequence.pages.length + 1) * KV_PAGE_TOKENS < promptTokens.length) {
+    while (shareable && (sequence.pages.length + 1) * KV_PAGE_TOKENS < promptTokens.length) {
       const start = sequence.pages.length * KV_PAGE_TOKENS;
       const page = this.registry.get(pageKey(parent, promptTokens.slice(start, start + KV_PAGE_TOKENS)));
       if (page === undefined) break;
@@ -100,7 +106,7 @@ export class PagedKvCache {
   fork(sourceId: number): KvSequence {
     const source = this.sequence(sourceId);
     for (const page of source.pages) this.retain(page);
-    const sequence: KvSequence = { id: this.nextId++, pages: [...source.pages], tokens: [...source.tokens] };
+    const sequence: KvSequence = { id: this.nextId++, shareable: source.shareable, pages: [...source.pages], tokens: [...source.tokens] };
     this.sequences.set(sequence.id, sequence);
     return sequence;
   }
@@ -128,7 +134,7 @@ export class PagedKvCache {
     }
     for (let i = 0; i < newPages; i++) sequence.pages.push(this.take());
     sequence.tokens.push(...tokens);
-    this.registerFullPages(sequence, length);
+    if (sequence.shareable) this.registerFullPages(sequence, length);
     return { copies };
   }
 

@@ -153,14 +153,15 @@ export interface StepSequence {
   startPos: number;
   /** Document spans of the whole sequence (src/kv/documents.ts); default: one causal document. */
   documents?: readonly DocumentSpan[];
-  output?: { kind: 'sample'; sampling: SamplingConfig; step: number; seen: Uint32Array<ArrayBuffer> } | { kind: 'logits' };
+  /** After the last token: draw the next id, or return logits (after the tokens at `rows`, default the last). */
+  output?: { kind: 'sample'; sampling: SamplingConfig; step: number; seen: Uint32Array<ArrayBuffer> } | { kind: 'logits'; rows?: readonly number[] };
 }
 
 export interface StepResult {
   /** Per sequence: the sampled id, if it asked for one. */
   tokenIds: (number | undefined)[];
-  /** Per sequence: the logits after its last token, if it asked for them. */
-  logits: (Float32Array | undefined)[];
+  /** Per sequence: the logits it asked for, one array per requested row. */
+  logits: (Float32Array[] | undefined)[];
 }
 
 export class GpuLlama {
@@ -305,7 +306,7 @@ export class GpuLlama {
   /** Runs `tokens` on the single sequence; returns the logits after the last one. */
   async forwardLogits(tokens: readonly number[]): Promise<Float32Array> {
     const result = await this.forwardOwn(tokens, () => ({ kind: 'logits' }));
-    return result.logits[0]!;
+    return result.logits[0]![0]!;
   }
 
   private async forwardOwn(tokens: readonly number[], output: (seen: Uint32Array<ArrayBuffer>) => StepSequence['output']): Promise<StepResult> {
@@ -370,8 +371,17 @@ export class GpuLlama {
         tokenIds[rows.length] = token;
         rows.push([slot, position, documentAt(documents, position)]);
       }
-      if (entry.output) outputRows.push(rows.length - 1);
+      const first = rows.length - entry.tokens.length;
+      if (entry.output?.kind === 'logits' && entry.output.rows) {
+        for (const row of entry.output.rows) {
+          if (!Number.isInteger(row) || row < 0 || row >= entry.tokens.length) throw new RangeError(`logits row ${row} is outside sequence ${slot}'s ${entry.tokens.length} tokens`);
+          outputRows.push(first + row);
+        }
+      } else if (entry.output) {
+        outputRows.push(rows.length - 1);
+      }
     }
+    if (outputRows.length > this.maxSequences) throw new RangeError(`a step returns at most ${this.maxSequences} rows of logits (asked for ${outputRows.length})`);
     const tables = packBatchTables(rows, sequences);
     queue.writeBuffer(this.act.tables, 0, tables.data);
     queue.writeBuffer(this.act.tokenIds, 0, tokenIds);
@@ -379,7 +389,8 @@ export class GpuLlama {
 
     const recorder = new CommandRecorder(this.gpu);
     this.recordLayers(recorder, rowCount, tables, attentionSplits(rowCount * this.spec.numHeads, maxKvLength));
-    const outputs = batch.flatMap((entry) => (entry.output ? [entry.output] : []));
+    // Output rows in batch order; a sampling sequence has exactly one, at index `outputIndex`.
+    const outputs = batch.flatMap((entry) => (entry.output ? (entry.output.kind === 'logits' ? (entry.output.rows ?? [0]).map(() => entry.output!) : [entry.output]) : []));
     const seenBytes = seenStride(vocabSize);
     if (outputs.length) {
       gatherRows(recorder, { rowIds: this.act.outputRows, x: this.act.x, y: this.act.lastHidden, count: outputs.length, width: h });
@@ -397,22 +408,15 @@ export class GpuLlama {
     this.lastDispatchCount = recorder.dispatchCount;
 
     const result: StepResult = { tokenIds: batch.map(() => undefined), logits: batch.map(() => undefined) };
-    if (outputs.some((output) => output.kind === 'sample')) {
-      const ids = new Uint32Array(await this.gpu.readBack(this.act.nextIds, outputs.length * 4));
-      let i = 0;
-      batch.forEach((entry, slot) => {
-        if (entry.output?.kind === 'sample') result.tokenIds[slot] = ids[i]!;
-        if (entry.output) i++;
-      });
-    }
-    if (outputs.some((output) => output.kind === 'logits')) {
-      const logits = new Float32Array(await this.gpu.readBack(this.act.logits, outputs.length * vocabSize * 4));
-      let i = 0;
-      batch.forEach((entry, slot) => {
-        if (entry.output?.kind === 'logits') result.logits[slot] = logits.slice(i * vocabSize, (i + 1) * vocabSize);
-        if (entry.output) i++;
-      });
-    }
+    const ids = outputs.some((output) => output.kind === 'sample') ? new Uint32Array(await this.gpu.readBack(this.act.nextIds, outputs.length * 4)) : undefined;
+    const logits = outputs.some((output) => output.kind === 'logits') ? new Float32Array(await this.gpu.readBack(this.act.logits, outputs.length * vocabSize * 4)) : undefined;
+    let i = 0;
+    batch.forEach((entry, slot) => {
+      if (entry.output?.kind === 'sample') result.tokenIds[slot] = ids![i++]!;
+      if (entry.output?.kind === 'logits') {
+        result.logits[slot] = (entry.output.rows ?? [0]).map(() => logits!.slice(i * vocabSize, ++i * vocabSize));
+      }
+    });
     return result;
   }
 

@@ -1,6 +1,9 @@
 // The engine a page or app talks to: load a model folder onto the GPU, then stream generations with
-// greedy or seeded sampling (chosen on the GPU; only the token id comes back). One sequence at a time.
-import { ContextOverflowError, TriWebGPUError } from '../errors.ts';
+// greedy or seeded sampling (chosen on the GPU; only the token id comes back). Generations may overlap:
+// the scheduler batches them into shared steps over a paged KV cache, and a follow-up chat turn reuses
+// the cached pages of the conversation so far.
+import { InvalidRequestError } from '../errors.ts';
+import { type AttentionPolicy, type DocumentInput, documentSpans } from '../kv/documents.ts';
 import { GpuContext } from '../gpu/context.ts';
 import { HttpModelFiles, type ModelFiles } from '../model/byte-source.ts';
 import type { LlamaSpec } from '../model/config.ts';
@@ -8,13 +11,15 @@ import { GpuLlama } from '../model/llama-gpu.ts';
 import { openModel } from '../model/open.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 import { type SamplingOptions, samplingConfig } from './sampling.ts';
-import { StreamDecoder } from '../text/stream-decoder.ts';
 import type { ChatMessage, TextCodec } from '../text/tokenizer.ts';
+import { type FinishReason, Scheduler, type SequenceRequest } from './scheduler.ts';
 
 export interface LoadOptions {
   /** A GPU to use (Node: getNodeGpu() from 'tri-webgpu/node'); defaults to navigator.gpu. */
   gpu?: GPU;
   contextLength?: number;
+  /** Most sequences decoding together (default 16). */
+  maxSequences?: number;
   /**
    * Weight format on the GPU, converted from the checkpoint at load. Default: f32 when the model's
    * matrices take at most 256 MiB in f32 (tiny models run exactly), otherwise q4 (G=32).
@@ -28,7 +33,16 @@ export interface LoadOptions {
 export interface GenerateOptions extends SamplingOptions {
   /** Most tokens to generate; default 256. Stops earlier on an end-of-sequence token. */
   maxNewTokens?: number;
+  /** Stop when the output contains one of these (not included in the text). */
+  stop?: readonly string[];
   signal?: AbortSignal;
+}
+
+/** A document of a packed sequence: its text (or token ids) and a language tag for the xlda policy. */
+export interface PackedDocument {
+  text?: string;
+  tokenIds?: readonly number[];
+  language?: string;
 }
 
 const EXACT_F32_BYTES = 256 * 2 ** 20;
@@ -41,7 +55,7 @@ export function defaultWeightFormat(spec: LlamaSpec): WeightFormatOptions {
   return f32Bytes <= EXACT_F32_BYTES ? { format: 'f32' } : { format: 'q4', groupSize: 32 };
 }
 
-export type FinishReason = 'stop' | 'length' | 'abort';
+export type { FinishReason };
 
 export interface GenerationChunk {
   /** New text, never a broken UTF-8 character (may be '' while a character is incomplete). */
@@ -53,7 +67,8 @@ export interface GenerationResult {
   text: string;
   tokenIds: number[];
   finishReason: FinishReason;
-  usage: { promptTokens: number; completionTokens: number };
+  /** cachedPromptTokens: prompt tokens whose KV came from the cache (an earlier turn or shared prefix). */
+  usage: { promptTokens: number; completionTokens: number; cachedPromptTokens: number };
   /** Seconds spent in prefill, and decode tokens per second after the first token. */
   timings: { prefillSeconds: number; decodeTokensPerSecond: number };
 }
@@ -67,7 +82,7 @@ export class TriEngine {
   /** The weight format the model runs in. */
   readonly weights: WeightFormatOptions;
   private readonly model: GpuLlama;
-  private busy = false;
+  private readonly scheduler: Scheduler;
 
   private constructor(gpu: GpuContext, model: GpuLlama, text: TextCodec, weights: WeightFormatOptions) {
     this.gpu = gpu;
@@ -75,6 +90,7 @@ export class TriEngine {
     this.spec = model.spec;
     this.text = text;
     this.weights = weights;
+    this.scheduler = new Scheduler(model, text);
   }
 
   /** Loads a model from a URL folder (Range requests) or any ModelFiles (picked files, a Node directory). */
@@ -86,6 +102,7 @@ export class TriEngine {
     try {
       const model = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, {
         contextLength: options.contextLength,
+        maxSequences: options.maxSequences,
         weights,
         signal: options.signal,
         onProgress: (loadedBytes, totalBytes) => options.onProgress?.({ loadedBytes, totalBytes }),
@@ -115,63 +132,51 @@ export class TriEngine {
 
   /**
    * Streams a continuation: yields text deltas as tokens are decoded and returns the whole result.
-   * Errors (prompt too long, device lost) are thrown before or between tokens; the engine stays usable.
+   * Errors (prompt too long, invalid settings) are thrown before anything runs; the engine stays usable.
+   * Several generations may run at once; they share the GPU step by step.
    */
-  async *generate(prompt: Prompt, options: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
-    if (this.busy) throw new TriWebGPUError('ENGINE_BUSY', 'a generation is already running on this engine; await it or abort it first');
-    const promptIds = this.promptIds(prompt);
-    if (promptIds.length === 0) throw new RangeError('the prompt is empty: give at least one token');
-    if (promptIds.length >= this.contextLength) throw new ContextOverflowError(promptIds.length, this.contextLength);
-    const maxNewTokens = Math.min(options.maxNewTokens ?? 256, this.contextLength - promptIds.length);
+  generate(prompt: Prompt, options: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
+    return this.run({ promptIds: this.promptIds(prompt) }, options);
+  }
+
+  /**
+   * Packs documents into one sequence under an attention policy (DESIGN.md §1: 'causal', 'document',
+   * 'xlda' by language, groups or explicit visibility) and continues the last document.
+   */
+  generatePacked(documents: readonly PackedDocument[], policy: AttentionPolicy, options: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
+    const ids = documents.map((document, i) => {
+      if (document.tokenIds) return [...document.tokenIds];
+      if (document.text !== undefined) return this.text.encode(document.text);
+      throw new InvalidRequestError(`document ${i} has neither text nor tokenIds`);
+    });
+    const spans = documentSpans(ids.map((tokens, i): DocumentInput => ({ length: tokens.length, language: documents[i]!.language })), policy);
+    // The generated tokens continue the last document.
+    spans.at(-1)!.end = 0xffffffff;
+    return this.run({ promptIds: ids.flat(), documents: spans }, options);
+  }
+
+  private async *run(input: Pick<SequenceRequest, 'promptIds' | 'documents'>, options: GenerateOptions): AsyncGenerator<GenerationChunk, GenerationResult> {
     const sampling = samplingConfig(options);
-    const stopIds = new Set(this.spec.eosTokenIds);
-    const decoder = new StreamDecoder(this.text);
-    const tokenIds: number[] = [];
-    let text = '';
-    let finishReason: FinishReason = 'length';
-    this.busy = true;
-    const start = performance.now();
-    let firstTokenAt = start;
+    // A consumer that stops iterating early aborts the sequence, so its pages are freed.
+    const stopped = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, stopped.signal]) : stopped.signal;
+    const stream = this.scheduler.submit({
+      ...input,
+      sampling,
+      maxNewTokens: Math.min(options.maxNewTokens ?? 256, this.contextLength - input.promptIds.length),
+      stopIds: new Set(this.spec.eosTokenIds),
+      stopStrings: options.stop,
+      signal,
+    });
     try {
-      this.model.reset();
-      // The RNG step is the index of the token being drawn: a seed reproduces the whole text.
-      let next = await this.model.forwardSample(promptIds, sampling, 0);
-      firstTokenAt = performance.now();
       for (;;) {
-        if (options.signal?.aborted) {
-          finishReason = 'abort';
-          break;
-        }
-        tokenIds.push(next);
-        if (stopIds.has(next)) {
-          finishReason = 'stop';
-          break;
-        }
-        const delta = decoder.push(next);
-        text += delta;
-        yield { text: delta, tokenId: next };
-        if (tokenIds.length >= maxNewTokens) break;
-        next = await this.model.forwardSample([next], sampling, tokenIds.length);
-      }
-      const rest = decoder.flush();
-      if (rest) {
-        text += rest;
-        yield { text: rest, tokenId: tokenIds.at(-1)! };
+        const step = await stream.next();
+        if (step.done) return step.value;
+        yield step.value;
       }
     } finally {
-      this.busy = false;
+      stopped.abort();
     }
-    const decodeSeconds = (performance.now() - firstTokenAt) / 1000;
-    return {
-      text,
-      tokenIds,
-      finishReason,
-      usage: { promptTokens: promptIds.length, completionTokens: tokenIds.length },
-      timings: {
-        prefillSeconds: (firstTokenAt - start) / 1000,
-        decodeTokensPerSecond: tokenIds.length > 1 && decodeSeconds > 0 ? (tokenIds.length - 1) / decodeSeconds : 0,
-      },
-    };
   }
 
   /** Runs generate() to the end and returns the result. */
@@ -181,6 +186,11 @@ export class TriEngine {
       const step = await stream.next();
       if (step.done) return step.value;
     }
+  }
+
+  /** Sequences generating now, and the prompt tokens prefilled or taken from the KV cache so far. */
+  get schedulerStats(): { activeSequences: number; prefilledTokens: number; cachedTokens: number; steps: number; freeKvPages: number } {
+    return { activeSequences: this.scheduler.activeSequences, ...this.scheduler.stats, freeKvPages: this.scheduler.kv.freePageCount };
   }
 
   dispose(): void {

@@ -51,6 +51,15 @@ describe('PagedKvCache', () => {
     expect(cache.createSequence([5, ...prompt.slice(1)]).cachedTokens).toBe(0);
   });
 
+  it('never shares pages of a sequence computed under a document mask', () => {
+    const cache = new PagedKvCache(8);
+    const prompt = range(0, 40);
+    const packed = cache.createSequence(prompt, { shareable: false });
+    expect(packed.cachedTokens).toBe(0);
+    cache.append(packed.sequence.id, prompt);
+    expect(cache.createSequence(prompt).cachedTokens).toBe(0);
+  });
+
   it('always leaves at least one prompt token to compute', () => {
     const cache = new PagedKvCache(8);
     const prompt = range(0, 32);
