@@ -132,18 +132,19 @@ export class TriEngine {
 
   /**
    * Streams a continuation: yields text deltas as tokens are decoded and returns the whole result.
-   * Errors (prompt too long, invalid settings) are thrown before anything runs; the engine stays usable.
+   * Errors (prompt too long, invalid settings) reject the first next() before anything runs; the engine
+   * stays usable.
    * Several generations may run at once; they share the GPU step by step.
    */
-  generate(prompt: Prompt, options: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
-    return this.run({ promptIds: this.promptIds(prompt) }, options);
+  async *generate(prompt: Prompt, options: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
+    return yield* this.run({ promptIds: this.promptIds(prompt) }, options);
   }
 
   /**
    * Packs documents into one sequence under an attention policy (DESIGN.md §1: 'causal', 'document',
    * 'xlda' by language, groups or explicit visibility) and continues the last document.
    */
-  generatePacked(documents: readonly PackedDocument[], policy: AttentionPolicy, options: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
+  async *generatePacked(documents: readonly PackedDocument[], policy: AttentionPolicy, options: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
     const ids = documents.map((document, i) => {
       if (document.tokenIds) return [...document.tokenIds];
       if (document.text !== undefined) return this.text.encode(document.text);
@@ -152,7 +153,7 @@ export class TriEngine {
     const spans = documentSpans(ids.map((tokens, i): DocumentInput => ({ length: tokens.length, language: documents[i]!.language })), policy);
     // The generated tokens continue the last document.
     spans.at(-1)!.end = 0xffffffff;
-    return this.run({ promptIds: ids.flat(), documents: spans }, options);
+    return yield* this.run({ promptIds: ids.flat(), documents: spans }, options);
   }
 
   private async *run(input: Pick<SequenceRequest, 'promptIds' | 'documents'>, options: GenerateOptions): AsyncGenerator<GenerationChunk, GenerationResult> {
