@@ -5,6 +5,9 @@ import type { GpuContext } from '../src/gpu/context.ts';
 import { CommandRecorder } from '../src/gpu/recorder.ts';
 import { destroyGpuMatrix } from '../src/model/gpu-weights.ts';
 import { type WeightFormatOptions, weightLayout } from '../src/model/quant.ts';
+import { KV_PAGE_TOKENS } from '../src/kv/paged-cache.ts';
+import { attention, attentionPartialBytes } from '../src/ops/attention.ts';
+import { packBatchTables } from '../src/ops/batch-tables.ts';
 import { type GpuMatrix, linear } from '../src/ops/linear.ts';
 import copyCode from './copy.wgsl?raw';
 
@@ -14,6 +17,8 @@ export interface BenchRow {
   ms: number;
   gbPerSecond: number;
   ofCopy: number;
+  /** Multiply-adds ×2 per second, for kernels that compute (prefill is compute-bound). */
+  gflops?: number;
 }
 
 const copyKernel = { name: 'copy', code: copyCode, params: { count: 'u32', threads: 'u32' } } as const;
@@ -77,7 +82,7 @@ export async function benchLinear(
         const seconds = await timeDispatches(gpu, (r) => linear(r, { x, weights: matrix, y, m }), repeats);
         const bytes = layout.dataBytes + layout.scaleBytes + m * k * 4 + m * n * 4;
         const gbPerSecond = bytes / seconds / 1e9;
-        rows.push({ kernel: `linear ${formatName} M=${m}`, shape: name, ms: seconds * 1000, gbPerSecond, ofCopy: gbPerSecond / copyGBs });
+        rows.push({ kernel: `linear ${formatName} M=${m}`, shape: name, ms: seconds * 1000, gbPerSecond, ofCopy: gbPerSecond / copyGBs, gflops: (2 * m * n * k) / seconds / 1e9 });
         x.destroy();
         y.destroy();
       }
@@ -87,8 +92,31 @@ export async function benchLinear(
   return rows;
 }
 
+/** Decode attention (one query row per head over a long paged KV cache, split-KV 16) in GB/s of K and V read. */
+export async function benchAttention(gpu: GpuContext, copyGBs: number): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  for (const { heads, headDim, positions } of [{ heads: 32, headDim: 128, positions: 2048 }, { heads: 16, headDim: 64, positions: 2048 }]) {
+    const kvDim = heads * headDim;
+    const pages = Math.ceil(positions / KV_PAGE_TOKENS);
+    const kCache = gpu.createBuffer('k', pages * KV_PAGE_TOKENS * kvDim * 4);
+    const vCache = gpu.createBuffer('v', pages * KV_PAGE_TOKENS * kvDim * 4);
+    const q = gpu.createBuffer('q', kvDim * 4);
+    const out = gpu.createBuffer('out', kvDim * 4);
+    const splits = 16;
+    const partials = gpu.createBuffer('partials', attentionPartialBytes(1, heads, headDim, splits));
+    const { data, ...layout } = packBatchTables([[0, positions - 1, 0]], [{ pages: Array.from({ length: pages }, (_, i) => i), kvLength: positions, documents: [{ start: 0, end: positions, visibleMask: 0 }] }]);
+    const tables = gpu.upload('tables', data);
+    const seconds = await timeDispatches(gpu, (r) => attention(r, { q, tables, layout, kCache, vCache, partials, out, rowCount: 1, heads, kvHeads: heads, headDim, splits }), 5);
+    const bytes = 2 * positions * kvDim * 4;
+    const gbPerSecond = bytes / seconds / 1e9;
+    rows.push({ kernel: `attention decode, split-KV ${splits}`, shape: `${heads}×${headDim}, ${positions} positions`, ms: seconds * 1000, gbPerSecond, ofCopy: gbPerSecond / copyGBs });
+    for (const buffer of [kCache, vCache, q, out, partials, tables]) buffer.destroy();
+  }
+  return rows;
+}
+
 export function formatBenchTable(rows: BenchRow[], adapter: string): string {
-  const lines = [`adapter: ${adapter}`, '| kernel | shape | ms | GB/s | of copy |', '|---|---|---:|---:|---:|'];
-  for (const row of rows) lines.push(`| ${row.kernel} | ${row.shape} | ${row.ms.toFixed(2)} | ${row.gbPerSecond.toFixed(2)} | ${row.ofCopy.toFixed(2)} |`);
+  const lines = [`adapter: ${adapter}`, '| kernel | shape | ms | GB/s | of copy | GFLOP/s |', '|---|---|---:|---:|---:|---:|'];
+  for (const row of rows) lines.push(`| ${row.kernel} | ${row.shape} | ${row.ms.toFixed(2)} | ${row.gbPerSecond.toFixed(2)} | ${row.ofCopy.toFixed(2)} | ${row.gflops?.toFixed(2) ?? ''} |`);
   return lines.join('\n');
 }

@@ -1,0 +1,81 @@
+// Runtime benchmarks shared by `npm run bench -- runtime` (Node) and the benchmark page (Chromium):
+// decode tok/s with several sequences at once, prefill tok/s, prompt tokens saved by prefix sharing over
+// a 5-turn chat, and decode speed as a fraction of the roofline (best copy GB/s ÷ bytes read per token).
+import type { TriEngine } from '../src/runtime/engine.ts';
+import { gpuLlamaMemoryPlan } from '../src/model/llama-gpu.ts';
+import type { LlamaSpec } from '../src/model/config.ts';
+import type { WeightFormatOptions } from '../src/model/quant.ts';
+
+const prompt = (seed: number, length: number) => ({ tokenIds: Array.from({ length }, (_, i) => 300 + ((seed * 131 + i * 7) % 3500)) });
+
+/** Total generated tokens per second with `concurrency` sequences decoding together (after a warm-up). */
+export async function decodeThroughput(engine: TriEngine, concurrency: number, newTokens = 32): Promise<number> {
+  await engine.complete(prompt(999, 16), { maxNewTokens: 2 });
+  const start = performance.now();
+  const results = await Promise.all(Array.from({ length: concurrency }, (_, s) => engine.complete(prompt(s, 16), { maxNewTokens: newTokens })));
+  const tokens = results.reduce((sum, result) => sum + result.tokenIds.length, 0);
+  return tokens / ((performance.now() - start) / 1000);
+}
+
+/** Prompt tokens per second of one long prefill (no cached pages). */
+export async function prefillThroughput(engine: TriEngine, length = 256): Promise<number> {
+  const result = await engine.complete(prompt(4242, length), { maxNewTokens: 1 });
+  return length / result.timings.prefillSeconds;
+}
+
+/** A 5-turn chat where each prompt repeats the conversation: the share of prompt tokens taken from the cache. */
+export async function chatPrefixSharing(engine: TriEngine): Promise<{ promptTokens: number; cachedTokens: number }> {
+  const messages: { role: string; content: string }[] = [];
+  let promptTokens = 0;
+  let cachedTokens = 0;
+  const questions = ['Tell me a story.', '한국어로 말해 주세요.', 'What happened next?', '왜요?', 'Thank you!'];
+  for (const question of questions) {
+    messages.push({ role: 'user', content: question });
+    const result = await engine.complete(messages, { maxNewTokens: 24 });
+    promptTokens += result.usage.promptTokens;
+    cachedTokens += result.usage.cachedPromptTokens;
+    messages.push({ role: 'assistant', content: result.text });
+  }
+  return { promptTokens, cachedTokens };
+}
+
+/** Bytes one decoded token reads: every matrix but the embedding (one row), plus a 64-position KV. */
+export function bytesPerDecodedToken(spec: LlamaSpec, weights: WeightFormatOptions): number {
+  const plan = gpuLlamaMemoryPlan(spec, 64, { weights, chunkTokens: 1, maxSequences: 1, kvPages: 4 });
+  const matrices = plan.buffers.filter((b) => /\]$/.test(b.label) && !b.label.startsWith('embed'));
+  const kvPerLayer = 2 * 64 * spec.numKvHeads * spec.headDim * 4;
+  return matrices.reduce((sum, b) => sum + b.bytes, 0) + spec.numLayers * kvPerLayer;
+}
+
+export type LoadEngine = (model: 'tri-tiny' | 'random-111m', weights: WeightFormatOptions, options?: { maxSequences?: number }) => Promise<TriEngine>;
+
+/** The runtime table: label, value, and a note (roofline fractions, dispatch counts). */
+export async function runtimeRows(load: LoadEngine, copyGBs: number): Promise<[string, string, string][]> {
+  const rows: [string, string, string][] = [];
+  const tiny = await load('tri-tiny', { format: 'f32' }, { maxSequences: 16 });
+  try {
+    for (const concurrency of [1, 4, 16]) {
+      rows.push([`tri-tiny f32 decode, ${concurrency} sequence(s)`, `${(await decodeThroughput(tiny, concurrency)).toFixed(1)} tok/s`, 'all sequences together']);
+    }
+    rows.push(['tri-tiny f32 prefill, 256-token prompt', `${(await prefillThroughput(tiny)).toFixed(0)} tok/s`, '']);
+    const { promptTokens, cachedTokens } = await chatPrefixSharing(tiny);
+    rows.push(['tri-tiny 5-turn chat: prompt tokens from the KV cache', `${cachedTokens} of ${promptTokens}`, `${((100 * cachedTokens) / promptTokens).toFixed(0)}% of prefill saved`]);
+  } finally {
+    tiny.dispose();
+  }
+  for (const format of ['f32', 'q4'] as const) {
+    const engine = await load('random-111m', { format }, { maxSequences: 1 });
+    try {
+      const tokensPerSecond = await decodeThroughput(engine, 1, 24);
+      const bytes = bytesPerDecodedToken(engine.spec, { format });
+      const roofline = (copyGBs * 1e9) / bytes;
+      rows.push([
+        `random 111M ${format} decode, 1 sequence`, `${tokensPerSecond.toFixed(2)} tok/s`,
+        `${(tokensPerSecond / roofline).toFixed(2)} of roofline (${roofline.toFixed(2)} tok/s = ${copyGBs.toFixed(2)} GB/s ÷ ${(bytes / 1e6).toFixed(1)} MB/token); ${engine.dispatchesPerDecodedToken} dispatches/token`,
+      ]);
+    } finally {
+      engine.dispose();
+    }
+  }
+  return rows;
+}
