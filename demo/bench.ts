@@ -75,7 +75,8 @@ async function runRuntime(): Promise<void> {
   const copyGBs = Math.max(...(await benchCopy(gpu)).map((row) => row.gbPerSecond));
   gpu.destroy();
   status.textContent = 'Measuring the runtime…';
-  const urls = { 'tri-tiny': new URL('models/tri-tiny/', location.href).href, 'random-111m': query.get('randomModel') ?? '' };
+  const randomModel = query.get('randomModel');
+  const urls = { 'tri-tiny': new URL('models/tri-tiny/', location.href).href, 'random-111m': randomModel ? new URL(randomModel, location.href).href : '' };
   const rows = await runtimeRows(async (model, weights, options) => {
     if (!urls[model]) throw new Error('give the random model folder with ?randomModel=URL (npm run bench -- runtime writes it)');
     return TriEngine.load(urls[model], { weights, ...options });

@@ -18,8 +18,8 @@ export interface MatrixSpec {
   tensors: readonly string[];
   /** Two tensors of equal shape computed together as silu(gate) · up. */
   gatedPair?: boolean;
-  /** Multiplies column k by this (a folded RMSNorm weight). */
-  columnScale?: Float32Array;
+  /** A [K] tensor (an RMSNorm weight) that multiplies column k before conversion: the norm folded in. */
+  columnScaleTensor?: string;
 }
 
 interface RowSlice {
@@ -102,6 +102,7 @@ export function gpuMatrixBuffers(spec: MatrixSpec, shapes: readonly (readonly nu
 /** A matrix whose buffers exist but hold no weights yet. */
 export interface PendingMatrix {
   readonly spec: MatrixSpec;
+  readonly checkpoint: SafetensorsCheckpoint;
   readonly infos: readonly TensorInfo[];
   readonly plans: readonly PartPlan[];
   readonly matrix: GpuMatrix;
@@ -128,14 +129,16 @@ export class GpuWeightUploader {
     const infos = tensorShapes(spec, checkpoint);
     const { layout, parts: plans } = planMatrix(spec, infos.map((info) => info.shape), format, bindingLimit(this.gpu));
     const parts = plans.map((plan, i) => this.createPart(`${spec.label}[${i}]`, plan));
-    return { spec, infos, plans, matrix: { layout, gatedPair: spec.gatedPair ?? false, parts } };
+    return { spec, checkpoint, infos, plans, matrix: { layout, gatedPair: spec.gatedPair ?? false, parts } };
   }
 
   /** Reads a matrix's tensors chunk by chunk and converts them into its buffers. */
   async fill(pending: PendingMatrix): Promise<GpuMatrix> {
-    const { spec, infos, plans, matrix } = pending;
+    const { spec, checkpoint, infos, plans, matrix } = pending;
     const byName = new Map(infos.map((info) => [info.name, info]));
-    const columnScale = spec.columnScale ? this.gpu.upload(`${spec.label}.columnScale`, new Float32Array(spec.columnScale)) : undefined;
+    const columnScale = spec.columnScaleTensor
+      ? this.gpu.upload(`${spec.label}.columnScale`, await checkpoint.readFloat32(spec.columnScaleTensor, this.signal))
+      : undefined;
     try {
       for (const [i, plan] of plans.entries()) {
         for (const slice of plan.slices) await this.convert(byName.get(slice.tensor)!, slice, matrix.parts[i]!, columnScale);

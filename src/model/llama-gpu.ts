@@ -102,18 +102,18 @@ function activationBytes(spec: LlamaSpec, { rows, slots, contextLength }: Capaci
 
 const kvCacheBytes = (spec: LlamaSpec, pages: number) => pages * KV_PAGE_TOKENS * spec.numKvHeads * spec.headDim * 4;
 
-/** The matrices of the graph, as stacks of checkpoint tensors (norm weights are folded in at load). */
+/** The matrices of the graph, as stacks of checkpoint tensors; each RMSNorm weight is folded into the matrix it feeds. */
 function matrixSpecs(spec: LlamaSpec): { embed: MatrixSpec; layers: Record<keyof LayerMatrices, MatrixSpec>[]; lmHead: MatrixSpec } {
   const layout = llamaTensorLayout(spec);
   return {
     embed: { label: 'embed', tensors: [layout.embed.name] },
     layers: layout.layers.map((l, i) => ({
-      qkv: { label: `layers.${i}.qkv`, tensors: [l.wq.name, l.wk.name, l.wv.name] },
+      qkv: { label: `layers.${i}.qkv`, tensors: [l.wq.name, l.wk.name, l.wv.name], columnScaleTensor: l.attnNorm.name },
       o: { label: `layers.${i}.o`, tensors: [l.wo.name] },
-      gateUp: { label: `layers.${i}.gateUp`, tensors: [l.wGate.name, l.wUp.name], gatedPair: true },
+      gateUp: { label: `layers.${i}.gateUp`, tensors: [l.wGate.name, l.wUp.name], gatedPair: true, columnScaleTensor: l.ffnNorm.name },
       down: { label: `layers.${i}.down`, tensors: [l.wDown.name] },
     })),
-    lmHead: { label: 'lmHead', tensors: [layout.lmHead.name] },
+    lmHead: { label: 'lmHead', tensors: [layout.lmHead.name], columnScaleTensor: layout.finalNorm.name },
   };
 }
 
@@ -182,8 +182,9 @@ export class GpuLlama {
   private readonly keyCache: GPUBuffer[]; //   per layer [page][KV_PAGE_TOKENS][kvHeads·headDim]
   private readonly valueCache: GPUBuffer[];
   private readonly act: Activations;
-  /** The single sequence behind forwardSample/forwardLogits/reset (tests and simple callers). */
-  private readonly ownCache: PagedKvCache;
+  /** Which KV pages each sequence owns: shared by the scheduler and the single-sequence helpers below. */
+  readonly kv: PagedKvCache;
+  /** The sequence behind forwardSample/forwardLogits/reset (tests and simple callers). */
   private ownSequence: number;
 
   private constructor(
@@ -207,8 +208,8 @@ export class GpuLlama {
     this.act = Object.fromEntries(
       Object.entries(sizes).map(([name, bytes]) => [name, gpu.createBuffer(name, bytes)]),
     ) as unknown as Activations;
-    this.ownCache = new PagedKvCache(kvPages);
-    this.ownSequence = this.ownCache.createSequence([]).sequence.id;
+    this.kv = new PagedKvCache(kvPages);
+    this.ownSequence = this.kv.createSequence([], { shareable: false }).sequence.id;
   }
 
   static async load(gpu: GpuContext, spec: LlamaSpec, checkpoint: SafetensorsCheckpoint, options: GpuLlamaOptions = {}): Promise<GpuLlama> {
@@ -225,7 +226,6 @@ export class GpuLlama {
     const plan = gpuLlamaMemoryPlan(spec, contextLength, { chunkTokens, maxSequences, kvPages, weights, lmHead: lmHeadFormat, bindingLimit: limit });
     for (const { label, bytes } of plan.buffers) checkBufferSize(gpu.capabilities, label, bytes);
 
-    const layout = llamaTensorLayout(spec);
     const specs = matrixSpecs(spec);
     // Bytes read: every matrix once (a tied head twice: it is converted again with the final norm folded in).
     const matrixTensors = [specs.embed, ...specs.layers.flatMap((l) => Object.values(l)), specs.lmHead].flatMap((m) => m.tensors);
@@ -260,18 +260,7 @@ export class GpuLlama {
 
     try {
       gpu.device.queue.writeBuffer(model!.ropeTable, 0, ropeCosSinTable(spec, contextLength));
-      // RMSNorm weights are folded into the matrix each norm feeds (qkv, gate/up, head).
-      const norms = new Map<PendingMatrix, string>();
-      layout.layers.forEach((names, i) => {
-        norms.set(pending[1 + 4 * i]!, names.attnNorm.name);
-        norms.set(pending[3 + 4 * i]!, names.ffnNorm.name);
-      });
-      norms.set(pending.at(-1)!, layout.finalNorm.name);
-      for (const matrix of pending) {
-        const normName = norms.get(matrix);
-        const columnScale = normName ? await checkpoint.readFloat32(normName, options.signal) : undefined;
-        await uploader.fill({ ...matrix, spec: { ...matrix.spec, columnScale } });
-      }
+      for (const matrix of pending) await uploader.fill(matrix);
       return model!;
     } catch (error) {
       releaseAll();
@@ -283,13 +272,13 @@ export class GpuLlama {
 
   /** Positions of the single sequence behind forwardSample/forwardLogits. */
   get length(): number {
-    return this.ownCache.sequence(this.ownSequence).tokens.length;
+    return this.kv.sequence(this.ownSequence).tokens.length;
   }
 
   /** Starts the single sequence over (its pages return to the pool). */
   reset(): void {
-    this.ownCache.finish(this.ownSequence);
-    this.ownSequence = this.ownCache.createSequence([]).sequence.id;
+    this.kv.finish(this.ownSequence);
+    this.ownSequence = this.kv.createSequence([], { shareable: false }).sequence.id;
   }
 
   /** Runs `tokens` on the single sequence; returns the next id, drawn with `sampling` (greedy by default). */
@@ -313,9 +302,9 @@ export class GpuLlama {
     if (tokens.length === 0) throw new RangeError('forward needs at least one token');
     const start = this.length;
     if (start + tokens.length > this.contextLength) throw new ContextOverflowError(start + tokens.length, this.contextLength);
-    const { copies } = this.ownCache.append(this.ownSequence, tokens);
+    const { copies } = this.kv.append(this.ownSequence, tokens);
     this.copyKvPages(copies);
-    const sequence = this.ownCache.sequence(this.ownSequence);
+    const sequence = this.kv.sequence(this.ownSequence);
     const seen = seenBits(this.spec.vocabSize, sequence.tokens);
     let result: StepResult = { tokenIds: [], logits: [] };
     let dispatches = 0;

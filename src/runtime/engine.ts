@@ -12,6 +12,7 @@ import { openModel } from '../model/open.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 import { type SamplingOptions, samplingConfig } from './sampling.ts';
 import type { ChatMessage, TextCodec } from '../text/tokenizer.ts';
+import { ChatCompletions } from './chat-completions.ts';
 import { type FinishReason, Scheduler, type SequenceRequest } from './scheduler.ts';
 
 export interface LoadOptions {
@@ -81,16 +82,19 @@ export class TriEngine {
   readonly gpu: GpuContext;
   /** The weight format the model runs in. */
   readonly weights: WeightFormatOptions;
+  /** OpenAI-style: `engine.chat.completions.create({ messages, stream: true })`. */
+  readonly chat: { readonly completions: ChatCompletions };
   private readonly model: GpuLlama;
   private readonly scheduler: Scheduler;
 
-  private constructor(gpu: GpuContext, model: GpuLlama, text: TextCodec, weights: WeightFormatOptions) {
+  private constructor(gpu: GpuContext, model: GpuLlama, text: TextCodec, weights: WeightFormatOptions, modelName: string) {
     this.gpu = gpu;
     this.model = model;
     this.spec = model.spec;
     this.text = text;
     this.weights = weights;
     this.scheduler = new Scheduler(model, text);
+    this.chat = { completions: new ChatCompletions(this, modelName) };
   }
 
   /** Loads a model from a URL folder (Range requests) or any ModelFiles (picked files, a Node directory). */
@@ -107,7 +111,7 @@ export class TriEngine {
         signal: options.signal,
         onProgress: (loadedBytes, totalBytes) => options.onProgress?.({ loadedBytes, totalBytes }),
       });
-      return new TriEngine(gpu, model, opened.text, weights);
+      return new TriEngine(gpu, model, opened.text, weights, typeof source === 'string' ? source : 'local model');
     } catch (error) {
       gpu.destroy();
       throw error;
@@ -158,13 +162,15 @@ export class TriEngine {
 
   private async *run(input: Pick<SequenceRequest, 'promptIds' | 'documents'>, options: GenerateOptions): AsyncGenerator<GenerationChunk, GenerationResult> {
     const sampling = samplingConfig(options);
+    const maxNewTokens = options.maxNewTokens ?? 256;
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new InvalidRequestError(`maxNewTokens must be a whole number ≥ 1 (got ${maxNewTokens})`);
     // A consumer that stops iterating early aborts the sequence, so its pages are freed.
     const stopped = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, stopped.signal]) : stopped.signal;
     const stream = this.scheduler.submit({
       ...input,
       sampling,
-      maxNewTokens: Math.min(options.maxNewTokens ?? 256, this.contextLength - input.promptIds.length),
+      maxNewTokens: Math.min(maxNewTokens, this.contextLength - input.promptIds.length),
       stopIds: new Set(this.spec.eosTokenIds),
       stopStrings: options.stop,
       signal,

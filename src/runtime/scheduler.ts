@@ -5,7 +5,7 @@
 // KV cache ('length'), or when its AbortSignal fires ('abort'); its pages go back to the cache at once.
 import { ContextOverflowError } from '../errors.ts';
 import type { DocumentSpan } from '../kv/documents.ts';
-import { KvCacheFullError, PagedKvCache } from '../kv/paged-cache.ts';
+import { KvCacheFullError, type PagedKvCache } from '../kv/paged-cache.ts';
 import { type GpuLlama, type StepSequence, seenBits } from '../model/llama-gpu.ts';
 import { StreamDecoder } from '../text/stream-decoder.ts';
 import type { TextCodec } from '../text/tokenizer.ts';
@@ -68,7 +68,7 @@ export class Scheduler {
   constructor(model: GpuLlama, text: TextCodec) {
     this.model = model;
     this.text = text;
-    this.kv = new PagedKvCache(model.kvPages);
+    this.kv = model.kv;
   }
 
   get activeSequences(): number {
@@ -126,7 +126,11 @@ export class Scheduler {
       members.forEach((sequence, slot) => {
         const tokenId = result.tokenIds[slot];
         if (tokenId === undefined) return; // a prefill chunk that is not the prompt's last
-        this.accept(sequence, tokenId);
+        try {
+          this.accept(sequence, tokenId);
+        } catch (error) {
+          this.fail(sequence, error);
+        }
       });
     }
   }
@@ -229,8 +233,10 @@ export class Scheduler {
   }
 
   private release(sequence: Active): void {
+    const index = this.active.indexOf(sequence);
+    if (index < 0) return; // already finished
+    this.active.splice(index, 1);
     this.kv.finish(sequence.kvId);
-    this.active.splice(this.active.indexOf(sequence), 1);
   }
 }
 

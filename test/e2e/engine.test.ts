@@ -109,3 +109,23 @@ describe('TriEngine with q4 weights (Node)', () => {
     }
   });
 });
+
+describe('OpenAI-style chat.completions (Node)', () => {
+  it('returns the golden Korean chat answer, whole and streamed as chunks', async () => {
+    const chat = golden.chat_ko!;
+    const completion = await engine.chat.completions.create({ messages: chat.messages!, max_tokens: 48 });
+    expect(completion.object).toBe('chat.completion');
+    expect(completion.choices[0].message).toEqual({ role: 'assistant', content: chat.decoded_text });
+    expect(completion.choices[0].finish_reason).toBe('stop');
+    expect(completion.usage).toEqual({ prompt_tokens: chat.prompt_ids.length, completion_tokens: chat.greedy_ids.length, total_tokens: chat.prompt_ids.length + chat.greedy_ids.length });
+
+    const chunks = [];
+    for await (const chunk of engine.chat.completions.create({ messages: chat.messages!, max_tokens: 48, stream: true })) chunks.push(chunk);
+    expect(chunks[0]!.choices[0].delta).toEqual({ role: 'assistant' });
+    expect(chunks.map((chunk) => chunk.choices[0].delta.content ?? '').join('')).toBe(chat.decoded_text);
+    expect(chunks.at(-1)!.choices[0].finish_reason).toBe('stop');
+    expect(chunks.slice(0, -1).every((chunk) => chunk.choices[0].finish_reason === null)).toBe(true);
+    expect(new Set(chunks.map((chunk) => chunk.id)).size).toBe(1);
+  });
+});
+

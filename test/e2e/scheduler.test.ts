@@ -8,7 +8,6 @@ import { documentSpans } from '../../src/kv/documents.ts';
 import { GpuLlama } from '../../src/model/llama-gpu.ts';
 import { NodeModelFiles } from '../../src/model/node-files.ts';
 import { openModel } from '../../src/model/open.ts';
-import { PagedKvCache } from '../../src/kv/paged-cache.ts';
 import { getNodeGpu } from '../../src/node.ts';
 import { GpuContext } from '../../src/gpu/context.ts';
 import { modelDir, triTinyGolden } from '../fixtures.ts';
@@ -84,7 +83,7 @@ describe('packed prefill on the GPU (logits)', () => {
     try {
       const a = golden.en_plain!.prompt_ids;
       const b = golden.chat_ko!.prompt_ids; // 22 tokens: the packed sequence crosses a page boundary
-      const cache = new PagedKvCache(model.kvPages);
+      const cache = model.kv;
       const logitsAlone = async (tokens: readonly number[]) => {
         const { sequence } = cache.createSequence(tokens, { shareable: false });
         cache.append(sequence.id, tokens);
