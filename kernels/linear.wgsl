@@ -11,7 +11,9 @@
 // SwiftShader runs those ~27× slower than this form (issue 2's note).
 // q4 groups may overhang K (K=172, G=32): x reads past K are masked to zero. Variables are initialised
 // explicitly: SwiftShader did not re-zero a `var` declared without initialiser inside a loop.
-// Measured (SwiftShader, 2 shared cores; bench/kernels.bench.ts): see issue 3's note for the table.
+// Measured (bench/kernels.bench.ts, SwiftShader on 2 shared cores, ratio to the best copy kernel):
+// GEMV at Tri-7B shapes q4 0.11–0.17, f16 0.26–0.43 (Node and Chromium); M=128 GEMM ~1–2 GFLOP/s. There
+// the kernel is bound by the CPU's arithmetic, not memory. Not yet measured on a real GPU.
 
 struct Params {
   m: u32,            // rows of x
