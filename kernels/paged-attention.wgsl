@@ -4,7 +4,7 @@
 // document ranges and skips, whole, every document it may not see; within a visible range it walks keys
 // page by page (KV_PAGE_TOKENS per page) through σ's page table. Online softmax (flash-attention style)
 // in registers; a row that sees no key gets zeros, never NaN.
-//   kCache/vCache [page][KV_PAGE_TOKENS][kvHeads·headDim];  q, out [rows][heads·headDim]
+//   kCache/vCache [page][KV_PAGE_TOKENS][kvHeads·headDim] (f32, or f16 with KV_F16);  q, out [rows][heads·headDim]
 // The batch's tables share one u32 buffer (WebGPU guarantees only 8 storage buffers per stage), at the
 // offsets in Params (src/ops/batch-tables.ts):
 //   row r = (sequence slot, position, document, 0)
@@ -29,16 +29,26 @@ struct Params {
 }
 
 override SPLITS: u32 = 1u;
+override KV_F16: bool = false;   // K/V stored as f16 pairs packed in u32 (rope-kv.wgsl)
 const PAGE_TOKENS = 16u;
 const MAX_HEAD_DIM_VEC4 = 32u; // head_dim ≤ 128
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4f>;
 @group(0) @binding(2) var<storage, read> tables: array<u32>;
-@group(0) @binding(3) var<storage, read> kCache: array<vec4f>;
-@group(0) @binding(4) var<storage, read> vCache: array<vec4f>;
+@group(0) @binding(3) var<storage, read> kCache: array<vec2u>;
+@group(0) @binding(4) var<storage, read> vCache: array<vec2u>;
 @group(0) @binding(5) var<storage, read_write> partials: array<vec4f>; // SPLITS > 1: [rows·heads·SPLITS][headDim/4 + 1]
 @group(0) @binding(6) var<storage, read_write> out: array<vec4f>;
+
+// Four consecutive K or V values starting at element 4·i, from f32 (two vec2u) or packed f16 (one vec2u).
+fn load4(cache: ptr<storage, array<vec2u>, read>, i: u32) -> vec4f {
+  if (KV_F16) {
+    let words = (*cache)[i];
+    return vec4f(unpack2x16float(words.x), unpack2x16float(words.y));
+  }
+  return bitcast<vec4f>(vec4u((*cache)[2u * i], (*cache)[2u * i + 1u]));
+}
 
 fn entry(offset: u32, index: u32) -> vec4u {
   let at = offset + 4u * index;
@@ -79,12 +89,12 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) group
       let page = tables[params.pageTableOffset + sequence.x + j / PAGE_TOKENS];
       let base = (page * PAGE_TOKENS + j % PAGE_TOKENS) * kvDim4 + kvHead * dim4;
       var score = 0.0;
-      for (var i = 0u; i < dim4; i++) { score += dot(query[i], kCache[base + i]); }
+      for (var i = 0u; i < dim4; i++) { score += dot(query[i], load4(&kCache, base + i)); }
       let newMax = max(runningMax, score);
       let correction = exp(runningMax - newMax);
       let weight = exp(score - newMax);
       total = total * correction + weight;
-      for (var i = 0u; i < dim4; i++) { acc[i] = acc[i] * correction + vCache[base + i] * weight; }
+      for (var i = 0u; i < dim4; i++) { acc[i] = acc[i] * correction + load4(&vCache, base + i) * weight; }
       runningMax = newMax;
     }
   }

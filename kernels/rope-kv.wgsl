@@ -1,12 +1,17 @@
 // After the fused Q/K/V projection: rotate-half RoPE on q and k, and store k and v in the paged KV cache.
 //   qkv [rows][heads·headDim + 2·kvHeads·headDim] (q, then k, then v of each row)
-//   → q [rows][heads·headDim] rotated; K/V of row r go to its sequence's page for its position.
+//   → q [rows][heads·headDim] rotated (f32); K/V of row r go to its sequence's page for its position,
+//   as f32 or, with KV_F16, as f16 pairs packed in u32 (half the memory: 256 KiB instead of 512 KiB per
+//   token for Tri-7B's 32 layers × 4096 K and V values).
 //   `tables` as in paged-attention.wgsl: row r = (sequence slot, position, …) at 4r, sequence σ's page
 //   table offset at sequencesOffset + 4σ; kCache/vCache [page][KV_PAGE_TOKENS][kvHeads·headDim].
-// For each pair (x[i], x[i+d/2]) at the row's position p: (x[i]·cos − x[i+d/2]·sin, x[i+d/2]·cos + x[i]·sin),
-// cos/sin from a CPU-computed table [position][headDim/2] (WGSL's sin/cos are only specified to 2⁻¹¹
-// on [−π, π]; SwiftShader's were 1.9e-4 off at positions 7–8, enough to move logits by 2e-3).
-// Grid: one invocation per (row, pair) over q pairs, then k pairs, then v pairs; 64 per workgroup, 2D-folded.
+// Rotate-half at the row's position p, for element e of a head and its partner e ± d/2:
+//   out[e] = x[e]·cos − x[e+d/2]·sin (e < d/2),  out[e] = x[e]·cos + x[e−d/2]·sin (e ≥ d/2),
+// angle index e mod d/2; cos/sin from a table [position][headDim/2] computed on the CPU with the
+// configured scaling: WGSL's sin/cos are only specified to 2⁻¹¹ on [−π, π], and SwiftShader's were off by
+// up to 1.9e-4 at positions 7–8 (enough to move logits by 2e-3).
+// Grid: one invocation per (row, pair of adjacent output elements) over q, then k, then v, so that an f16
+// cache word is written whole by one invocation. 64 per workgroup, 2D-folded.
 
 struct Params {
   tokens: u32,
@@ -17,62 +22,64 @@ struct Params {
   pageTableOffset: u32,
 }
 
+override KV_F16: bool = false;
 const PAGE_TOKENS = 16u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> cosSin: array<vec2f>;
 @group(0) @binding(2) var<storage, read> qkv: array<f32>;
 @group(0) @binding(3) var<storage, read> tables: array<u32>;
-@group(0) @binding(4) var<storage, read_write> q: array<f32>;
-@group(0) @binding(5) var<storage, read_write> kCache: array<f32>;
-@group(0) @binding(6) var<storage, read_write> vCache: array<f32>;
+@group(0) @binding(4) var<storage, read_write> q: array<vec2f>;
+@group(0) @binding(5) var<storage, read_write> kCache: array<u32>;
+@group(0) @binding(6) var<storage, read_write> vCache: array<u32>;
+
+// Element e of the head starting at `head` in qkv, rotated for `position`.
+fn rotated(head: u32, e: u32, position: u32) -> f32 {
+  let half = params.headDim / 2u;
+  let i = e % half;
+  let rotation = cosSin[position * half + i];
+  if (e < half) { return qkv[head + e] * rotation.x - qkv[head + e + half] * rotation.y; }
+  return qkv[head + e] * rotation.x + qkv[head + e - half] * rotation.y;
+}
+
+fn store(cache: ptr<storage, array<u32>, read_write>, element: u32, value: vec2f) {
+  if (KV_F16) {
+    (*cache)[element / 2u] = pack2x16float(value);
+  } else {
+    (*cache)[element] = bitcast<u32>(value.x);
+    (*cache)[element + 1u] = bitcast<u32>(value.y);
+  }
+}
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let index = id.x + id.y * groups.x * 64u;
-  let half = params.headDim / 2u;
-  let qPairs = params.heads * half;
-  let kvPairs = params.kvHeads * half;
-  let pairsPerToken = qPairs + 2u * kvPairs;
-  if (index >= params.tokens * pairsPerToken) { return; }
-  let token = index / pairsPerToken;
-  var pair = index % pairsPerToken;
   let qDim = params.heads * params.headDim;
   let kvDim = params.kvHeads * params.headDim;
+  let wordsPerRow = (qDim + 2u * kvDim) / 2u;
+  if (index >= params.tokens * wordsPerRow) { return; }
+  let token = index / wordsPerRow;
+  let element = 2u * (index % wordsPerRow); // first of the two, within the row's q|k|v
   let row = token * (qDim + 2u * kvDim);
-  let slot = tables[4u * token];
   let position = tables[4u * token + 1u];
+
+  if (element < qDim) {
+    let head = row + (element / params.headDim) * params.headDim;
+    let e = element % params.headDim;
+    q[(token * qDim + element) / 2u] = vec2f(rotated(head, e, position), rotated(head, e + 1u, position));
+    return;
+  }
+  let slot = tables[4u * token];
   let pageTableStart = tables[params.sequencesOffset + 4u * slot];
   let page = tables[params.pageTableOffset + pageTableStart + position / PAGE_TOKENS];
   let cacheRow = (page * PAGE_TOKENS + position % PAGE_TOKENS) * kvDim;
-
-  if (pair >= qPairs + kvPairs) { // v: a plain copy of two elements
-    pair -= qPairs + kvPairs;
-    let head = pair / half;
-    let i = pair % half;
-    let readAt = row + qDim + kvDim + head * params.headDim + i;
-    let writeAt = cacheRow + head * params.headDim + i;
-    vCache[writeAt] = qkv[readAt];
-    vCache[writeAt + half] = qkv[readAt + half];
+  if (element < qDim + kvDim) {
+    let k = element - qDim;
+    let head = row + qDim + (k / params.headDim) * params.headDim;
+    let e = k % params.headDim;
+    store(&kCache, cacheRow + k, vec2f(rotated(head, e, position), rotated(head, e + 1u, position)));
     return;
   }
-  let isKey = pair >= qPairs;
-  if (isKey) { pair -= qPairs; }
-  let head = pair / half;
-  let i = pair % half;
-  let rotation = cosSin[position * half + i];
-  let readAt = row + select(0u, qDim, isKey) + head * params.headDim + i;
-  let x1 = qkv[readAt];
-  let x2 = qkv[readAt + half];
-  let r1 = x1 * rotation.x - x2 * rotation.y;
-  let r2 = x2 * rotation.x + x1 * rotation.y;
-  if (isKey) {
-    let writeAt = cacheRow + head * params.headDim + i;
-    kCache[writeAt] = r1;
-    kCache[writeAt + half] = r2;
-  } else {
-    let writeAt = token * qDim + head * params.headDim + i;
-    q[writeAt] = r1;
-    q[writeAt + half] = r2;
-  }
+  let v = element - qDim - kvDim;
+  store(&vCache, cacheRow + v, vec2f(qkv[row + element], qkv[row + element + 1u]));
 }

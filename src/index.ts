@@ -5,6 +5,7 @@ export type { SamplingOptions } from './runtime/sampling.ts';
 export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletions } from './runtime/chat-completions.ts';
 export type { AttentionPolicy } from './kv/documents.ts';
 export type { PackedDocument } from './runtime/engine.ts';
+export type { KvCacheFormat } from './model/llama-gpu.ts';
 export { KvCacheFullError } from './kv/paged-cache.ts';
 export type { Q4GroupSize, WeightFormat, WeightFormatOptions } from './model/quant.ts';
 export { BlobModelFiles, HttpModelFiles } from './model/byte-source.ts';

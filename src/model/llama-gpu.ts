@@ -34,6 +34,8 @@ export interface GpuLlamaOptions {
   maxSequences?: number;
   /** KV pages of KV_PAGE_TOKENS positions, shared by all sequences; default: one full context's worth. */
   kvPages?: number;
+  /** Element type of the KV cache: f32 (exact) or f16 (half the memory); default f32. */
+  kvCache?: KvCacheFormat;
   /** Format of the weight matrices (default f32). */
   weights?: WeightFormatOptions;
   /** Format of the output head; defaults to `weights`. */
@@ -42,6 +44,8 @@ export interface GpuLlamaOptions {
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   signal?: AbortSignal;
 }
+
+export type KvCacheFormat = 'f32' | 'f16';
 
 const DEFAULT_CHUNK_TOKENS = 64;
 const DEFAULT_MAX_SEQUENCES = 16;
@@ -100,7 +104,7 @@ function activationBytes(spec: LlamaSpec, { rows, slots, contextLength }: Capaci
   };
 }
 
-const kvCacheBytes = (spec: LlamaSpec, pages: number) => pages * KV_PAGE_TOKENS * spec.numKvHeads * spec.headDim * 4;
+const kvCacheBytes = (spec: LlamaSpec, pages: number, format: KvCacheFormat) => pages * KV_PAGE_TOKENS * spec.numKvHeads * spec.headDim * (format === 'f16' ? 2 : 4);
 
 /** The matrices of the graph, as stacks of checkpoint tensors; each RMSNorm weight is folded into the matrix it feeds. */
 function matrixSpecs(spec: LlamaSpec): { embed: MatrixSpec; layers: Record<keyof LayerMatrices, MatrixSpec>[]; lmHead: MatrixSpec } {
@@ -120,7 +124,7 @@ function matrixSpecs(spec: LlamaSpec): { embed: MatrixSpec; layers: Record<keyof
 /** Every GPU buffer the model allocates (weights, RoPE table, K and V caches, activations), in bytes. */
 export function gpuLlamaMemoryPlan(
   spec: LlamaSpec, contextLength: number,
-  options: { chunkTokens?: number; maxSequences?: number; kvPages?: number; weights?: WeightFormatOptions; lmHead?: WeightFormatOptions; bindingLimit?: number } = {},
+  options: { chunkTokens?: number; maxSequences?: number; kvPages?: number; kvCache?: KvCacheFormat; weights?: WeightFormatOptions; lmHead?: WeightFormatOptions; bindingLimit?: number } = {},
 ): { buffers: { label: string; bytes: number }[]; totalBytes: number } {
   const capacity = { rows: options.chunkTokens ?? DEFAULT_CHUNK_TOKENS, slots: options.maxSequences ?? DEFAULT_MAX_SEQUENCES, contextLength };
   const kvPages = options.kvPages ?? pagesPerContext(contextLength);
@@ -139,7 +143,7 @@ export function gpuLlamaMemoryPlan(
     ...specs.layers.flatMap((layer) => (Object.keys(layer) as (keyof LayerMatrices)[]).flatMap((key) => gpuMatrixBuffers(layer[key], layerShapes[key], format, limit))),
     ...gpuMatrixBuffers(specs.lmHead, [[vocabSize, h]], options.lmHead ?? format, limit),
     { label: 'rope.cosSin', bytes: contextLength * headDim * 4 },
-    ...Array.from({ length: 2 * spec.numLayers }, (_, i) => ({ label: `${i % 2 ? 'v' : 'k'}Cache.${i >> 1}`, bytes: kvCacheBytes(spec, kvPages) })),
+    ...Array.from({ length: 2 * spec.numLayers }, (_, i) => ({ label: `${i % 2 ? 'v' : 'k'}Cache.${i >> 1}`, bytes: kvCacheBytes(spec, kvPages, options.kvCache ?? 'f32') })),
     ...Object.entries(activationBytes(spec, capacity)).map(([label, bytes]) => ({ label, bytes })),
   ];
   return { buffers, totalBytes: buffers.reduce((sum, b) => sum + b.bytes, 0) };
@@ -172,6 +176,7 @@ export class GpuLlama {
   /** Most sequences in one step. */
   readonly maxSequences: number;
   readonly kvPages: number;
+  readonly kvCacheFormat: KvCacheFormat;
   /** Dispatches recorded by the last step (or single-sequence forward call). */
   lastDispatchCount = 0;
   private readonly gpu: GpuContext;
@@ -189,7 +194,7 @@ export class GpuLlama {
 
   private constructor(
     gpu: GpuContext, spec: LlamaSpec, matrices: { embed: GpuMatrix; layers: LayerMatrices[]; lmHead: GpuMatrix },
-    capacity: Capacity, kvPages: number,
+    capacity: Capacity, kvPages: number, kvCacheFormat: KvCacheFormat,
   ) {
     this.gpu = gpu;
     this.spec = spec;
@@ -200,7 +205,8 @@ export class GpuLlama {
     this.chunkTokens = capacity.rows;
     this.maxSequences = capacity.slots;
     this.kvPages = kvPages;
-    const kvBytes = kvCacheBytes(spec, kvPages);
+    this.kvCacheFormat = kvCacheFormat;
+    const kvBytes = kvCacheBytes(spec, kvPages, kvCacheFormat);
     this.ropeTable = gpu.createBuffer('rope.cosSin', capacity.contextLength * spec.headDim * 4);
     this.keyCache = this.layers.map((_, l) => gpu.createBuffer(`kCache.${l}`, kvBytes));
     this.valueCache = this.layers.map((_, l) => gpu.createBuffer(`vCache.${l}`, kvBytes));
@@ -223,7 +229,8 @@ export class GpuLlama {
     const limit = Math.min(gpu.capabilities.maxStorageBufferBindingSize, gpu.capabilities.maxBufferSize);
     const maxSequences = options.maxSequences ?? DEFAULT_MAX_SEQUENCES;
     const kvPages = options.kvPages ?? pagesPerContext(contextLength);
-    const plan = gpuLlamaMemoryPlan(spec, contextLength, { chunkTokens, maxSequences, kvPages, weights, lmHead: lmHeadFormat, bindingLimit: limit });
+    const kvCache = options.kvCache ?? 'f32';
+    const plan = gpuLlamaMemoryPlan(spec, contextLength, { chunkTokens, maxSequences, kvPages, kvCache, weights, lmHead: lmHeadFormat, bindingLimit: limit });
     for (const { label, bytes } of plan.buffers) checkBufferSize(gpu.capabilities, label, bytes);
 
     const specs = matrixSpecs(spec);
@@ -255,7 +262,7 @@ export class GpuLlama {
         down: allocate(matrices.down, weights),
       }));
       const lmHead = allocate(specs.lmHead, lmHeadFormat);
-      model = new GpuLlama(gpu, spec, { embed, layers, lmHead }, { rows: chunkTokens, slots: maxSequences, contextLength }, kvPages);
+      model = new GpuLlama(gpu, spec, { embed, layers, lmHead }, { rows: chunkTokens, slots: maxSequences, contextLength }, kvPages, kvCache);
     }, releaseAll);
 
     try {
@@ -321,7 +328,7 @@ export class GpuLlama {
   /** Copies whole KV pages (all layers): copy-on-write of pages shared between sequences. */
   copyKvPages(copies: readonly KvPageCopy[]): void {
     if (copies.length === 0) return;
-    const pageBytes = kvCacheBytes(this.spec, 1);
+    const pageBytes = kvCacheBytes(this.spec, 1, this.kvCacheFormat);
     const encoder = this.gpu.device.createCommandEncoder();
     for (const { from, to } of copies) {
       for (const cache of [...this.keyCache, ...this.valueCache]) encoder.copyBufferToBuffer(cache, from * pageBytes, cache, to * pageBytes, pageBytes);
@@ -418,10 +425,11 @@ export class GpuLlama {
       const vCache = this.valueCache[l]!;
       const tables = { tables: act.tables, layout };
       linear(recorder, { x: act.x, weights: layer.qkv, y: act.qkv, m: rowCount, normalizeEps: eps });
-      ropeKv(recorder, { ...tables, qkv: act.qkv, cosSin: this.ropeTable, q: act.q, kCache, vCache, tokens: rowCount, heads: numHeads, kvHeads: numKvHeads, headDim });
+      const kvF16 = this.kvCacheFormat === 'f16';
+      ropeKv(recorder, { ...tables, qkv: act.qkv, cosSin: this.ropeTable, q: act.q, kCache, vCache, kvF16, tokens: rowCount, heads: numHeads, kvHeads: numKvHeads, headDim });
       attention(recorder, {
         ...tables, q: act.q, kCache, vCache, partials: splits > 1 ? act.partials : placeholderBuffer(this.gpu, 'write'),
-        out: act.attended, rowCount, heads: numHeads, kvHeads: numKvHeads, headDim, splits,
+        out: act.attended, rowCount, heads: numHeads, kvHeads: numKvHeads, headDim, splits, kvF16,
       });
       linear(recorder, { x: act.attended, weights: layer.o, y: act.x, m: rowCount, epilogue: 'accumulate' });
       linear(recorder, { x: act.x, weights: layer.gateUp, y: act.gate, m: rowCount, normalizeEps: eps, epilogue: 'siluGate' });

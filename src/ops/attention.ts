@@ -31,6 +31,8 @@ export interface AttentionArgs {
   headDim: number;
   /** Key ranges per (row, head) searched in parallel; > 1 adds the reduce pass (decode). */
   splits: number;
+  /** K and V are stored as packed f16. */
+  kvF16?: boolean;
 }
 
 export const attentionPartialBytes = (rows: number, heads: number, headDim: number, splits: number) => rows * heads * splits * (headDim + 4) * 4;
@@ -47,7 +49,7 @@ export function attention(recorder: CommandRecorder, args: AttentionArgs): void 
     },
     [args.q, args.tables, args.kCache, args.vCache, args.partials, args.out],
     Math.ceil((rowCount * heads * splits) / 64),
-    { SPLITS: splits },
+    { SPLITS: splits, KV_F16: args.kvF16 ? 1 : 0 },
   );
   if (splits === 1) return;
   recorder.dispatch(attentionReduceKernel, { rows: rowCount, heads, headDim, splits }, [args.partials, args.out], Math.ceil((rowCount * heads * headDim) / 4 / 64));

@@ -1,4 +1,5 @@
 import code from '../../kernels/rope-kv.wgsl?raw';
+import { GpuLimitError } from '../errors.ts';
 import type { Binding, CommandRecorder, Kernel, ParamLayout } from '../gpu/recorder.ts';
 import type { BatchTables } from './batch-tables.ts';
 
@@ -14,8 +15,10 @@ export interface RopeKvArgs {
   tables: Binding; //    packBatchTables(…).data
   layout: Omit<BatchTables, 'data'>;
   q: Binding; //         [tokens][heads·headDim], rotated
-  kCache: Binding; //    [page][KV_PAGE_TOKENS][kvHeads·headDim]
+  kCache: Binding; //    [page][KV_PAGE_TOKENS][kvHeads·headDim], f32 or packed f16
   vCache: Binding;
+  /** Store K and V as f16 (half the memory). */
+  kvF16?: boolean;
   tokens: number;
   heads: number;
   kvHeads: number;
@@ -25,10 +28,12 @@ export interface RopeKvArgs {
 /** RoPE on q and k of a fused Q/K/V projection at each row's position; k and v go to their KV pages. */
 export function ropeKv(recorder: CommandRecorder, args: RopeKvArgs): void {
   const { tokens, heads, kvHeads, headDim } = args;
+  if (headDim % 4 !== 0) throw new GpuLimitError(`rope-kv: head_dim ${headDim} must be a multiple of 4`);
   recorder.dispatch(
     ropeKvKernel,
     { tokens, heads, kvHeads, headDim, sequencesOffset: args.layout.sequencesOffset, pageTableOffset: args.layout.pageTableOffset },
     [args.cosSin, args.qkv, args.tables, args.q, args.kCache, args.vCache],
     Math.ceil((tokens * (heads + 2 * kvHeads) * (headDim / 2)) / 64),
+    { KV_F16: args.kvF16 ? 1 : 0 },
   );
 }

@@ -7,7 +7,7 @@ import { type AttentionPolicy, type DocumentInput, documentSpans } from '../kv/d
 import { GpuContext } from '../gpu/context.ts';
 import { HttpModelFiles, type ModelFiles } from '../model/byte-source.ts';
 import type { LlamaSpec } from '../model/config.ts';
-import { GpuLlama } from '../model/llama-gpu.ts';
+import { GpuLlama, type KvCacheFormat } from '../model/llama-gpu.ts';
 import { openModel } from '../model/open.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 import { type SamplingOptions, samplingConfig } from './sampling.ts';
@@ -21,6 +21,8 @@ export interface LoadOptions {
   contextLength?: number;
   /** Most sequences decoding together (default 16). */
   maxSequences?: number;
+  /** KV cache element type: f32 (exact) or f16 (half the memory). Default: f32 with f32 weights, else f16. */
+  kvCache?: KvCacheFormat;
   /**
    * Weight format on the GPU, converted from the checkpoint at load. Default: f32 when the model's
    * matrices take at most 256 MiB in f32 (tiny models run exactly), otherwise q4 (G=32).
@@ -107,6 +109,7 @@ export class TriEngine {
       const model = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, {
         contextLength: options.contextLength,
         maxSequences: options.maxSequences,
+        kvCache: options.kvCache ?? (weights.format === 'f32' ? 'f32' : 'f16'),
         weights,
         signal: options.signal,
         onProgress: (loadedBytes, totalBytes) => options.onProgress?.({ loadedBytes, totalBytes }),

@@ -12,7 +12,8 @@ import { packBatchTables } from '../../src/ops/batch-tables.ts';
 import { KV_PAGE_TOKENS } from '../../src/kv/paged-cache.ts';
 import { ropeCosSinTable, ropeInverseFrequencies } from '../../src/model/config.ts';
 import { uploadPackedMatrix } from '../../src/model/gpu-weights.ts';
-import { packWeights, unpackWeights } from '../../src/model/quant.ts';
+import { floatToHalfBits, packWeights, unpackWeights } from '../../src/model/quant.ts';
+import { halfToFloat } from '../../src/model/safetensors.ts';
 import { applyRope } from '../../src/reference/llama.ts';
 import { errorStats, randomArray, seededRandom } from '../random.ts';
 import { nodeGpuContext } from './node-gpu.ts';
@@ -44,12 +45,12 @@ function pagedLayout(lengths: number[], random: () => number) {
 }
 
 describe('rope-kv (rotate-half RoPE on q and k, K/V stored in their pages)', () => {
-  const cases = [
+  const cases: { heads: number; kvHeads: number; headDim: number; rows: number[][]; kvF16?: boolean }[] = [
     { heads: 8, kvHeads: 4, headDim: 8, rows: [[0, 0]] }, //                    GQA, first token
     { heads: 3, kvHeads: 3, headDim: 32, rows: [[0, 300], [0, 301], [1, 15], [1, 16]] }, // two sequences, a page boundary
   ];
-  for (const [i, { heads, kvHeads, headDim, rows }] of cases.entries()) {
-    it(`heads=${heads}/${kvHeads} headDim=${headDim} rows=${JSON.stringify(rows)}`, async () => {
+  for (const [i, { heads, kvHeads, headDim, rows, kvF16 }] of [...cases, { ...cases[1]!, kvF16: true }].entries()) {
+    it(`heads=${heads}/${kvHeads} headDim=${headDim} rows=${JSON.stringify(rows)}${kvF16 ? ', f16 cache' : ''}`, async () => {
       const random = seededRandom(300 + i);
       const ropeSpec = { headDim, ropeTheta: 10000, ropeScaling: { type: 'default' } } as const;
       const invFreq = ropeInverseFrequencies(ropeSpec);
@@ -61,7 +62,7 @@ describe('rope-kv (rotate-half RoPE on q and k, K/V stored in their pages)', () 
       const lengths = [0, 1].map((slot) => Math.max(1, ...rows.filter(([s]) => s === slot).map(([, p]) => p! + 1)));
       const paged = pagedLayout(lengths, random);
       const q = gpu.createBuffer('q', tokens * qDim * 4);
-      const cacheBytes = paged.pageCount * KV_PAGE_TOKENS * kvDim * 4;
+      const cacheBytes = paged.pageCount * KV_PAGE_TOKENS * kvDim * (kvF16 ? 2 : 4);
       const kCache = gpu.createBuffer('k', cacheBytes);
       const vCache = gpu.createBuffer('v', cacheBytes);
       const { data, ...layout } = packBatchTables(
@@ -71,12 +72,15 @@ describe('rope-kv (rotate-half RoPE on q and k, K/V stored in their pages)', () 
       const recorder = new CommandRecorder(gpu);
       ropeKv(recorder, {
         qkv: gpu.upload('qkv', qkv), cosSin: gpu.upload('cosSin', ropeCosSinTable(ropeSpec, Math.max(...lengths))),
-        tables: gpu.upload('tables', data), layout, q, kCache, vCache, tokens, heads, kvHeads, headDim,
+        tables: gpu.upload('tables', data), layout, q, kCache, vCache, tokens, heads, kvHeads, headDim, kvF16,
       });
       recorder.submit();
       const actualQ = new Float32Array(await gpu.readBack(q, tokens * qDim * 4));
-      const keys = new Float32Array(await gpu.readBack(kCache, cacheBytes));
-      const values = new Float32Array(await gpu.readBack(vCache, cacheBytes));
+      const decode = (bytes: ArrayBuffer) => (kvF16 ? Float32Array.from(new Uint16Array(bytes), halfToFloat) : new Float32Array(bytes));
+      const keys = decode(await gpu.readBack(kCache, cacheBytes));
+      const values = decode(await gpu.readBack(vCache, cacheBytes));
+      // An f16 cache holds each value rounded to f16: relative error ≤ 2⁻¹¹.
+      const cacheTolerance = kvF16 ? 1e-3 : 1e-5;
       for (const [t, [slot, position]] of rows.entries()) {
         const row = qkv.subarray(t * rowDim, (t + 1) * rowDim);
         const expectedQ = row.slice(0, qDim);
@@ -85,8 +89,8 @@ describe('rope-kv (rotate-half RoPE on q and k, K/V stored in their pages)', () 
         applyRope(expectedK, kvHeads, headDim, position!, invFreq);
         const at = paged.slotOf(slot!, position!) * kvDim;
         expectClose('q', actualQ.subarray(t * qDim, (t + 1) * qDim), expectedQ);
-        expectClose('k', keys.subarray(at, at + kvDim), expectedK);
-        expect(values.subarray(at, at + kvDim)).toEqual(row.subarray(qDim + kvDim));
+        expectClose('k', keys.subarray(at, at + kvDim), expectedK, cacheTolerance);
+        expectClose('v', values.subarray(at, at + kvDim), row.subarray(qDim + kvDim), kvF16 ? 1e-3 : 0.5e-7);
       }
     });
   }
@@ -111,7 +115,7 @@ describe('embedding gather from every weight format', () => {
 });
 
 describe('paged attention with document masks vs the CPU reference', () => {
-  type Case = { name: string; heads: number; kvHeads: number; headDim: number; sequences: { documents: DocumentInput[]; policy: AttentionPolicy; queries: number[] }[]; splits: number };
+  type Case = { name: string; heads: number; kvHeads: number; headDim: number; sequences: { documents: DocumentInput[]; policy: AttentionPolicy; queries: number[] }[]; splits: number; kvF16?: boolean };
   const cases: Case[] = [
     { name: 'decode, GQA, causal, one split', heads: 8, kvHeads: 4, headDim: 8, splits: 1, sequences: [{ documents: [{ length: 37 }], policy: 'causal', queries: [36] }] },
     { name: 'decode, MHA, split-KV 4 and a second sequence', heads: 4, kvHeads: 4, headDim: 32, splits: 4, sequences: [
@@ -122,26 +126,31 @@ describe('paged attention with document masks vs the CPU reference', () => {
     { name: 'prefill, xlda over en/ko/en/ko documents, ragged second sequence', heads: 4, kvHeads: 2, headDim: 8, splits: 1, sequences: [
       { documents: [{ length: 9, language: 'en' }, { length: 16, language: 'ko' }, { length: 7, language: 'en' }, { length: 3, language: 'ko' }], policy: 'xlda', queries: Array.from({ length: 35 }, (_, i) => i) },
       { documents: [{ length: 33 }], policy: 'causal', queries: [30, 31, 32] }] },
+    { name: 'f16 cache, split-KV 4, xlda', heads: 4, kvHeads: 2, headDim: 16, splits: 4, kvF16: true, sequences: [
+      { documents: [{ length: 30, language: 'en' }, { length: 40, language: 'ko' }], policy: 'xlda', queries: [69, 40, 10] }] },
     { name: 'groups and explicit visibility', heads: 2, kvHeads: 2, headDim: 8, splits: 1, sequences: [
       { documents: [{ length: 6 }, { length: 6 }, { length: 6 }], policy: { groups: [0, 1, 0] }, queries: Array.from({ length: 18 }, (_, i) => i) },
       { documents: [{ length: 4 }, { length: 20 }, { length: 4 }], policy: { visible: [[], [], [0]] }, queries: [0, 5, 23, 24, 27] }] },
   ];
-  for (const [c, { name, heads, kvHeads, headDim, sequences, splits }] of cases.entries()) {
+  for (const [c, { name, heads, kvHeads, headDim, sequences, splits, kvF16 = false }] of cases.entries()) {
     it(name, async () => {
       const random = seededRandom(700 + c);
       const kvDim = kvHeads * headDim;
       const spans = sequences.map((sequence) => documentSpans(sequence.documents, sequence.policy));
       const lengths = spans.map((documents) => documents.at(-1)!.end);
       const paged = pagedLayout(lengths, random);
-      const keys = randomArray(random, paged.pageCount * KV_PAGE_TOKENS * kvDim, 2);
-      const values = randomArray(random, keys.length);
+      // With an f16 cache the reference uses the f16-rounded values the kernel reads.
+      const toCache = (values: Float32Array<ArrayBuffer>) => (kvF16 ? values.map((v) => halfToFloat(floatToHalfBits(v))) : values);
+      const upload = (label: string, values: Float32Array<ArrayBuffer>) => gpu.upload(label, kvF16 ? Uint16Array.from(values, floatToHalfBits) : values);
+      const keys = toCache(randomArray(random, paged.pageCount * KV_PAGE_TOKENS * kvDim, 2));
+      const values = toCache(randomArray(random, keys.length));
       const rows = sequences.flatMap((sequence, slot) => sequence.queries.map((position) => [slot, position, documentAt(spans[slot]!, position)] as const));
       const q = randomArray(random, rows.length * heads * headDim, 2);
       const { data, ...layout } = packBatchTables(rows, spans.map((documents, slot) => ({ pages: paged.tables[slot]!, kvLength: lengths[slot]!, documents })));
       const out = gpu.createBuffer('out', q.byteLength);
       const actual = await run((r) => attention(r, {
         q: gpu.upload('q', q), tables: gpu.upload('tables', data), layout,
-        kCache: gpu.upload('k', keys), vCache: gpu.upload('v', values),
+        kCache: upload('k', keys), vCache: upload('v', values), kvF16,
         partials: gpu.createBuffer('partials', attentionPartialBytes(rows.length, heads, headDim, splits)), out,
         rowCount: rows.length, heads, kvHeads, headDim, splits,
       }), out, q.length);

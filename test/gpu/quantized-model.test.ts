@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import type { LlamaSpec } from '../../src/model/config.ts';
-import { GpuLlama } from '../../src/model/llama-gpu.ts';
+import { GpuLlama, type KvCacheFormat } from '../../src/model/llama-gpu.ts';
 import { type LlamaWeights, loadLlamaWeightsF32 } from '../../src/model/llama-weights.ts';
 import { NodeModelFiles } from '../../src/model/node-files.ts';
 import { type OpenedModel, openModel } from '../../src/model/open.ts';
@@ -55,13 +55,26 @@ function klDivergence(reference: Float32Array, other: Float32Array): number {
 // Thresholds: the measured value (SwiftShader, this commit) with a margin for other adapters' rounding.
 // The models and sequences are fixed, so the measurement is deterministic. stories260k (260K parameters,
 // width 64) loses much more to 4 bits than tri-tiny (width 256); f16 is near-lossless on both.
-const FORMATS: { label: string; format: WeightFormatOptions; limits: Record<'stories260k' | 'tri-tiny', { agreement: number; kl: number }> }[] = [
+const FORMATS: {
+  label: string;
+  format: WeightFormatOptions;
+  kvCache?: KvCacheFormat;
+  /** Max logit error against the CPU reference on the same weights (which keeps K/V in f64). */
+  kernelError?: number;
+  limits: Record<'stories260k' | 'tri-tiny', { agreement: number; kl: number }>;
+}[] = [
   // measured: stories260k 80.1% / KL 0.107; tri-tiny 93.3% / 6.0e-3
   { label: 'q4 G=32', format: { format: 'q4' }, limits: { 'stories260k': { agreement: 0.75, kl: 0.15 }, 'tri-tiny': { agreement: 0.9, kl: 1e-2 } } },
   // measured: stories260k 90.8% / 6.7e-2; tri-tiny 95.0% / 5.2e-3
   { label: 'q4 G=32 with min', format: { format: 'q4', withMin: true }, limits: { 'stories260k': { agreement: 0.85, kl: 0.1 }, 'tri-tiny': { agreement: 0.92, kl: 1e-2 } } },
   // measured: stories260k 100% / 3.9e-7; tri-tiny 99.7% / 3.1e-8
   { label: 'f16', format: { format: 'f16' }, limits: { 'stories260k': { agreement: 0.99, kl: 1e-5 }, 'tri-tiny': { agreement: 0.99, kl: 1e-6 } } },
+  // The engine's default for quantized weights: q4 with an f16 KV cache. measured: stories260k 80.1% / 0.107,
+  // tri-tiny 93.3% / 6.0e-3, as with an f32 cache; logits move by at most 2.0e-2 / 3.4e-3 from the f64-KV reference.
+  {
+    label: 'q4 G=32, f16 KV cache', format: { format: 'q4' }, kvCache: 'f16', kernelError: 5e-2,
+    limits: { 'stories260k': { agreement: 0.75, kl: 0.15 }, 'tri-tiny': { agreement: 0.9, kl: 1e-2 } },
+  },
 ];
 
 for (const name of ['stories260k', 'tri-tiny'] as const) {
@@ -85,9 +98,9 @@ for (const name of ['stories260k', 'tri-tiny'] as const) {
       });
     });
 
-    for (const { label, format, limits } of FORMATS) {
+    for (const { label, format, kvCache, kernelError = 1e-3, limits } of FORMATS) {
       it(`${label}: equals the CPU reference on the same weights; agreement with f32 and KL within limits`, async () => {
-        const model = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, { weights: format, chunkTokens: 32 });
+        const model = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, { weights: format, kvCache, chunkTokens: 32 });
         const quantizedReference = new ReferenceLlama(opened.spec, quantizedReferenceWeights(opened.spec, weights, format));
         let worstKernelError = 0;
         let agree = 0;
@@ -113,8 +126,8 @@ for (const name of ['stories260k', 'tri-tiny'] as const) {
         const agreement = agree / positions;
         const meanKl = klSum / positions;
         console.log(`${name} ${label}: kernel error ${worstKernelError.toExponential(2)}, top-1 agreement with f32 ${(100 * agreement).toFixed(1)}% over ${positions} positions, mean KL ${meanKl.toExponential(2)}`);
-        // The kernels add only f32 rounding to the quantized model: measured 0.9e-5 to 1.7e-5.
-        expect(worstKernelError).toBeLessThan(1e-3);
+        // With an f32 cache the kernels add only f32 rounding to the quantized model: measured 0.6e-5 to 2.3e-5.
+        expect(worstKernelError).toBeLessThan(kernelError);
         expect(agreement).toBeGreaterThanOrEqual(limits[name].agreement);
         expect(meanKl).toBeLessThanOrEqual(limits[name].kl);
       });

@@ -86,4 +86,12 @@ describe('GPU memory plan (checked before any weight is read)', () => {
     expect(() => checkBufferSize(capabilities, 'lm_head.weight', 128256 * 4096 * 4)).toThrow(GpuLimitError);
     expect(() => checkBufferSize(capabilities, 'lm_head.weight', 128256 * 4096 * 4)).toThrow(/lm_head\.weight needs 2004\.0 MiB .* at most 1024\.0 MiB/);
   });
+
+  it('plans Tri-7B in q4 with an f16 KV cache: 2 GiB of KV at 4096 positions (half of f32)', () => {
+    const spec = parseLlamaConfig(base);
+    const kvBytes = (kvCache: 'f32' | 'f16') => gpuLlamaMemoryPlan(spec, 4096, { weights: { format: 'q4' }, kvCache, bindingLimit: 2 ** 30 })
+      .buffers.filter((b) => /^[kv]Cache\./.test(b.label)).reduce((sum, b) => sum + b.bytes, 0);
+    expect(kvBytes('f16')).toBe(2 * 2 ** 30);
+    expect(kvBytes('f32')).toBe(4 * 2 ** 30);
+  });
 });
