@@ -1,5 +1,6 @@
 // The public API of tri-webgpu. Node users also import 'tri-webgpu/node' for getNodeGpu and NodeModelFiles.
 export { TriEngine, defaultWeightFormat } from './runtime/engine.ts';
+export { WorkerEngine } from './worker/client.ts';
 export type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult, LoadOptions, Prompt } from './runtime/engine.ts';
 export type { SamplingOptions } from './runtime/sampling.ts';
 export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletions } from './runtime/chat-completions.ts';

@@ -1,7 +1,13 @@
 // The OpenAI-style surface many apps already speak: engine.chat.completions.create({ messages, stream }).
 // A thin mapping onto TriEngine.generate (same scheduler, same sampling); field names follow OpenAI's.
 import type { ChatMessage } from '../text/tokenizer.ts';
-import type { FinishReason, GenerateOptions, GenerationResult, TriEngine } from './engine.ts';
+import type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult, Prompt } from './engine.ts';
+
+/** What chat completions need of an engine: TriEngine, or WorkerEngine across a worker boundary. */
+export interface CompletionEngine {
+  generate(prompt: Prompt, options?: GenerateOptions): AsyncGenerator<GenerationChunk, GenerationResult>;
+  complete(prompt: Prompt, options?: GenerateOptions): Promise<GenerationResult>;
+}
 
 export interface ChatCompletionRequest {
   messages: readonly ChatMessage[];
@@ -41,10 +47,10 @@ export interface ChatCompletionChunk {
 let nextId = 1;
 
 export class ChatCompletions {
-  private readonly engine: TriEngine;
+  private readonly engine: CompletionEngine;
   private readonly model: string;
 
-  constructor(engine: TriEngine, model: string) {
+  constructor(engine: CompletionEngine, model: string) {
     this.engine = engine;
     this.model = model;
   }

@@ -1,0 +1,36 @@
+// Messages between WorkerEngine (the page) and serveEngine (the worker). Plain structured-cloneable data.
+import type { WeightFormatOptions } from '../model/quant.ts';
+import type { AttentionPolicy } from '../kv/documents.ts';
+import type { GenerateOptions, GenerationChunk, GenerationResult, PackedDocument, Prompt } from '../runtime/engine.ts';
+import type { KvCacheFormat } from '../model/llama-gpu.ts';
+
+/** GenerateOptions without the AbortSignal (not cloneable): abort is a message of its own. */
+export type WorkerGenerateOptions = Omit<GenerateOptions, 'signal'>;
+
+export interface WorkerLoadOptions {
+  contextLength?: number;
+  maxSequences?: number;
+  weights?: WeightFormatOptions;
+  kvCache?: KvCacheFormat;
+}
+
+export type ToWorker =
+  | { type: 'load'; url: string; options: WorkerLoadOptions }
+  | { type: 'generate'; id: number; prompt: Prompt; options: WorkerGenerateOptions }
+  | { type: 'generatePacked'; id: number; documents: PackedDocument[]; policy: AttentionPolicy; options: WorkerGenerateOptions }
+  | { type: 'abort'; id: number }
+  | { type: 'dispose' };
+
+export interface SerializedError {
+  name: string;
+  code: string | undefined;
+  message: string;
+}
+
+export type FromWorker =
+  | { type: 'progress'; loadedBytes: number; totalBytes: number }
+  | { type: 'loaded'; weights: WeightFormatOptions; contextLength: number; hasChatTemplate: boolean }
+  | { type: 'loadError'; error: SerializedError }
+  | { type: 'chunk'; id: number; chunk: GenerationChunk }
+  | { type: 'done'; id: number; result: GenerationResult }
+  | { type: 'error'; id: number; error: SerializedError };

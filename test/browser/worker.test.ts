@@ -1,0 +1,74 @@
+// The engine in a Web Worker (WebGPU in a dedicated worker, headless Chromium): golden ids across the
+// boundary, streamed chat.completions, abort, and typed errors rebuilt on the page side.
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ContextOverflowError, InvalidRequestError, WorkerEngine } from '../../src/index.ts';
+
+const modelUrl = (name: string) => new URL(`${inject('modelsUrl')}${name}/`, location.origin).href;
+let worker: Worker;
+let engine: WorkerEngine;
+interface GoldenCase {
+  name: string;
+  prompt: string;
+  messages?: { role: string; content: string }[];
+  greedy_ids: number[];
+  decoded_text: string;
+}
+let golden: Record<string, GoldenCase>;
+
+beforeAll(async () => {
+  const cases = (await (await fetch(`${modelUrl('tri-tiny')}golden.json`)).json()).prompts as GoldenCase[];
+  golden = Object.fromEntries(cases.map((c) => [c.name, c]));
+  worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' });
+  const progress: number[] = [];
+  engine = await WorkerEngine.load(worker, modelUrl('tri-tiny'), { weights: { format: 'f32' }, onProgress: ({ loadedBytes }) => progress.push(loadedBytes) });
+  expect(progress.length).toBeGreaterThan(0);
+});
+
+afterAll(() => {
+  engine?.dispose();
+  worker?.terminate();
+});
+
+describe('WorkerEngine (engine in a Web Worker)', () => {
+  it('reproduces the golden Korean chat answer, streamed across the worker boundary', async () => {
+    const chat = golden.chat_ko!;
+    const deltas: string[] = [];
+    const stream = engine.generate(chat.messages!, { maxNewTokens: 48 });
+    let step = await stream.next();
+    while (!step.done) {
+      deltas.push(step.value.text);
+      step = await stream.next();
+    }
+    expect(step.value.tokenIds).toEqual(chat.greedy_ids);
+    expect(deltas.join('')).toBe(chat.decoded_text);
+  });
+
+  it('serves OpenAI-style streamed chat completions', async () => {
+    const chat = golden.chat_en!;
+    let text = '';
+    let finish: string | null = null;
+    for await (const chunk of engine.chat.completions.create({ messages: chat.messages!, max_tokens: 48, stream: true })) {
+      text += chunk.choices[0].delta.content ?? '';
+      finish = chunk.choices[0].finish_reason;
+    }
+    expect(text).toBe(chat.decoded_text);
+    expect(finish).toBe('stop');
+  });
+
+  it('aborts through an AbortSignal and rebuilds typed errors on the page side', async () => {
+    const controller = new AbortController();
+    const stream = engine.generate(golden.ko_plain!.prompt, { maxNewTokens: 48, signal: controller.signal });
+    const first = await stream.next();
+    expect(first.done).toBe(false);
+    controller.abort();
+    let step = await stream.next();
+    while (!step.done) step = await stream.next();
+    expect(step.value.finishReason).toBe('abort');
+
+    const tooLong = { tokenIds: Array.from({ length: engine.contextLength + 1 }, () => 1332) };
+    await expect(engine.complete(tooLong)).rejects.toBeInstanceOf(ContextOverflowError);
+    await expect(engine.complete('hi', { topP: 0 })).rejects.toBeInstanceOf(InvalidRequestError);
+    const again = await engine.complete(golden.en_plain!.prompt, { maxNewTokens: 48 });
+    expect(again.tokenIds).toEqual(golden.en_plain!.greedy_ids);
+  });
+});
