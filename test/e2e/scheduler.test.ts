@@ -10,7 +10,7 @@ import { NodeModelFiles } from '../../src/model/node-files.ts';
 import { openModel } from '../../src/model/open.ts';
 import { getNodeGpu } from '../../src/node.ts';
 import { GpuContext } from '../../src/gpu/context.ts';
-import { modelDir, triTinyGolden } from '../fixtures.ts';
+import { modelDir, storiesGolden, triTinyGolden } from '../fixtures.ts';
 
 const golden = Object.fromEntries(triTinyGolden().map((c) => [c.name, c]));
 let engine: TriEngine;
@@ -33,6 +33,19 @@ describe('scheduler on tri-tiny', () => {
     expect(engine.schedulerStats.steps - stepsBefore).toBeLessThan(tokens);
     expect(engine.schedulerStats.activeSequences).toBe(0);
     expect(engine.schedulerStats.freeKvPages).toBe(freePages);
+  });
+
+  it('decodes the three stories260k goldens interleaved (GQA, tied head), exactly', async () => {
+    const stories = await TriEngine.load(new NodeModelFiles(modelDir('stories260k')), { gpu: getNodeGpu(), weights: { format: 'f32' } });
+    try {
+      const cases = storiesGolden();
+      const freePages = stories.schedulerStats.freeKvPages;
+      const results = await Promise.all(cases.map((c) => stories.complete({ tokenIds: c.prompt_ids }, { maxNewTokens: c.generated_ids.length })));
+      results.forEach((result, i) => expect(result.tokenIds).toEqual(cases[i]!.generated_ids));
+      expect(stories.schedulerStats.freeKvPages).toBe(freePages);
+    } finally {
+      stories.dispose();
+    }
   });
 
   it('reuses the KV pages of earlier turns: a follow-up turn prefills only new tokens and gives the same ids', async () => {

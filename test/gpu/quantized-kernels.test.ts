@@ -94,6 +94,7 @@ describe('linear kernel vs f64 product with the dequantized weights', () => {
     { m: 3, n: 33, k: 172, epilogue: 'siluGate' },
     { m: 13, n: 70, k: 128, normalize: true, xOffset: 8 },
     { m: 9, n: 64, k: 96, epilogue: 'siluGate', normalize: true },
+    { m: 512, n: 10, k: 64 }, // the largest prefill chunk the issue asks for
   ];
   for (const [name, options] of FORMATS) {
     for (const [i, { m, n, k, epilogue = 'store', normalize = false, xOffset = 0 }] of cases.entries()) {
