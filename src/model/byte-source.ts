@@ -80,21 +80,38 @@ export class BlobModelFiles implements ModelFiles {
   }
 }
 
+/** How HttpRangeSource rides out a flaky connection. */
+export interface RetryPolicy {
+  /** Further attempts after a failed request or a body cut short. */
+  retries: number;
+  /** Wait before the first retry; doubled for each one after. */
+  initialDelayMs: number;
+}
+
+const DEFAULT_RETRY: RetryPolicy = { retries: 5, initialDelayMs: 500 };
+
+/** A response or network failure worth trying again (the server or the connection, not the request). */
+class TransientReadError extends Error {}
+
 /**
  * A file over HTTP(S), read with Range requests. The size comes from a HEAD request; a server that
  * ignores Range (answers 200 with the whole body) is refused rather than silently downloading gigabytes.
+ * Interrupted downloads resume: a dropped connection, a body cut short, HTTP 408/429/5xx are retried
+ * with backoff, asking only for the bytes still missing, so a flaky network costs seconds, not the model.
  */
 export class HttpRangeSource implements ByteSource {
   readonly name: string;
   readonly size: number;
   readonly url: string;
-  private constructor(url: string, name: string, size: number) {
+  private readonly retry: RetryPolicy;
+  private constructor(url: string, name: string, size: number, retry: RetryPolicy) {
     this.url = url;
     this.name = name;
     this.size = size;
+    this.retry = retry;
   }
 
-  static async open(url: string, name: string, signal?: AbortSignal): Promise<HttpRangeSource> {
+  static async open(url: string, name: string, signal?: AbortSignal, retry: RetryPolicy = DEFAULT_RETRY): Promise<HttpRangeSource> {
     let response: Response;
     try {
       response = await fetch(url, { method: 'HEAD', signal });
@@ -108,38 +125,88 @@ export class HttpRangeSource implements ByteSource {
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new ModelFileReadError(name, `HEAD ${url} gave no usable Content-Length`);
     }
-    return new HttpRangeSource(url, name, size);
+    return new HttpRangeSource(url, name, size, retry);
   }
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     checkRange(this, offset, length);
-    if (length === 0) return new Uint8Array(0);
-    const response = await fetch(this.url, {
-      headers: { Range: `bytes=${offset}-${offset + length - 1}` },
-      signal,
-    });
-    if (response.status === 200 && !(offset === 0 && length === this.size)) {
+    const out = new Uint8Array(length);
+    if (length === 0) return out;
+    const progress = { received: 0 };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.readInto(out, offset, progress, signal);
+        return out;
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason ?? error;
+        if (!(error instanceof TransientReadError)) throw error;
+        if (attempt >= this.retry.retries) {
+          throw new ModelFileReadError(this.name, `${error.message}; gave up after ${attempt + 1} attempts (${progress.received} of ${length} bytes at ${offset} read)`, { cause: error });
+        }
+        await sleep(this.retry.initialDelayMs * 2 ** attempt, signal);
+      }
+    }
+  }
+
+  /** One request for the bytes still missing, filling `out` from progress.received on. */
+  private async readInto(out: Uint8Array, offset: number, progress: { received: number }, signal: AbortSignal | undefined): Promise<void> {
+    const start = offset + progress.received;
+    let response: Response;
+    try {
+      response = await fetch(this.url, { headers: { Range: `bytes=${start}-${offset + out.length - 1}` }, signal });
+    } catch (error) {
+      throw new TransientReadError(`could not reach ${this.url}: ${(error as Error).message}`);
+    }
+    if (response.status === 200 && !(start === 0 && out.length === this.size)) {
       await response.body?.cancel();
       throw new ModelFileReadError(this.name, `server ignored the Range header for ${this.url}`);
+    }
+    if (response.status === 408 || response.status === 429 || response.status >= 500) {
+      await response.body?.cancel();
+      throw new TransientReadError(`GET ${this.url} answered HTTP ${response.status}`);
     }
     if (response.status !== 206 && response.status !== 200) {
       throw new ModelFileReadError(this.name, `GET ${this.url} answered HTTP ${response.status}`);
     }
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    if (bytes.length !== length) {
-      throw new ModelFileReadError(this.name, `asked for ${length} bytes at ${offset}, got ${bytes.length}`);
+    if (!response.body) throw new ModelFileReadError(this.name, `GET ${this.url} had no body`);
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (progress.received + value.length > out.length) {
+          throw new ModelFileReadError(this.name, `asked for ${out.length} bytes at ${offset}, got more`);
+        }
+        out.set(value, progress.received);
+        progress.received += value.length;
+      }
+    } catch (error) {
+      if (error instanceof ModelFileReadError || signal?.aborted) throw error;
+      throw new TransientReadError(`the connection dropped after ${progress.received} of ${out.length} bytes: ${(error as Error).message}`);
     }
-    return bytes;
+    if (progress.received < out.length) throw new TransientReadError(`the body ended after ${progress.received} of ${out.length} bytes`);
   }
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
 }
 
 /** A model folder under a URL prefix (a static server, or the Hugging Face hub's resolve URLs). */
 export class HttpModelFiles implements ModelFiles {
   readonly location: string;
-  constructor(baseUrl: string) {
+  private readonly retry: RetryPolicy;
+  constructor(baseUrl: string, options: { retry?: RetryPolicy } = {}) {
     this.location = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+    this.retry = options.retry ?? DEFAULT_RETRY;
   }
   open(fileName: string, signal?: AbortSignal): Promise<ByteSource> {
-    return HttpRangeSource.open(new URL(fileName, this.location).href, fileName, signal);
+    return HttpRangeSource.open(new URL(fileName, this.location).href, fileName, signal, this.retry);
   }
 }

@@ -7,6 +7,7 @@ import { HttpModelFiles } from '../../src/model/byte-source.ts';
 import { SafetensorsCheckpoint } from '../../src/model/safetensors.ts';
 
 const body = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 256));
+const requests: string[] = [];
 let server: Server;
 let base: string;
 
@@ -17,6 +18,22 @@ beforeAll(async () => {
       const [start, end] = [Number(range[1]), Number(range[2])];
       response.writeHead(206, { 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${body.length}` });
       response.end(request.method === 'HEAD' ? undefined : body.subarray(start, end + 1));
+    } else if (request.url?.startsWith('/flaky/') && range && request.method === 'GET') {
+      // Fails in turn: HTTP 503, then a body cut off after 7 bytes, then answers properly.
+      const [start, end] = [Number(range[1]), Number(range[2])];
+      requests.push(`${start}-${end}`);
+      const attempt = requests.length;
+      if (request.url === '/flaky/dead.bin' || attempt === 1) {
+        response.writeHead(503).end();
+      } else if (attempt === 2) {
+        response.writeHead(206, { 'content-length': end - start + 1 });
+        response.write(body.subarray(start, start + 7), () => response.destroy());
+      } else {
+        response.writeHead(206, { 'content-length': end - start + 1 });
+        response.end(body.subarray(start, end + 1));
+      }
+    } else if (request.url?.startsWith('/flaky/') && request.method === 'HEAD') {
+      response.writeHead(200, { 'content-length': body.length }).end();
     } else if (request.url?.endsWith('/data.bin')) {
       response.writeHead(200, { 'content-length': body.length }); // ignores Range
       response.end(request.method === 'HEAD' ? undefined : body);
@@ -46,6 +63,21 @@ describe('HttpModelFiles', () => {
   it('reports a missing file by name', async () => {
     await expect(new HttpModelFiles(`${base}/honest`).open('config.json')).rejects.toBeInstanceOf(ModelFileMissingError);
     await expect(SafetensorsCheckpoint.open(new HttpModelFiles(`${base}/honest`))).rejects.toThrow(/^model\.safetensors is missing/);
+  });
+
+  it('survives an interrupted download: retries HTTP 503 and resumes a cut-off body from where it stopped', async () => {
+    requests.length = 0;
+    const file = await new HttpModelFiles(`${base}/flaky`, { retry: { retries: 3, initialDelayMs: 5 } }).open('data.bin');
+    expect([...(await file.read(100, 40))]).toEqual([...body.subarray(100, 140)]);
+    // 503, then 7 bytes and a dropped connection, then only the 33 missing bytes.
+    expect(requests).toEqual(['100-139', '100-139', '107-139']);
+  });
+
+  it('gives up after its retries with a typed error naming the file', async () => {
+    requests.length = 0;
+    const file = await new HttpModelFiles(`${base}/flaky`, { retry: { retries: 2, initialDelayMs: 5 } }).open('dead.bin');
+    await expect(file.read(0, 10)).rejects.toThrow(/dead\.bin: .*HTTP 503; gave up after 3 attempts/);
+    expect(requests).toHaveLength(3);
   });
 
   it('stops a read when its signal aborts', async () => {
