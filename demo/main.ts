@@ -1,6 +1,8 @@
-// The first demo page: load a model (the bundled tri-tiny unless ?model= names another), then stream a
-// continuation from the GPU. Model output is untrusted: it is only ever written with textContent.
-import { TriEngine, WebGPUUnavailableError, type WeightFormatOptions } from '../src/index.ts';
+// The demo page: load a model (the bundled tri-tiny unless ?model= names another), then stream a
+// continuation, or chat turn by turn: each chat turn sends the whole conversation, and the engine serves
+// the part it has seen from its KV cache, so follow-ups start fast (the stats line says how many prompt
+// tokens came from the cache). Model output is untrusted: it is only ever written with textContent.
+import { type ChatMessage, TriEngine, WebGPUUnavailableError, type WeightFormatOptions } from '../src/index.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const status = $<HTMLParagraphElement>('status');
@@ -16,6 +18,8 @@ const generateButton = $<HTMLButtonElement>('generate');
 const stopButton = $<HTMLButtonElement>('stop');
 const output = $<HTMLPreElement>('output');
 const stats = $<HTMLParagraphElement>('stats');
+const transcript = $<HTMLOListElement>('transcript');
+const newChatButton = $<HTMLButtonElement>('new-chat');
 
 const query = new URLSearchParams(location.search);
 const modelUrl = query.get('model') ?? new URL('models/tri-tiny/', location.href).href;
@@ -58,7 +62,20 @@ async function main(): Promise<void> {
   setBusy(false);
 
   let controller: AbortController | undefined;
+  let conversation: ChatMessage[] = [];
+  const addTurn = (message: ChatMessage) => {
+    const item = document.createElement('li');
+    item.className = message.role;
+    item.textContent = message.content;
+    transcript.append(item);
+  };
   stopButton.addEventListener('click', () => controller?.abort());
+  newChatButton.addEventListener('click', () => {
+    conversation = [];
+    transcript.replaceChildren();
+    output.textContent = '';
+    stats.textContent = '';
+  });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     controller = new AbortController();
@@ -68,7 +85,9 @@ async function main(): Promise<void> {
     stats.textContent = '';
     const text = promptBox.value;
     try {
-      const prompt = chatMode.checked ? [{ role: 'user', content: text }] : text;
+      const chat = chatMode.checked;
+      const messages = [...conversation, { role: 'user', content: text }];
+      const prompt = chat ? messages : text;
       const stream = engine.generate(prompt, {
         maxNewTokens: Number(maxTokens.value) || 48,
         temperature: Number(temperature.value) || 0,
@@ -84,7 +103,14 @@ async function main(): Promise<void> {
       const { usage, timings, finishReason } = step.value;
       stats.textContent =
         `${usage.completionTokens} tokens, ${timings.decodeTokensPerSecond.toFixed(1)} tok/s decode, ` +
-        `prefill ${usage.promptTokens} tokens in ${(timings.prefillSeconds * 1000).toFixed(0)} ms, finish: ${finishReason}`;
+        `prefill ${usage.promptTokens} tokens in ${(timings.prefillSeconds * 1000).toFixed(0)} ms ` +
+        `(${usage.cachedPromptTokens} from the KV cache), finish: ${finishReason}`;
+      if (chat) {
+        conversation = [...messages, { role: 'assistant', content: step.value.text }];
+        addTurn(messages.at(-1)!);
+        addTurn(conversation.at(-1)!);
+        promptBox.value = '';
+      }
       showStatus('Ready.');
     } catch (error) {
       showStatus(`Generation failed: ${(error as Error).message}`, true);

@@ -48,7 +48,7 @@ describe('demo page', () => {
     await page.waitForSelector('body[data-state="ready"]');
     clearInterval(sampler);
     expect(await page.textContent('#output')).toBe(golden.en_plain!.decoded_text);
-    expect(await page.textContent('#stats')).toMatch(/14 tokens, \d+(\.\d+)? tok\/s decode, .* finish: stop/);
+    expect(await page.textContent('#stats')).toMatch(/14 tokens, \d+(\.\d+)? tok\/s decode, .*\(0 from the KV cache\), finish: stop/);
     expect(new Set(lengths.filter((n) => n > 0 && n < golden.en_plain!.decoded_text.length)).size).toBeGreaterThan(0);
 
     // Korean chat through the ChatML template.
@@ -59,6 +59,13 @@ describe('demo page', () => {
     const korean = await page.textContent('#output');
     expect(korean).not.toContain('\uFFFD');
     expect(korean!.length).toBeGreaterThan(0);
+    // A follow-up turn sends the whole conversation; the engine serves the earlier turn from its KV cache.
+    await page.fill('#prompt', 'And then?');
+    await page.click('#generate');
+    await page.waitForSelector('body[data-state="ready"]');
+    expect(await page.locator('#transcript li').count()).toBe(4);
+    expect(await page.textContent('#transcript li.assistant')).toBe(korean);
+    expect(Number(/\((\d+) from the KV cache\)/.exec((await page.textContent('#stats'))!)![1])).toBeGreaterThanOrEqual(16);
     await page.screenshot({ path: fileURLToPath(new URL('../../test-results/demo-korean.png', import.meta.url)) });
     expect(errors).toEqual([]);
     await page.close();
