@@ -33,6 +33,10 @@ override HAS_MIN: bool = false;   // q4 with group minimums
 override ROWS: u32 = 1u;          // rows of x per invocation: 1 (GEMV) or 4 (GEMM)
 override NORMALIZE: bool = false;
 override EPILOGUE: u32 = 0u;
+// GEMV only: SPLIT_K invocations share one row quad, each taking 1/SPLIT_K of K, and add their partial
+// sums through workgroup memory (one barrier). More invocations in flight for big GPUs, where 4096 rows
+// make only 1024 row quads; chosen at load by timing (GpuLlama.load), since barriers cost ~27× on SwiftShader.
+override SPLIT_K: u32 = 1u;
 
 const WORKGROUP_SIZE = 64u;
 
@@ -41,6 +45,10 @@ const WORKGROUP_SIZE = 64u;
 @group(0) @binding(2) var<storage, read> w: array<vec4u>;
 @group(0) @binding(3) var<storage, read> scales: array<vec2u>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+var<workgroup> partialSums: array<vec4f, WORKGROUP_SIZE>;
+var<workgroup> partialUps: array<vec4f, WORKGROUP_SIZE>;
+var<workgroup> partialSquares: array<f32, WORKGROUP_SIZE>;
 
 // The arithmetic is written as 4×4 matrix products: W4 (column i = the 4 rows' weights at k = 4s + i)
 // times x's vec4 at step s (GEMV), or times X4 (column r = that vec4 of x row r; GEMM). SwiftShader's
@@ -91,16 +99,30 @@ fn xAt(base: u32, i: u32) -> vec4f {
   return select(vec4f(0.0), x[base + i], i < params.k / 4u);
 }
 
-// GEMV: Σ_k W[4·quad + c][k] · x[k] in component c.
-fn dots1(quad: u32, xBase: u32) -> vec4f {
+// Part `part` of `parts` equal shares of `units` (q4 groups, or 4-value steps): [first, end).
+fn share(units: u32, part: u32, parts: u32) -> vec2u {
+  let size = (units + parts - 1u) / parts;
+  return vec2u(min(part * size, units), min((part + 1u) * size, units));
+}
+
+// The x vec4s [first, end) that share `part` of K covers (for the RMSNorm sum of squares).
+fn shareOfX(part: u32, parts: u32) -> vec2u {
+  if (FORMAT != 2u) { return share(params.k / 4u, part, parts); }
+  let groups = share((params.k + GROUP_SIZE - 1u) / GROUP_SIZE, part, parts);
+  return min(groups * (GROUP_SIZE / 4u), vec2u(params.k / 4u));
+}
+
+// GEMV: Σ_k W[4·quad + c][k] · x[k] in component c, over share `part` of `parts` of K.
+fn dots1(quad: u32, xBase: u32, part: u32, parts: u32) -> vec4f {
   var sum = vec4f(0.0);
-  let steps = params.k / 4u;
   if (FORMAT != 2u) {
-    for (var s = 0u; s < steps; s++) { sum += weightColumns(quad, s) * x[xBase + s]; }
+    let steps = share(params.k / 4u, part, parts);
+    for (var s = steps.x; s < steps.y; s++) { sum += weightColumns(quad, s) * x[xBase + s]; }
     return sum;
   }
   let groups = (params.k + GROUP_SIZE - 1u) / GROUP_SIZE;
-  for (var g = 0u; g < groups; g++) {
+  let mine = share(groups, part, parts);
+  for (var g = mine.x; g < mine.y; g++) {
     var dots = vec4f(0.0);
     var xSum = 0.0;
     for (var word = g * (GROUP_SIZE / 8u); word < (g + 1u) * (GROUP_SIZE / 8u); word++) {
@@ -146,14 +168,54 @@ fn dots4(quad: u32, xBase: vec4u) -> mat4x4f {
   return sum;
 }
 
+fn squares(xBase: u32, range: vec2u) -> f32 {
+  var sum = 0.0;
+  for (var i = range.x; i < range.y; i++) {
+    let v = x[xBase + i];
+    sum += dot(v, v);
+  }
+  return sum;
+}
+
+fn scaleFromSquares(sumOfSquares: f32) -> f32 {
+  if (!NORMALIZE) { return 1.0; }
+  return inverseSqrt(sumOfSquares / f32(params.k) + params.eps);
+}
+
 fn rowScale(xBase: u32) -> f32 {
   if (!NORMALIZE) { return 1.0; }
-  var squares = 0.0;
-  for (var i = 0u; i < params.k / 4u; i++) {
-    let v = x[xBase + i];
-    squares += dot(v, v);
+  return scaleFromSquares(squares(xBase, vec2u(0u, params.k / 4u)));
+}
+
+// GEMV with SPLIT_K > 1 (m = 1): the invocations of a row quad sum their shares in workgroup memory.
+fn gemvSplit(lane: u32, workgroupIndex: u32) {
+  let outputQuads = (params.n + 3u) / 4u;
+  let quad = workgroupIndex * (WORKGROUP_SIZE / SPLIT_K) + lane / SPLIT_K;
+  let part = lane % SPLIT_K;
+  let valid = quad < outputQuads;
+  let xBase = params.xOffset / 4u;
+  var sums = vec4f(0.0);
+  var ups = vec4f(0.0);
+  var partSquares = 0.0;
+  if (valid) {
+    sums = dots1(quad, xBase, part, SPLIT_K);
+    if (EPILOGUE == 2u) { ups = dots1(quad + outputQuads, xBase, part, SPLIT_K); }
+    if (NORMALIZE) { partSquares = squares(xBase, shareOfX(part, SPLIT_K)); }
   }
-  return inverseSqrt(squares / f32(params.k) + params.eps);
+  partialSums[lane] = sums;
+  partialUps[lane] = ups;
+  partialSquares[lane] = partSquares;
+  workgroupBarrier();
+  if (!valid || part != 0u) { return; }
+  var total = vec4f(0.0);
+  var totalUps = vec4f(0.0);
+  var totalSquares = 0.0;
+  for (var other = lane; other < lane + SPLIT_K; other++) {
+    total += partialSums[other];
+    totalUps += partialUps[other];
+    totalSquares += partialSquares[other];
+  }
+  store(0u, quad, total, totalUps, scaleFromSquares(totalSquares));
 }
 
 fn store(row: u32, quad: u32, sums: vec4f, ups: vec4f, scale: f32) {
@@ -170,7 +232,12 @@ fn store(row: u32, quad: u32, sums: vec4f, ups: vec4f, scale: f32) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) groups: vec3u) {
+fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) groups: vec3u,
+        @builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lane: u32) {
+  if (ROWS == 1u && SPLIT_K > 1u) {
+    gemvSplit(lane, group.x + group.y * groups.x);
+    return;
+  }
   let index = id.x + id.y * groups.x * WORKGROUP_SIZE;
   let outputQuads = (params.n + 3u) / 4u;
   let quad = index % outputQuads;
@@ -181,8 +248,8 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) group
   if (ROWS == 1u) {
     let xBase = (params.xOffset + firstRow * params.xStride) / 4u;
     var ups = vec4f(0.0);
-    if (EPILOGUE == 2u) { ups = dots1(upQuad, xBase); }
-    store(firstRow, quad, dots1(quad, xBase), ups, rowScale(xBase));
+    if (EPILOGUE == 2u) { ups = dots1(upQuad, xBase, 0u, 1u); }
+    store(firstRow, quad, dots1(quad, xBase, 0u, 1u), ups, rowScale(xBase));
     return;
   }
   // Rows past m repeat the last row (their results are dropped), so the loops need no branch.

@@ -15,7 +15,7 @@ import { attention, attentionPartialBytes } from '../ops/attention.ts';
 import { type BatchTables, batchTablesBytes, packBatchTables } from '../ops/batch-tables.ts';
 import { embedding } from '../ops/embedding.ts';
 import { gatherRows } from '../ops/gather-rows.ts';
-import { type GpuMatrix, linear, placeholderBuffer } from '../ops/linear.ts';
+import { type GpuMatrix, LINEAR_SPLIT_K_CHOICES, linear, placeholderBuffer } from '../ops/linear.ts';
 import { ropeKv } from '../ops/rope-kv.ts';
 import { sample } from '../ops/sample.ts';
 import { type SamplingConfig, samplingConfig } from '../runtime/sampling.ts';
@@ -36,6 +36,8 @@ export interface GpuLlamaOptions {
   kvPages?: number;
   /** Element type of the KV cache: f32 (exact) or f16 (half the memory); default f32. */
   kvCache?: KvCacheFormat;
+  /** Split-K of the decode GEMVs (1, 4 or 16); default: the fastest on this device, timed at load. */
+  linearSplitK?: number;
   /** Format of the weight matrices (default f32). */
   weights?: WeightFormatOptions;
   /** Format of the output head; defaults to `weights`. */
@@ -177,6 +179,8 @@ export class GpuLlama {
   readonly maxSequences: number;
   readonly kvPages: number;
   readonly kvCacheFormat: KvCacheFormat;
+  /** Split-K of the decode GEMVs (linear.wgsl), chosen at load. */
+  linearSplitK = 1;
   /** Dispatches recorded by the last step (or single-sequence forward call). */
   lastDispatchCount = 0;
   private readonly gpu: GpuContext;
@@ -268,6 +272,7 @@ export class GpuLlama {
     try {
       gpu.device.queue.writeBuffer(model!.ropeTable, 0, ropeCosSinTable(spec, contextLength));
       for (const matrix of pending) await uploader.fill(matrix);
+      model!.linearSplitK = options.linearSplitK ?? (await model!.fastestSplitK());
       return model!;
     } catch (error) {
       releaseAll();
@@ -275,6 +280,33 @@ export class GpuLlama {
     } finally {
       uploader.finish();
     }
+  }
+
+  /**
+   * Times one layer's gate/up GEMV with each split-K choice on this device and returns the fastest: big
+   * GPUs need more invocations than one per 4 rows, while SwiftShader pays ~27× for the barrier it needs.
+   */
+  private async fastestSplitK(): Promise<number> {
+    const layer = this.layers[0];
+    if (!layer) return 1;
+    const time = async (splitK: number) => {
+      const recorder = new CommandRecorder(this.gpu);
+      for (let i = 0; i < 3; i++) {
+        linear(recorder, { x: this.act.x, weights: layer.gateUp, y: this.act.gate, m: 1, normalizeEps: this.spec.rmsNormEps, epilogue: 'siluGate', splitK });
+      }
+      const start = performance.now();
+      recorder.submit();
+      await this.gpu.device.queue.onSubmittedWorkDone();
+      return performance.now() - start;
+    };
+    let best = { splitK: 1, ms: Infinity };
+    for (const splitK of LINEAR_SPLIT_K_CHOICES) {
+      await time(splitK); // compiles the pipeline
+      const ms = Math.min(await time(splitK), await time(splitK));
+      if (ms < best.ms) best = { splitK, ms };
+    }
+    this.gpu.checkHealthy();
+    return best.splitK;
   }
 
   /** Positions of the single sequence behind forwardSample/forwardLogits. */
@@ -390,7 +422,7 @@ export class GpuLlama {
     const seenBytes = seenStride(vocabSize);
     if (outputs.length) {
       gatherRows(recorder, { rowIds: this.act.outputRows, x: this.act.x, y: this.act.lastHidden, count: outputs.length, width: h });
-      linear(recorder, { x: this.act.lastHidden, weights: this.lmHead, y: this.act.logits, m: outputs.length, normalizeEps: this.spec.rmsNormEps });
+      linear(recorder, { x: this.act.lastHidden, weights: this.lmHead, y: this.act.logits, m: outputs.length, normalizeEps: this.spec.rmsNormEps, splitK: this.linearSplitK });
       outputs.forEach((output, i) => {
         if (output.kind !== 'sample') return;
         queue.writeBuffer(this.act.seen, i * seenBytes, output.seen, 0, Math.ceil(vocabSize / 32));
@@ -424,16 +456,17 @@ export class GpuLlama {
       const kCache = this.keyCache[l]!;
       const vCache = this.valueCache[l]!;
       const tables = { tables: act.tables, layout };
-      linear(recorder, { x: act.x, weights: layer.qkv, y: act.qkv, m: rowCount, normalizeEps: eps });
+      const splitK = this.linearSplitK;
+      linear(recorder, { x: act.x, weights: layer.qkv, y: act.qkv, m: rowCount, normalizeEps: eps, splitK });
       const kvF16 = this.kvCacheFormat === 'f16';
       ropeKv(recorder, { ...tables, qkv: act.qkv, cosSin: this.ropeTable, q: act.q, kCache, vCache, kvF16, tokens: rowCount, heads: numHeads, kvHeads: numKvHeads, headDim });
       attention(recorder, {
         ...tables, q: act.q, kCache, vCache, partials: splits > 1 ? act.partials : placeholderBuffer(this.gpu, 'write'),
         out: act.attended, rowCount, heads: numHeads, kvHeads: numKvHeads, headDim, splits, kvF16,
       });
-      linear(recorder, { x: act.attended, weights: layer.o, y: act.x, m: rowCount, epilogue: 'accumulate' });
-      linear(recorder, { x: act.x, weights: layer.gateUp, y: act.gate, m: rowCount, normalizeEps: eps, epilogue: 'siluGate' });
-      linear(recorder, { x: act.gate, weights: layer.down, y: act.x, m: rowCount, epilogue: 'accumulate' });
+      linear(recorder, { x: act.attended, weights: layer.o, y: act.x, m: rowCount, epilogue: 'accumulate', splitK });
+      linear(recorder, { x: act.x, weights: layer.gateUp, y: act.gate, m: rowCount, normalizeEps: eps, epilogue: 'siluGate', splitK });
+      linear(recorder, { x: act.gate, weights: layer.down, y: act.x, m: rowCount, epilogue: 'accumulate', splitK });
     });
   }
 

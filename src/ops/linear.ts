@@ -44,7 +44,11 @@ export interface LinearArgs {
   /** RMSNorm each row of x first (its weight is folded into the matrix at load). */
   normalizeEps?: number;
   epilogue?: LinearEpilogue;
+  /** GEMV only (m = 1): invocations sharing each row quad's K range (1, 4 or 16; see linear.wgsl). */
+  splitK?: number;
 }
+
+export const LINEAR_SPLIT_K_CHOICES = [1, 4, 16] as const;
 
 /** Rows of x per invocation: 1 for decode (GEMV); for prefill each unpacked weight serves 4 rows. */
 export function linearRowsPerInvocation(m: number): number {
@@ -64,6 +68,8 @@ export function linear(recorder: CommandRecorder, args: LinearArgs): void {
   const epilogue = args.epilogue ?? 'store';
   if ((epilogue === 'siluGate') !== weights.gatedPair) throw new GpuLimitError('linear: the siluGate epilogue needs a gate/up pair matrix, and only it');
   const rows = linearRowsPerInvocation(m);
+  const splitK = m === 1 ? (args.splitK ?? 1) : 1;
+  if (!(LINEAR_SPLIT_K_CHOICES as readonly number[]).includes(splitK)) throw new GpuLimitError(`linear: splitK must be one of ${LINEAR_SPLIT_K_CHOICES.join(', ')}`);
   const constants = {
     FORMAT: FORMAT_CODE[weights.layout.format],
     GROUP_SIZE: weights.layout.groupSize || 32,
@@ -71,6 +77,7 @@ export function linear(recorder: CommandRecorder, args: LinearArgs): void {
     ROWS: rows,
     NORMALIZE: args.normalizeEps === undefined ? 0 : 1,
     EPILOGUE: EPILOGUE_CODE[epilogue],
+    SPLIT_K: splitK,
   };
   for (const part of weights.parts) {
     recorder.dispatch(
@@ -80,7 +87,7 @@ export function linear(recorder: CommandRecorder, args: LinearArgs): void {
         yOffset: (args.yOffset ?? 0) + part.outputStart, yStride: args.yStride ?? outputs, eps: args.normalizeEps ?? 0,
       },
       [args.x, part.data, part.scales, args.y],
-      Math.ceil((Math.ceil(part.outputs / 4) * Math.ceil(m / rows)) / 64),
+      Math.ceil((Math.ceil(part.outputs / 4) * Math.ceil(m / rows) * splitK) / 64),
       constants,
     );
   }

@@ -88,17 +88,20 @@ describe('quantize kernel = CPU quantizer, bit for bit', () => {
 });
 
 describe('linear kernel vs f64 product with the dequantized weights', () => {
-  const cases: { m: number; n: number; k: number; epilogue?: LinearEpilogue; normalize?: boolean; xOffset?: number }[] = [
+  const cases: { m: number; n: number; k: number; epilogue?: LinearEpilogue; normalize?: boolean; xOffset?: number; splitK?: number }[] = [
     { m: 1, n: 67, k: 172 },
     { m: 1, n: 130, k: 256, epilogue: 'accumulate', normalize: true },
+    { m: 1, n: 67, k: 172, normalize: true, splitK: 4 }, //             split-K GEMV: K shares summed in workgroup memory
+    { m: 1, n: 33, k: 256, epilogue: 'siluGate', normalize: true, splitK: 16, xOffset: 8 },
+    { m: 1, n: 130, k: 96, epilogue: 'accumulate', splitK: 16 }, //   more shares than q4 groups: some are empty
     { m: 3, n: 33, k: 172, epilogue: 'siluGate' },
     { m: 13, n: 70, k: 128, normalize: true, xOffset: 8 },
     { m: 9, n: 64, k: 96, epilogue: 'siluGate', normalize: true },
     { m: 512, n: 10, k: 64 }, // the largest prefill chunk the issue asks for
   ];
   for (const [name, options] of FORMATS) {
-    for (const [i, { m, n, k, epilogue = 'store', normalize = false, xOffset = 0 }] of cases.entries()) {
-      it(`${name}: m=${m} n=${n} k=${k} ${epilogue}${normalize ? ' normalized' : ''}${xOffset ? ` xOffset=${xOffset}` : ''}`, async () => {
+    for (const [i, { m, n, k, epilogue = 'store', normalize = false, xOffset = 0, splitK }] of cases.entries()) {
+      it(`${name}: m=${m} n=${n} k=${k} ${epilogue}${normalize ? ' normalized' : ''}${xOffset ? ` xOffset=${xOffset}` : ''}${splitK ? ` splitK=${splitK}` : ''}`, async () => {
         const random = seededRandom(400 + i);
         const gated = epilogue === 'siluGate';
         const weights = randomArray(random, (gated ? 2 : 1) * n * k, 0.5);
@@ -110,7 +113,7 @@ describe('linear kernel vs f64 product with the dequantized weights', () => {
         const matrix = uploadPackedMatrix(gpu, 'w', packed, gated ? n : undefined);
         const yBuffer = gpu.upload('y', y0);
         const recorder = new CommandRecorder(gpu);
-        linear(recorder, { x: gpu.upload('x', x), weights: matrix, y: yBuffer, m, xOffset, epilogue, normalizeEps: normalize ? 1e-5 : undefined });
+        linear(recorder, { x: gpu.upload('x', x), weights: matrix, y: yBuffer, m, xOffset, epilogue, normalizeEps: normalize ? 1e-5 : undefined, splitK });
         recorder.submit();
         const actual = new Float32Array(await gpu.readBack(yBuffer, m * n * 4));
 
