@@ -175,7 +175,7 @@ export class Scheduler {
     const stopAt = firstStop(sequence.text, request.stopStrings);
     if (stopAt >= 0) {
       sequence.text = sequence.text.slice(0, stopAt);
-      this.finish(sequence, 'stop');
+      this.finish(sequence, 'stop', { flush: false }); // whatever the decoder holds comes after the stop string
       return;
     }
     this.emit(sequence, tokenId);
@@ -204,8 +204,8 @@ export class Scheduler {
     }
   }
 
-  private finish(sequence: Active, finishReason: FinishReason): void {
-    if (finishReason !== 'stop' || firstStop(sequence.text, sequence.request.stopStrings) < 0) sequence.text += sequence.decoder.flush();
+  private finish(sequence: Active, finishReason: FinishReason, { flush = true } = {}): void {
+    if (flush) sequence.text += sequence.decoder.flush();
     const rest = sequence.text.slice(sequence.emitted);
     if (rest) sequence.events.push({ text: rest, tokenId: sequence.generated.at(-1) ?? -1 });
     sequence.emitted = sequence.text.length;
