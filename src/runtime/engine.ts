@@ -18,6 +18,10 @@ import { type FinishReason, Scheduler, type SequenceRequest } from './scheduler.
 export interface LoadOptions {
   /** A GPU to use (Node: getNodeGpu() from 'tri-webgpu/node'); defaults to navigator.gpu. */
   gpu?: GPU;
+  /**
+   * Positions the KV cache holds, shared by all sequences. Default: the model's maximum, capped at 4096
+   * (Tri-7B allows 32,768, whose f16 cache alone would take 16 GiB).
+   */
   contextLength?: number;
   /** Most sequences decoding together (default 16). */
   maxSequences?: number;
@@ -49,6 +53,7 @@ export interface PackedDocument {
 }
 
 const EXACT_F32_BYTES = 256 * 2 ** 20;
+const DEFAULT_CONTEXT_LENGTH = 4096;
 
 /** The default weight format for a model: exact f32 for tiny models, q4 otherwise. */
 export function defaultWeightFormat(spec: LlamaSpec): WeightFormatOptions {
@@ -107,7 +112,7 @@ export class TriEngine {
     const weights = options.weights ?? defaultWeightFormat(opened.spec);
     try {
       const model = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, {
-        contextLength: options.contextLength,
+        contextLength: options.contextLength ?? Math.min(opened.spec.maxPositions, DEFAULT_CONTEXT_LENGTH),
         maxSequences: options.maxSequences,
         kvCache: options.kvCache ?? (weights.format === 'f32' ? 'f32' : 'f16'),
         weights,
