@@ -1,6 +1,6 @@
 // The public engine end to end in Node: streaming, stop reasons, bad input, and staying usable after it.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ContextOverflowError, TriEngine, TriWebGPUError } from '../../src/index.ts';
+import { ContextOverflowError, DeviceLostError, TriEngine, TriWebGPUError } from '../../src/index.ts';
 import { NodeModelFiles, getNodeGpu } from '../../src/node.ts';
 import { modelDir, triTinyGolden } from '../fixtures.ts';
 
@@ -126,6 +126,18 @@ describe('OpenAI-style chat.completions (Node)', () => {
     expect(chunks.at(-1)!.choices[0].finish_reason).toBe('stop');
     expect(chunks.slice(0, -1).every((chunk) => chunk.choices[0].finish_reason === null)).toBe(true);
     expect(new Set(chunks.map((chunk) => chunk.id)).size).toBe(1);
+  });
+});
+
+describe('device loss (Node)', () => {
+  it('ends generations with a typed DeviceLostError that says to reload, instead of hanging', async () => {
+    const lost = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: getNodeGpu() });
+    lost.gpu.device.destroy();
+    await lost.gpu.device.lost;
+    await expect(lost.complete(golden.en_plain!.prompt, { maxNewTokens: 4 })).rejects.toThrow(DeviceLostError);
+    await expect(lost.complete(golden.en_plain!.prompt, { maxNewTokens: 4 })).rejects.toThrow(/reload the model/);
+    expect(lost.schedulerStats.activeSequences).toBe(0);
+    lost.dispose();
   });
 });
 
