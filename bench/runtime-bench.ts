@@ -64,7 +64,10 @@ export async function runtimeRows(load: LoadEngine, copyGBs: number): Promise<[s
     tiny.dispose();
   }
   for (const format of ['f32', 'q4'] as const) {
+    const loadStart = performance.now();
     const engine = await load('random-111m', { format }, { maxSequences: 1 });
+    const loadSeconds = (performance.now() - loadStart) / 1000;
+    rows.push([`random 111M load, bf16 → ${format}`, `${loadSeconds.toFixed(2)} s`, `${(222.3 / loadSeconds).toFixed(0)} MB/s of checkpoint read, converted on the GPU`]);
     try {
       const tokensPerSecond = await decodeThroughput(engine, 1, 24);
       const bytes = bytesPerDecodedToken(engine.spec, { format });

@@ -61,7 +61,8 @@ export class Scheduler {
   private readonly model: GpuLlama;
   private readonly text: TextCodec;
   private readonly active: Active[] = [];
-  private running: Promise<void> | undefined;
+  /** Whether the step loop is running (set and cleared synchronously, so no admission can miss it). */
+  private looping = false;
   /** Prompt tokens prefilled and skipped thanks to shared pages, since creation. */
   readonly stats = { prefilledTokens: 0, cachedTokens: 0, steps: 0 };
 
@@ -98,9 +99,7 @@ export class Scheduler {
       cachedTokens, startedAt: performance.now(), firstTokenAt: undefined, events,
     });
     this.stats.cachedTokens += cachedTokens;
-    this.running ??= this.run().finally(() => {
-      this.running = undefined;
-    });
+    if (!this.looping) void this.run();
     return events.stream();
   }
 
@@ -109,29 +108,31 @@ export class Scheduler {
   }
 
   private async run(): Promise<void> {
-    while (this.active.length > 0) {
-      for (const sequence of [...this.active]) {
-        if (sequence.request.signal?.aborted) this.finish(sequence, 'abort');
-      }
-      if (this.active.length === 0) break;
-      const { batch, members } = this.planStep();
-      let result;
-      try {
-        result = await this.model.step(batch);
-      } catch (error) {
-        for (const sequence of [...this.active]) this.fail(sequence, error);
-        break;
-      }
-      this.stats.steps++;
-      members.forEach((sequence, slot) => {
-        const tokenId = result.tokenIds[slot];
-        if (tokenId === undefined) return; // a prefill chunk that is not the prompt's last
-        try {
-          this.accept(sequence, tokenId);
-        } catch (error) {
-          this.fail(sequence, error);
+    this.looping = true;
+    try {
+      while (this.active.length > 0) {
+        for (const sequence of [...this.active]) {
+          if (sequence.request.signal?.aborted) this.finish(sequence, 'abort');
         }
-      });
+        if (this.active.length === 0) break;
+        const { batch, members } = this.planStep();
+        const result = await this.model.step(batch);
+        this.stats.steps++;
+        members.forEach((sequence, slot) => {
+          const tokenId = result.tokenIds[slot];
+          if (tokenId === undefined) return; // a prefill chunk that is not the prompt's last
+          try {
+            this.accept(sequence, tokenId);
+          } catch (error) {
+            this.fail(sequence, error);
+          }
+        });
+      }
+    } catch (error) {
+      // A failed step (device lost, GPU error) ends every sequence with that error; new ones may follow.
+      for (const sequence of [...this.active]) this.fail(sequence, error);
+    } finally {
+      this.looping = false;
     }
   }
 
