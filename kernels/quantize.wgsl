@@ -68,6 +68,30 @@ fn floatToHalfBits(value: f32) -> u32 {
   return sign | min(half, 0x7bffu);
 }
 
+// Whether `value` lies beyond the midpoint between levels m and m + 1 (exact comparisons: the midpoints
+// are small odd multiples of scale/2, exact in f32). Beyond holds for every m below the value's level.
+fn beyondMidpoint(value: f32, minimum: f32, scale: f32, m: u32) -> bool {
+  if (HAS_MIN) { return value - minimum > f32(2u * m + 1u) * scale * 0.5; }
+  let midpoint = (f32(2u * m) - 15.0) * scale * 0.5;
+  return select((value < midpoint), (value > midpoint), scale > 0.0);
+}
+
+// The nibble: the number of midpoints the value lies beyond, as the CPU quantizer counts them. A rounded
+// division gives a guess, exact comparisons correct it (a step or two at most). On SwiftShader a
+// 5632×1024 bf16 → q4 conversion took 211–233 ms this way against 362–432 ms counting all 15.
+fn nibble(value: f32, minimum: f32, scale: f32) -> u32 {
+  var guess = 0.0;
+  if (HAS_MIN) {
+    guess = select(select(0.0, 15.0, value - minimum > 0.0), round((value - minimum) / scale), scale > 0.0);
+  } else if (scale != 0.0) {
+    guess = round(value / scale) + 8.0;
+  }
+  var q = u32(clamp(guess, 0.0, 15.0));
+  while (q > 0u && !beyondMidpoint(value, minimum, scale, q - 1u)) { q--; }
+  while (q < 15u && beyondMidpoint(value, minimum, scale, q)) { q++; }
+  return q;
+}
+
 // Element `col` of chunk row `row`, as the quantizer sees it (zero in the padding).
 fn input(row: u32, col: u32) -> f32 {
   if (col >= params.k) { return 0.0; }
@@ -139,19 +163,7 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) group
   for (var i = 0u; i < GROUP_SIZE; i += 8u) {
     var word = 0u;
     for (var j = 0u; j < 8u; j++) {
-      // Count the midpoints between levels that the value lies beyond: exact comparisons.
-      let value = values[i + j];
-      var q = 0u;
-      for (var m = 0u; m < 15u; m++) {
-        if (HAS_MIN) {
-          if (value - minimum > f32(2u * m + 1u) * scale * 0.5) { q++; }
-        } else {
-          let midpoint = (f32(2u * m) - 15.0) * scale * 0.5;
-          let beyond = select((value < midpoint), (value > midpoint), scale > 0.0);
-          if (beyond) { q++; }
-        }
-      }
-      word |= q << (4u * j);
+      word |= nibble(values[i + j], minimum, scale) << (4u * j);
     }
     data[wordIndex((first + i) / 8u, destRow)] = word;
   }
