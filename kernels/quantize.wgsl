@@ -8,7 +8,8 @@
 // 2D-folded. Rows may be loaded in chunks: `rowOffset` places chunk row 0 in the whole matrix.
 // Measured on SwiftShader (npm run bench -- runtime): the 111M random Llama (222 MB of bf16) loads in
 // 10.5 s as f32 and 11.4 s as q4 in Node (8.2 / 9.1 s in Chromium), reading, converting and waiting for
-// each chunk included: ~20 MB/s, so the q4 quantizer costs little over a plain conversion.
+// each chunk included: ~20 MB/s, so the q4 quantizer cost little over a plain conversion even before its
+// nibble search was made faster (see nibble()).
 
 struct Params {
   rows: u32,        // rows in this chunk
