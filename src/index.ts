@@ -10,6 +10,7 @@ export type { KvCacheFormat } from './model/llama-gpu.ts';
 export { KvCacheFullError } from './kv/paged-cache.ts';
 export type { Q4GroupSize, WeightFormat, WeightFormatOptions } from './model/quant.ts';
 export { BlobModelFiles, HttpModelFiles } from './model/byte-source.ts';
+export { CachedModelFiles, MODEL_CACHE_NAME, clearModelCache } from './model/cached-files.ts';
 export type { ByteSource, ModelFiles } from './model/byte-source.ts';
 export type { LlamaSpec, RopeScaling } from './model/config.ts';
 export type { ChatMessage } from './text/tokenizer.ts';

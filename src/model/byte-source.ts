@@ -103,11 +103,14 @@ export class HttpRangeSource implements ByteSource {
   readonly name: string;
   readonly size: number;
   readonly url: string;
+  /** The server's ETag (a content version), when it sends one. */
+  readonly etag: string | undefined;
   private readonly retry: RetryPolicy;
-  private constructor(url: string, name: string, size: number, retry: RetryPolicy) {
+  private constructor(url: string, name: string, size: number, etag: string | undefined, retry: RetryPolicy) {
     this.url = url;
     this.name = name;
     this.size = size;
+    this.etag = etag;
     this.retry = retry;
   }
 
@@ -125,7 +128,7 @@ export class HttpRangeSource implements ByteSource {
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new ModelFileReadError(name, `HEAD ${url} gave no usable Content-Length`);
     }
-    return new HttpRangeSource(url, name, size, retry);
+    return new HttpRangeSource(url, name, size, response.headers.get('etag') ?? undefined, retry);
   }
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {

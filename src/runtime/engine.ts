@@ -6,6 +6,7 @@ import { InvalidRequestError } from '../errors.ts';
 import { type AttentionPolicy, type DocumentInput, documentSpans } from '../kv/documents.ts';
 import { GpuContext } from '../gpu/context.ts';
 import { HttpModelFiles, type ModelFiles } from '../model/byte-source.ts';
+import { CachedModelFiles } from '../model/cached-files.ts';
 import type { LlamaSpec } from '../model/config.ts';
 import { GpuLlama, type KvCacheFormat } from '../model/llama-gpu.ts';
 import { openModel } from '../model/open.ts';
@@ -32,6 +33,11 @@ export interface LoadOptions {
    * matrices take at most 256 MiB in f32 (tiny models run exactly), otherwise q4 (G=32).
    */
   weights?: WeightFormatOptions;
+  /**
+   * Keep downloaded model bytes in the browser's Cache API, so reloads and later visits read them
+   * locally and an interrupted download resumes (default true for URLs where the Cache API exists).
+   */
+  cache?: boolean;
   /** Weight loading progress in checkpoint bytes. */
   onProgress?: (progress: { loadedBytes: number; totalBytes: number }) => void;
   signal?: AbortSignal;
@@ -106,7 +112,8 @@ export class TriEngine {
 
   /** Loads a model from a URL folder (Range requests) or any ModelFiles (picked files, a Node directory). */
   static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<TriEngine> {
-    const files = typeof source === 'string' ? new HttpModelFiles(source) : source;
+    const remote = typeof source === 'string' ? new HttpModelFiles(source) : source;
+    const files = typeof source === 'string' && options.cache !== false ? await CachedModelFiles.open(remote) : remote;
     const opened = await openModel(files, options.signal);
     const gpu = await GpuContext.create(options.gpu);
     const weights = options.weights ?? defaultWeightFormat(opened.spec);

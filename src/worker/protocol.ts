@@ -9,6 +9,7 @@ export type WorkerGenerateOptions = Omit<GenerateOptions, 'signal'>;
 
 export interface WorkerLoadOptions {
   contextLength?: number;
+  cache?: boolean;
   maxSequences?: number;
   weights?: WeightFormatOptions;
   kvCache?: KvCacheFormat;

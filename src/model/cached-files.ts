@@ -1,0 +1,73 @@
+// A browser-side cache of downloaded model bytes (the Cache API), so a page reload or a second visit does
+// not download the checkpoint again, and a download cut off by closing the tab resumes where it stopped:
+// every range read (at most a 32 MiB chunk of rows, or a small file) is stored under its own key. Keys
+// carry the file's size and ETag, so a changed file on the server is fetched anew.
+import type { ByteSource, ModelFiles } from './byte-source.ts';
+
+export const MODEL_CACHE_NAME = 'tri-webgpu-model-bytes-v1';
+
+/** Wraps ModelFiles (normally HttpModelFiles) with the Cache API; reads that miss go to the wrapped files. */
+export class CachedModelFiles implements ModelFiles {
+  readonly location: string;
+  private readonly inner: ModelFiles;
+  private readonly cache: Cache;
+  /** Reads served from the cache and fetched (then stored), since creation. */
+  readonly stats = { hits: 0, misses: 0, storeFailures: 0 };
+
+  private constructor(inner: ModelFiles, cache: Cache) {
+    this.inner = inner;
+    this.cache = cache;
+    this.location = inner.location;
+  }
+
+  /** The cached view of `inner`, or `inner` itself where the Cache API is missing (Node, insecure pages). */
+  static async open(inner: ModelFiles): Promise<ModelFiles> {
+    if (typeof caches === 'undefined') return inner;
+    try {
+      return new CachedModelFiles(inner, await caches.open(MODEL_CACHE_NAME));
+    } catch {
+      return inner; // storage disabled (private browsing, policy): download as before
+    }
+  }
+
+  async open(fileName: string, signal?: AbortSignal): Promise<ByteSource> {
+    const source = await this.inner.open(fileName, signal);
+    const version = `${source.size}-${(source as { etag?: string }).etag ?? 'no-etag'}`;
+    const prefix = new URL(`${encodeURIComponent(fileName)}?version=${encodeURIComponent(version)}`, cacheBase(this.location)).href;
+    const files = this;
+    return {
+      name: source.name,
+      size: source.size,
+      async read(offset: number, length: number, readSignal?: AbortSignal): Promise<Uint8Array> {
+        const key = `${prefix}&bytes=${offset}-${length}`;
+        const hit = await files.cache.match(key);
+        if (hit) {
+          const bytes = new Uint8Array(await hit.arrayBuffer());
+          if (bytes.length === length) {
+            files.stats.hits++;
+            return bytes;
+          }
+        }
+        const bytes = await source.read(offset, length, readSignal);
+        files.stats.misses++;
+        try {
+          await files.cache.put(key, new Response(bytes.slice()));
+        } catch {
+          files.stats.storeFailures++; // over quota: keep going without caching this range
+        }
+        return bytes;
+      },
+    };
+  }
+}
+
+/** Cache API keys must be http(s) URLs: model folders elsewhere (blob:, file:) get a stand-in origin. */
+function cacheBase(location: string): string {
+  const base = location.endsWith('/') ? location : `${location}/`;
+  return /^https?:/.test(base) ? base : `https://tri-webgpu.invalid/${encodeURIComponent(base)}/`;
+}
+
+/** Forgets every cached model byte (e.g. from a "clear downloaded models" button). */
+export async function clearModelCache(): Promise<boolean> {
+  return typeof caches === 'undefined' ? false : caches.delete(MODEL_CACHE_NAME);
+}
