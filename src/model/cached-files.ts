@@ -34,30 +34,45 @@ export class CachedModelFiles implements ModelFiles {
     const source = await this.inner.open(fileName, signal);
     const version = `${source.size}-${(source as { etag?: string }).etag ?? 'no-etag'}`;
     const prefix = new URL(`${encodeURIComponent(fileName)}?version=${encodeURIComponent(version)}`, cacheBase(this.location)).href;
-    const files = this;
-    return {
-      name: source.name,
-      size: source.size,
-      async read(offset: number, length: number, readSignal?: AbortSignal): Promise<Uint8Array> {
-        const key = `${prefix}&bytes=${offset}-${length}`;
-        const hit = await files.cache.match(key);
-        if (hit) {
-          const bytes = new Uint8Array(await hit.arrayBuffer());
-          if (bytes.length === length) {
-            files.stats.hits++;
-            return bytes;
-          }
-        }
-        const bytes = await source.read(offset, length, readSignal);
-        files.stats.misses++;
-        try {
-          await files.cache.put(key, new Response(bytes.slice()));
-        } catch {
-          files.stats.storeFailures++; // over quota: keep going without caching this range
-        }
+    return new CachedByteSource(source, this.cache, prefix, this.stats);
+  }
+}
+
+class CachedByteSource implements ByteSource {
+  readonly name: string;
+  readonly size: number;
+  private readonly source: ByteSource;
+  private readonly cache: Cache;
+  private readonly keyPrefix: string;
+  private readonly stats: CachedModelFiles['stats'];
+
+  constructor(source: ByteSource, cache: Cache, keyPrefix: string, stats: CachedModelFiles['stats']) {
+    this.name = source.name;
+    this.size = source.size;
+    this.source = source;
+    this.cache = cache;
+    this.keyPrefix = keyPrefix;
+    this.stats = stats;
+  }
+
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const key = `${this.keyPrefix}&bytes=${offset}-${length}`;
+    const hit = await this.cache.match(key);
+    if (hit) {
+      const bytes = new Uint8Array(await hit.arrayBuffer());
+      if (bytes.length === length) {
+        this.stats.hits++;
         return bytes;
-      },
-    };
+      }
+    }
+    const bytes = await this.source.read(offset, length, signal);
+    this.stats.misses++;
+    try {
+      await this.cache.put(key, new Response(bytes.slice()));
+    } catch {
+      this.stats.storeFailures++; // over quota: keep going without caching this range
+    }
+    return bytes;
   }
 }
 
