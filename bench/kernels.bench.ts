@@ -10,6 +10,7 @@ import { NodeModelFiles } from '../src/model/node-files.ts';
 import { TriEngine } from '../src/runtime/engine.ts';
 import { benchPageReport } from './bench-page.ts';
 import { benchAttention, benchCopy, benchLinear, formatBenchTable } from './kernel-bench.ts';
+import { decodeRow } from './runtime-bench.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const triTiny = fileURLToPath(new URL('../public/models/tri-tiny', import.meta.url));
@@ -25,11 +26,7 @@ async function nodeReport(): Promise<string> {
   lines.push('', '| weights | prefill tok/s | decode tok/s | dispatches per token |', '|---|---:|---:|---:|');
   for (const format of ['f32', 'q4'] as const) {
     const engine = await TriEngine.load(new NodeModelFiles(triTiny), { gpu: getNodeGpu(), weights: { format } });
-    const prompt = { tokenIds: Array.from({ length: 64 }, (_, i) => 300 + i) };
-    // Warm-up (pipelines compile on first use) on other tokens, so the measured prompt is not in the KV cache.
-    await engine.complete({ tokenIds: prompt.tokenIds.map((id) => id + 1000) }, { maxNewTokens: 4 });
-    const result = await engine.complete(prompt, { maxNewTokens: 32 });
-    lines.push(`| ${format} | ${(64 / result.timings.prefillSeconds).toFixed(0)} | ${result.timings.decodeTokensPerSecond.toFixed(1)} | ${engine.dispatchesPerDecodedToken} |`);
+    lines.push(`| ${(await decodeRow(engine)).join(' | ')} |`);
     engine.dispose();
   }
   return lines.join('\n');

@@ -39,7 +39,7 @@ function tensorList(): { name: string; shape: number[] }[] {
 
 /** Writes the model folder if it is not there yet; returns its path. */
 export function ensureRandomLlama(): string {
-  if (existsSync(`${RANDOM_LLAMA_DIR}model.safetensors.index.json`)) return RANDOM_LLAMA_DIR;
+  if (existsSync(`${RANDOM_LLAMA_DIR}model.safetensors`)) return RANDOM_LLAMA_DIR;
   mkdirSync(RANDOM_LLAMA_DIR, { recursive: true });
   const tensors = tensorList();
   let offset = 0;
@@ -80,10 +80,6 @@ export function ensureRandomLlama(): string {
   writeFileSync(`${RANDOM_LLAMA_DIR}config.json`, JSON.stringify(CONFIG, null, 2));
   writeFileSync(`${RANDOM_LLAMA_DIR}generation_config.json`, JSON.stringify({ bos_token_id: 0, eos_token_id: 2 }, null, 2));
   for (const name of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(`${TRI_TINY}${name}`, `${RANDOM_LLAMA_DIR}${name}`);
-  renameSync(temporary, `${RANDOM_LLAMA_DIR}model.safetensors`);
-  // Every optional file is written (Vite's dev server answers a missing /@fs file with an empty 200);
-  // the index comes last and marks the folder complete.
-  const weightMap = Object.fromEntries(tensors.map(({ name }) => [name, 'model.safetensors']));
-  writeFileSync(`${RANDOM_LLAMA_DIR}model.safetensors.index.json`, JSON.stringify({ metadata: { total_size: offset }, weight_map: weightMap }));
+  renameSync(temporary, `${RANDOM_LLAMA_DIR}model.safetensors`); // last: the weights' presence marks the folder complete
   return RANDOM_LLAMA_DIR;
 }

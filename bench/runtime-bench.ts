@@ -8,6 +8,15 @@ import type { WeightFormatOptions } from '../src/model/quant.ts';
 
 const prompt = (seed: number, length: number) => ({ tokenIds: Array.from({ length }, (_, i) => 300 + ((seed * 131 + i * 7) % 3500)) });
 
+/** One row of the tri-tiny decode table: weights, prefill tok/s (64-token prompt), decode tok/s, dispatches per token. */
+export async function decodeRow(engine: TriEngine): Promise<string[]> {
+  const measured = prompt(7, 64);
+  // Warm-up (pipelines compile on first use) on other tokens, so the measured prompt is not in the KV cache.
+  await engine.complete(prompt(8, 64), { maxNewTokens: 4 });
+  const result = await engine.complete(measured, { maxNewTokens: 32 });
+  return [engine.weights.format, (64 / result.timings.prefillSeconds).toFixed(0), result.timings.decodeTokensPerSecond.toFixed(1), String(engine.dispatchesPerDecodedToken)];
+}
+
 /** Total generated tokens per second with `concurrency` sequences decoding together (after a warm-up). */
 export async function decodeThroughput(engine: TriEngine, concurrency: number, newTokens = 32): Promise<number> {
   await engine.complete(prompt(999, 16), { maxNewTokens: 2 });

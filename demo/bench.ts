@@ -3,7 +3,7 @@
 // roofline on a 111M random Llama). `?run` starts the first at once (`?full` adds the M=128 rows),
 // `?runtime` the second; the page then sets body[data-state=done] (the Node bench runners use this).
 import { benchAttention, benchCopy, benchLinear, type BenchRow } from '../bench/kernel-bench.ts';
-import { runtimeRows } from '../bench/runtime-bench.ts';
+import { decodeRow, runtimeRows } from '../bench/runtime-bench.ts';
 import { GpuContext, TriEngine, type WeightFormatOptions } from '../src/index.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -28,11 +28,7 @@ const showKernelRows = (rows: BenchRow[]) => {
 async function decodeSpeed(weights: WeightFormatOptions): Promise<string[]> {
   const engine = await TriEngine.load(new URL('models/tri-tiny/', location.href).href, { weights });
   try {
-    const prompt = { tokenIds: Array.from({ length: 64 }, (_, i) => 300 + i) };
-    // Warm-up (pipelines compile on first use) on other tokens, so the measured prompt is not in the KV cache.
-    await engine.complete({ tokenIds: prompt.tokenIds.map((id) => id + 1000) }, { maxNewTokens: 4 });
-    const result = await engine.complete(prompt, { maxNewTokens: 32 });
-    return [weights.format, (64 / result.timings.prefillSeconds).toFixed(0), result.timings.decodeTokensPerSecond.toFixed(1), String(engine.dispatchesPerDecodedToken)];
+    return await decodeRow(engine);
   } finally {
     engine.dispose();
   }

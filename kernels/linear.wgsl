@@ -12,7 +12,8 @@
 // q4 groups may overhang K (K=172, G=32): x reads past K are masked to zero. Variables are initialised
 // explicitly: SwiftShader did not re-zero a `var` declared without initialiser inside a loop.
 // Measured (bench/kernels.bench.ts, SwiftShader on 2 shared cores, ratio to the best copy kernel):
-// GEMV at Tri-7B shapes q4 0.11–0.17, f16 0.26–0.43 (Node and Chromium); M=128 GEMM ~1–2 GFLOP/s. There
+// GEMV at Tri-7B shapes q4 0.08–0.20, f16 0.26–0.43 (Node and Chromium, several runs); M=128 GEMM 1.6–2.1
+// GFLOP/s; split-K 4/16 at 0.5–0.9× the speed of no split. There
 // the kernel is bound by the CPU's arithmetic, not memory. Not yet measured on a real GPU.
 
 struct Params {
@@ -35,7 +36,8 @@ override NORMALIZE: bool = false;
 override EPILOGUE: u32 = 0u;
 // GEMV only: SPLIT_K invocations share one row quad, each taking 1/SPLIT_K of K, and add their partial
 // sums through workgroup memory (one barrier). More invocations in flight for big GPUs, where 4096 rows
-// make only 1024 row quads; chosen at load by timing (GpuLlama.load), since barriers cost ~27× on SwiftShader.
+// make only 1024 row quads. Chosen at load by timing (GpuLlama.load): on SwiftShader, where barriers are
+// costly, split-K 4/16 ran at 0.5–0.9× the speed of no split.
 override SPLIT_K: u32 = 1u;
 
 const WORKGROUP_SIZE = 64u;
@@ -51,12 +53,14 @@ var<workgroup> partialUps: array<vec4f, WORKGROUP_SIZE>;
 var<workgroup> partialSquares: array<f32, WORKGROUP_SIZE>;
 
 // The arithmetic is written as 4×4 matrix products: W4 (column i = the 4 rows' weights at k = 4s + i)
-// times x's vec4 at step s (GEMV), or times X4 (column r = that vec4 of x row r; GEMM). SwiftShader's
-// Subzero JIT neither unrolls loops nor keeps small arrays in registers, so the kernel has no
-// dynamically indexed arrays; the first version with per-row arrays was ~2× slower.
+// times x's vec4 at step s (GEMV), or times X4 (column r = that vec4 of x row r; GEMM). The kernel has
+// no dynamically indexed arrays: the first version kept per-row sums in small arrays and was ~2× slower
+// on SwiftShader (61 vs 30 ms for the q4 4096×4096 GEMV), presumably because its JIT (Subzero) keeps
+// them in memory. Manually unrolling 4 words per iteration was slower again (46–57 vs 33–38 ms).
 
 // Nibbles at shift, shift+4, shift+8, shift+12 of the 4 rows' words: 4 consecutive k, as columns.
-// Converted through i32: u32 → f32 has no single SSE instruction, and this is the hot loop on SwiftShader.
+// Converted through i32 (u32 → f32 has no single SSE instruction); on SwiftShader this measured the
+// same as converting from u32, within noise.
 fn nibbleColumns(words: vec4u, shift: u32) -> mat4x4f {
   let signed = bitcast<vec4i>(words);
   return mat4x4f(

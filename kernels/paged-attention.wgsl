@@ -14,8 +14,8 @@
 // invocation each, writing (unnormalised sum, max, total) to `partials`; attention-reduce.wgsl combines
 // them. Decode uses it to spread one token's keys over many invocations; prefill runs SPLITS = 1.
 // Grid: one invocation per (row, head, split), 64 per workgroup, 2D-folded. No barriers.
-// Measured (bench/kernels.bench.ts, decode over 2048 positions, split-KV 16, K+V bytes read): 0.38 of the
-// copy kernel in Node, 0.60 in Chromium (SwiftShader).
+// Measured (bench/kernels.bench.ts, decode over 2048 positions, split-KV 16, K+V bytes read): 0.38–0.62
+// of the copy kernel in Node, 0.60–0.61 in Chromium (SwiftShader, two runs).
 
 struct Params {
   rows: u32,

@@ -1,8 +1,8 @@
 // After the fused Q/K/V projection: rotate-half RoPE on q and k, and store k and v in the paged KV cache.
 //   qkv [rows][heads·headDim + 2·kvHeads·headDim] (q, then k, then v of each row)
 //   → q [rows][heads·headDim] rotated (f32); K/V of row r go to its sequence's page for its position,
-//   as f32 or, with KV_F16, as f16 pairs packed in u32 (half the memory: 256 KiB instead of 512 KiB per
-//   token for Tri-7B's 32 layers × 4096 K and V values).
+//   as f32 or, with KV_F16, as f16 pairs packed in u32 (half the memory: 512 KiB instead of 1 MiB per
+//   token for Tri-7B's 32 layers × 4096 K and 4096 V values).
 //   `tables` as in paged-attention.wgsl: row r = (sequence slot, position, …) at 4r, sequence σ's page
 //   table offset at sequencesOffset + 4σ; kCache/vCache [page][KV_PAGE_TOKENS][kvHeads·headDim].
 // Rotate-half at the row's position p, for element e of a head and its partner e ± d/2:

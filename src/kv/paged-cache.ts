@@ -3,7 +3,7 @@
 // are registered under (parent page, their tokens), so a later sequence whose token prefix matches
 // shares them (ref-counted) instead of recomputing them: a follow-up chat turn prefills only its new
 // tokens. Pages no sequence holds but that are still registered stay cached until their space is needed
-// (least recently used first). A forked sequence shares even its partial last page; the first write to a
+// (least recently released first). A forked sequence shares even its partial last page; the first write to a
 // shared page copies it (copy-on-write), and the GPU executor performs the copies this code returns.
 import { TriWebGPUError } from '../errors.ts';
 
@@ -185,7 +185,7 @@ export class PagedKvCache {
     else this.free.push(page);
   }
 
-  /** A page for writing: a free one, else the least recently cached one (evicted with its descendants' keys). */
+  /** A page for writing: a free one, else the one released longest ago (evicted with its descendants' keys). */
   private take(): number {
     let page = this.free.pop();
     if (page === undefined) {

@@ -5,6 +5,8 @@ export interface ByteSource {
   /** File name used in error messages. */
   readonly name: string;
   readonly size: number;
+  /** A version of the content when the source knows one (HTTP: the ETag); caches key on it. */
+  readonly version?: string;
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
 }
 
@@ -103,14 +105,14 @@ export class HttpRangeSource implements ByteSource {
   readonly name: string;
   readonly size: number;
   readonly url: string;
-  /** The server's ETag (a content version), when it sends one. */
-  readonly etag: string | undefined;
+  /** The server's ETag, when it sends one. */
+  readonly version: string | undefined;
   private readonly retry: RetryPolicy;
-  private constructor(url: string, name: string, size: number, etag: string | undefined, retry: RetryPolicy) {
+  private constructor(url: string, name: string, size: number, version: string | undefined, retry: RetryPolicy) {
     this.url = url;
     this.name = name;
     this.size = size;
-    this.etag = etag;
+    this.version = version;
     this.retry = retry;
   }
 
@@ -124,7 +126,13 @@ export class HttpRangeSource implements ByteSource {
     }
     if (response.status === 404) throw new ModelFileMissingError(name, url);
     if (!response.ok) throw new ModelFileReadError(name, `HEAD ${url} answered HTTP ${response.status}`);
-    const size = Number(response.headers.get('content-length'));
+    // Single-page-app hosts and dev servers (Vite among them) answer unknown paths with their index page
+    // and status 200: a web page where a model file should be means the file is not there.
+    if (!name.endsWith('.html') && /^text\/html\b/.test(response.headers.get('content-type') ?? '')) {
+      throw new ModelFileMissingError(name, `${url} (the server answered with a web page)`);
+    }
+    const length = response.headers.get('content-length');
+    const size = length === null ? NaN : Number(length);
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new ModelFileReadError(name, `HEAD ${url} gave no usable Content-Length`);
     }

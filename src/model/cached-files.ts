@@ -32,7 +32,7 @@ export class CachedModelFiles implements ModelFiles {
 
   async open(fileName: string, signal?: AbortSignal): Promise<ByteSource> {
     const source = await this.inner.open(fileName, signal);
-    const version = `${source.size}-${(source as { etag?: string }).etag ?? 'no-etag'}`;
+    const version = `${source.size}-${source.version ?? 'unversioned'}`;
     const prefix = new URL(`${encodeURIComponent(fileName)}?version=${encodeURIComponent(version)}`, cacheBase(this.location)).href;
     return new CachedByteSource(source, this.cache, prefix, this.stats);
   }

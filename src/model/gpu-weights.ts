@@ -149,17 +149,6 @@ export class GpuWeightUploader {
     return matrix;
   }
 
-  /** allocate + fill, for a single matrix. */
-  async load(spec: MatrixSpec, checkpoint: SafetensorsCheckpoint, format: WeightFormatOptions): Promise<GpuMatrix> {
-    const pending = this.allocate(spec, checkpoint, format);
-    try {
-      return await this.fill(pending);
-    } catch (error) {
-      destroyGpuMatrix(pending.matrix);
-      throw error;
-    }
-  }
-
   private createPart(label: string, plan: PartPlan): GpuMatrixPart {
     const data = this.gpu.createBuffer(label, plan.layout.dataBytes);
     const scales = plan.layout.scaleBytes ? this.gpu.createBuffer(`${label}.scales`, plan.layout.scaleBytes) : placeholderBuffer(this.gpu, 'write');

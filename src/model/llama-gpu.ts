@@ -6,7 +6,7 @@
 // runs the new tokens of several sequences together (prefill chunks and decode tokens alike) in one
 // submit; only the sampled ids (4 bytes each) or, for tests, the logits come back. Which pages a
 // sequence owns is decided by src/kv/paged-cache.ts; this file only reads its page tables.
-import { ContextOverflowError } from '../errors.ts';
+import { ContextOverflowError, UnsupportedModelError } from '../errors.ts';
 import { type GpuContext, checkBufferSize } from '../gpu/context.ts';
 import { CommandRecorder } from '../gpu/recorder.ts';
 import { type DocumentSpan, documentAt } from '../kv/documents.ts';
@@ -177,7 +177,6 @@ export class GpuLlama {
   readonly chunkTokens: number;
   /** Most sequences in one step. */
   readonly maxSequences: number;
-  readonly kvPages: number;
   readonly kvCacheFormat: KvCacheFormat;
   /** Split-K of the decode GEMVs (linear.wgsl), chosen at load. */
   linearSplitK = 1;
@@ -208,7 +207,6 @@ export class GpuLlama {
     this.contextLength = capacity.contextLength;
     this.chunkTokens = capacity.rows;
     this.maxSequences = capacity.slots;
-    this.kvPages = kvPages;
     this.kvCacheFormat = kvCacheFormat;
     const kvBytes = kvCacheBytes(spec, kvPages, kvCacheFormat);
     this.ropeTable = gpu.createBuffer('rope.cosSin', capacity.contextLength * spec.headDim * 4);
@@ -228,6 +226,7 @@ export class GpuLlama {
     const weights = options.weights ?? { format: 'f32' };
     const lmHeadFormat = options.lmHead ?? weights;
     checkLlamaCheckpoint(spec, checkpoint);
+    checkKernelShapes(spec);
     // Refuse what cannot fit before a single weight byte is read (or downloaded): first every buffer
     // against the binding limit (matrices over it are split into parts), then the whole allocation.
     const limit = Math.min(gpu.capabilities.maxStorageBufferBindingSize, gpu.capabilities.maxBufferSize);
@@ -284,8 +283,8 @@ export class GpuLlama {
 
   /**
    * Times one layer's gate/up GEMV with each split-K choice on this device and returns the fastest: big
-   * GPUs need more invocations than one per 4 rows, while SwiftShader pays ~27× for the barrier it needs
-   * (measured there: split-K 4 and 16 at 0.5–0.9× the speed of no split). A split must win by 10% to be
+   * GPUs need more invocations than one per 4 rows, while on SwiftShader the barrier it needs costs more
+   * than it gains (split-K 4 and 16 measured 0.5–0.9× the speed of no split). A split must win by 10% to be
    * chosen, so timing noise on small models keeps the barrier-free kernel.
    */
   private async fastestSplitK(): Promise<number> {
@@ -310,6 +309,11 @@ export class GpuLlama {
     let best = 1;
     for (const [splitK, ms] of times) if (ms < 0.9 * times.get(best)!) best = splitK;
     return best;
+  }
+
+  /** KV pages of KV_PAGE_TOKENS positions, shared by all sequences. */
+  get kvPages(): number {
+    return this.kv.pageCount;
   }
 
   /** Positions of the single sequence behind forwardSample/forwardLogits. */
@@ -482,6 +486,20 @@ export class GpuLlama {
   private destroyBuffers(): void {
     for (const buffer of [this.ropeTable, ...this.keyCache, ...this.valueCache, ...Object.values(this.act)]) buffer.destroy();
   }
+}
+
+/**
+ * The shapes the kernels take, checked before anything is downloaded (the ops check again per dispatch,
+ * but by then a model that cannot run would already have been fetched): x is read as vec4 (every K a
+ * multiple of 4) and attention keeps a head in at most 32 vec4 registers.
+ */
+export function checkKernelShapes(spec: LlamaSpec): void {
+  const { hiddenSize, intermediateSize, numHeads, headDim } = spec;
+  const widths: [string, number][] = [['hidden_size', hiddenSize], ['intermediate_size', intermediateSize], ['num_attention_heads × head_dim', numHeads * headDim], ['head_dim', headDim]];
+  for (const [name, value] of widths) {
+    if (value % 4 !== 0) throw new UnsupportedModelError(`${name} = ${value}: the kernels need multiples of 4`);
+  }
+  if (headDim > 128) throw new UnsupportedModelError(`head_dim = ${headDim}: the attention kernel takes at most 128`);
 }
 
 /** Split-KV factor: only when few (row, head) pairs meet long key ranges, as in decode. */

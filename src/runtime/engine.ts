@@ -9,12 +9,14 @@ import { HttpModelFiles, type ModelFiles } from '../model/byte-source.ts';
 import { CachedModelFiles } from '../model/cached-files.ts';
 import type { LlamaSpec } from '../model/config.ts';
 import { GpuLlama, type KvCacheFormat } from '../model/llama-gpu.ts';
+import { llamaTensors } from '../model/llama-weights.ts';
 import { openModel } from '../model/open.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 import { type SamplingOptions, samplingConfig } from './sampling.ts';
 import type { ChatMessage, TextCodec } from '../text/tokenizer.ts';
 import { ChatCompletions } from './chat-completions.ts';
-import { type FinishReason, Scheduler, type SequenceRequest } from './scheduler.ts';
+import { type FinishReason, type GenerationChunk, type GenerationResult, Scheduler, type SequenceRequest } from './scheduler.ts';
+import { streamResult } from './stream.ts';
 
 export interface LoadOptions {
   /** A GPU to use (Node: getNodeGpu() from 'tri-webgpu/node'); defaults to navigator.gpu. */
@@ -63,29 +65,11 @@ const DEFAULT_CONTEXT_LENGTH = 4096;
 
 /** The default weight format for a model: exact f32 for tiny models, q4 otherwise. */
 export function defaultWeightFormat(spec: LlamaSpec): WeightFormatOptions {
-  const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize, numLayers } = spec;
-  const perLayer = h * (numHeads + 2 * numKvHeads) * headDim + numHeads * headDim * h + 3 * h * f;
-  const f32Bytes = 4 * (numLayers * perLayer + 2 * vocabSize * h);
+  const f32Bytes = llamaTensors(spec).reduce((sum, { shape }) => sum + shape.reduce((a, b) => a * b, 4), 0);
   return f32Bytes <= EXACT_F32_BYTES ? { format: 'f32' } : { format: 'q4', groupSize: 32 };
 }
 
-export type { FinishReason };
-
-export interface GenerationChunk {
-  /** New text, never a broken UTF-8 character (may be '' while a character is incomplete). */
-  text: string;
-  tokenId: number;
-}
-
-export interface GenerationResult {
-  text: string;
-  tokenIds: number[];
-  finishReason: FinishReason;
-  /** cachedPromptTokens: prompt tokens whose KV came from the cache (an earlier turn or shared prefix). */
-  usage: { promptTokens: number; completionTokens: number; cachedPromptTokens: number };
-  /** Seconds spent in prefill, and decode tokens per second after the first token. */
-  timings: { prefillSeconds: number; decodeTokensPerSecond: number };
-}
+export type { FinishReason, GenerationChunk, GenerationResult };
 
 export type Prompt = string | readonly ChatMessage[] | { tokenIds: readonly number[] };
 
@@ -191,23 +175,15 @@ export class TriEngine {
       signal,
     });
     try {
-      for (;;) {
-        const step = await stream.next();
-        if (step.done) return step.value;
-        yield step.value;
-      }
+      return yield* stream;
     } finally {
       stopped.abort();
     }
   }
 
   /** Runs generate() to the end and returns the result. */
-  async complete(prompt: Prompt, options: GenerateOptions = {}): Promise<GenerationResult> {
-    const stream = this.generate(prompt, options);
-    for (;;) {
-      const step = await stream.next();
-      if (step.done) return step.value;
-    }
+  complete(prompt: Prompt, options: GenerateOptions = {}): Promise<GenerationResult> {
+    return streamResult(this.generate(prompt, options));
   }
 
   /** Sequences generating now, and the prompt tokens prefilled or taken from the KV cache so far. */

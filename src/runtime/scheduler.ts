@@ -10,6 +10,7 @@ import { type GpuLlama, type StepSequence, seenBits } from '../model/llama-gpu.t
 import { StreamDecoder } from '../text/stream-decoder.ts';
 import type { TextCodec } from '../text/tokenizer.ts';
 import type { SamplingConfig } from './sampling.ts';
+import { AsyncQueue } from './stream.ts';
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
@@ -25,17 +26,21 @@ export interface SequenceRequest {
   signal?: AbortSignal;
 }
 
-export interface SequenceEvent {
-  /** New text (UTF-8 safe; held back while it could be the start of a stop string). */
+export interface GenerationChunk {
+  /** New text, never a broken UTF-8 character (may be '' while a character is incomplete; held back
+   *  while it could be the start of a stop string). */
   text: string;
+  /** The token that completed this text (the last one again for text flushed at the end). */
   tokenId: number;
 }
 
-export interface SequenceResult {
+export interface GenerationResult {
   text: string;
   tokenIds: number[];
   finishReason: FinishReason;
+  /** cachedPromptTokens: prompt tokens whose KV came from the cache (an earlier turn or shared prefix). */
   usage: { promptTokens: number; completionTokens: number; cachedPromptTokens: number };
+  /** Seconds spent in prefill, and decode tokens per second after the first token. */
   timings: { prefillSeconds: number; decodeTokensPerSecond: number };
 }
 
@@ -53,7 +58,7 @@ interface Active {
   cachedTokens: number;
   startedAt: number;
   firstTokenAt: number | undefined;
-  events: AsyncQueue<SequenceEvent, SequenceResult>;
+  events: AsyncQueue<GenerationChunk, GenerationResult>;
 }
 
 export class Scheduler {
@@ -80,19 +85,19 @@ export class Scheduler {
    * Admits a sequence and returns its stream of text deltas, ending with its result. Throws (before
    * anything runs) ContextOverflowError or KvCacheFullError when the prompt cannot fit.
    */
-  submit(request: SequenceRequest): AsyncGenerator<SequenceEvent, SequenceResult> {
+  submit(request: SequenceRequest): AsyncGenerator<GenerationChunk, GenerationResult> {
     const { promptIds } = request;
     if (promptIds.length === 0) throw new RangeError('the prompt is empty: give at least one token');
     if (promptIds.length >= this.model.contextLength) throw new ContextOverflowError(promptIds.length, this.model.contextLength);
     const shareable = request.documents === undefined;
     const { sequence, cachedTokens } = this.kv.createSequence(promptIds, { shareable });
     try {
-      this.copyPages(this.kv.append(sequence.id, promptIds.slice(cachedTokens)));
+      this.model.copyKvPages(this.kv.append(sequence.id, promptIds.slice(cachedTokens)).copies);
     } catch (error) {
       this.kv.finish(sequence.id);
       throw error;
     }
-    const events = new AsyncQueue<SequenceEvent, SequenceResult>();
+    const events = new AsyncQueue<GenerationChunk, GenerationResult>();
     this.active.push({
       request, kvId: sequence.id, pending: promptIds.slice(cachedTokens), position: cachedTokens, generated: [],
       seen: seenBits(this.model.spec.vocabSize, promptIds), decoder: new StreamDecoder(this.text), text: '', emitted: 0,
@@ -101,10 +106,6 @@ export class Scheduler {
     this.stats.cachedTokens += cachedTokens;
     if (!this.looping) void this.run();
     return events.stream();
-  }
-
-  private copyPages({ copies }: { copies: { from: number; to: number }[] }): void {
-    this.model.copyKvPages(copies);
   }
 
   private async run(): Promise<void> {
@@ -186,7 +187,7 @@ export class Scheduler {
       return;
     }
     try {
-      this.copyPages(this.kv.append(sequence.kvId, [tokenId]));
+      this.model.copyKvPages(this.kv.append(sequence.kvId, [tokenId]).copies);
     } catch (error) {
       if (!(error instanceof KvCacheFullError)) throw error;
       this.finish(sequence, 'length'); // no page left for the next position: the context is full here
@@ -248,40 +249,4 @@ function firstStop(text: string, stops: readonly string[] | undefined): number {
     if (at >= 0 && (first < 0 || at < first)) first = at;
   }
   return first;
-}
-
-/** A single-consumer queue exposed as an async generator that ends with a result (or an error). */
-class AsyncQueue<T, R> {
-  private readonly items: T[] = [];
-  private outcome: { result: R } | { error: unknown } | undefined;
-  private wake: (() => void) | undefined;
-
-  push(item: T): void {
-    this.items.push(item);
-    this.wake?.();
-  }
-
-  end(result: R): void {
-    this.outcome = { result };
-    this.wake?.();
-  }
-
-  fail(error: unknown): void {
-    this.outcome = { error };
-    this.wake?.();
-  }
-
-  async *stream(): AsyncGenerator<T, R> {
-    for (;;) {
-      while (this.items.length > 0) yield this.items.shift()!;
-      if (this.outcome) {
-        if ('error' in this.outcome) throw this.outcome.error;
-        return this.outcome.result;
-      }
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-      });
-      this.wake = undefined;
-    }
-  }
 }

@@ -10,6 +10,7 @@ import { KvCacheFullError } from '../kv/paged-cache.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 import { ChatCompletions } from '../runtime/chat-completions.ts';
 import type { GenerateOptions, GenerationChunk, GenerationResult, PackedDocument, Prompt } from '../runtime/engine.ts';
+import { AsyncQueue, streamResult } from '../runtime/stream.ts';
 import type { FromWorker, SerializedError, ToWorker, WorkerLoadOptions } from './protocol.ts';
 
 const ERROR_CLASSES: Record<string, new (message: string) => TriWebGPUError> = Object.fromEntries(
@@ -31,12 +32,6 @@ export function deserializeError({ name, code, message }: SerializedError): Erro
   return error;
 }
 
-interface Pending {
-  chunks: GenerationChunk[];
-  outcome: { result: GenerationResult } | { error: Error } | undefined;
-  wake: (() => void) | undefined;
-}
-
 export class WorkerEngine {
   readonly weights: WeightFormatOptions;
   readonly contextLength: number;
@@ -44,7 +39,7 @@ export class WorkerEngine {
   /** OpenAI-style: `engine.chat.completions.create({ messages, stream: true })`. */
   readonly chat: { readonly completions: ChatCompletions };
   private readonly worker: Worker;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new Map<number, AsyncQueue<GenerationChunk, GenerationResult>>();
   private nextId = 1;
 
   private constructor(worker: Worker, loaded: Extract<FromWorker, { type: 'loaded' }>, modelName: string) {
@@ -83,12 +78,8 @@ export class WorkerEngine {
     return this.run((id) => ({ type: 'generatePacked', id, documents: [...documents], policy, options: rest }), signal);
   }
 
-  async complete(prompt: Prompt, options: GenerateOptions = {}): Promise<GenerationResult> {
-    const stream = this.generate(prompt, options);
-    for (;;) {
-      const step = await stream.next();
-      if (step.done) return step.value;
-    }
+  complete(prompt: Prompt, options: GenerateOptions = {}): Promise<GenerationResult> {
+    return streamResult(this.generate(prompt, options));
   }
 
   /** Frees the model in the worker (the worker itself stays yours to terminate). */
@@ -98,38 +89,26 @@ export class WorkerEngine {
 
   private async *run(message: (id: number) => ToWorker, signal: AbortSignal | undefined): AsyncGenerator<GenerationChunk, GenerationResult> {
     const id = this.nextId++;
-    const state: Pending = { chunks: [], outcome: undefined, wake: undefined };
-    this.pending.set(id, state);
+    const queue = new AsyncQueue<GenerationChunk, GenerationResult>();
+    this.pending.set(id, queue);
     const abort = () => this.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
     signal?.addEventListener('abort', abort);
     this.worker.postMessage(message(id));
     if (signal?.aborted) abort();
     try {
-      for (;;) {
-        while (state.chunks.length > 0) yield state.chunks.shift()!;
-        if (state.outcome) {
-          if ('error' in state.outcome) throw state.outcome.error;
-          return state.outcome.result;
-        }
-        await new Promise<void>((resolve) => {
-          state.wake = resolve;
-        });
-        state.wake = undefined;
-      }
+      return yield* queue.stream();
     } finally {
       signal?.removeEventListener('abort', abort);
-      if (!state.outcome) abort(); // the consumer stopped early
+      if (!queue.ended) abort(); // the consumer stopped early
       this.pending.delete(id);
     }
   }
 
   private receive(message: FromWorker): void {
     if (!('id' in message)) return;
-    const state = this.pending.get(message.id);
-    if (!state) return;
-    if (message.type === 'chunk') state.chunks.push(message.chunk);
-    if (message.type === 'done') state.outcome = { result: message.result };
-    if (message.type === 'error') state.outcome = { error: deserializeError(message.error) };
-    state.wake?.();
+    const queue = this.pending.get(message.id);
+    if (message.type === 'chunk') queue?.push(message.chunk);
+    if (message.type === 'done') queue?.end(message.result);
+    if (message.type === 'error') queue?.fail(deserializeError(message.error));
   }
 }

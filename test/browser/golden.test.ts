@@ -8,6 +8,7 @@ import { loadLlamaWeightsF32 } from '../../src/model/llama-weights.ts';
 import { openModel } from '../../src/model/open.ts';
 import { ReferenceLlama } from '../../src/reference/llama.ts';
 import { errorStats } from '../random.ts';
+import { collectStream } from '../stream.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -43,14 +44,8 @@ describe('GPU forward in Chromium', () => {
     const engine = await TriEngine.load(modelUrl('tri-tiny'));
     try {
       for (const c of (await golden('tri-tiny')).prompts) {
-        const stream = engine.generate(c.messages ?? c.prompt, { maxNewTokens: 48 });
-        const deltas: string[] = [];
-        let step = await stream.next();
-        while (!step.done) {
-          deltas.push(step.value.text);
-          step = await stream.next();
-        }
-        expect(step.value.tokenIds, c.name).toEqual(c.greedy_ids);
+        const { deltas, result } = await collectStream(engine.generate(c.messages ?? c.prompt, { maxNewTokens: 48 }));
+        expect(result.tokenIds, c.name).toEqual(c.greedy_ids);
         expect(deltas.join(''), c.name).toBe(c.decoded_text);
         for (const delta of deltas) expect(delta).not.toContain('\uFFFD');
       }

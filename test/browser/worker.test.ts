@@ -2,6 +2,8 @@
 // boundary, streamed chat.completions, abort, and typed errors rebuilt on the page side.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ContextOverflowError, InvalidRequestError, WorkerEngine } from '../../src/index.ts';
+import { streamResult } from '../../src/runtime/stream.ts';
+import { collectStream } from '../stream.ts';
 
 const modelUrl = (name: string) => new URL(`${inject('modelsUrl')}${name}/`, location.origin).href;
 let worker: Worker;
@@ -32,14 +34,8 @@ afterAll(() => {
 describe('WorkerEngine (engine in a Web Worker)', () => {
   it('reproduces the golden Korean chat answer, streamed across the worker boundary', async () => {
     const chat = golden.chat_ko!;
-    const deltas: string[] = [];
-    const stream = engine.generate(chat.messages!, { maxNewTokens: 48 });
-    let step = await stream.next();
-    while (!step.done) {
-      deltas.push(step.value.text);
-      step = await stream.next();
-    }
-    expect(step.value.tokenIds).toEqual(chat.greedy_ids);
+    const { deltas, result } = await collectStream(engine.generate(chat.messages!, { maxNewTokens: 48 }));
+    expect(result.tokenIds).toEqual(chat.greedy_ids);
     expect(deltas.join('')).toBe(chat.decoded_text);
   });
 
@@ -61,9 +57,7 @@ describe('WorkerEngine (engine in a Web Worker)', () => {
     const first = await stream.next();
     expect(first.done).toBe(false);
     controller.abort();
-    let step = await stream.next();
-    while (!step.done) step = await stream.next();
-    expect(step.value.finishReason).toBe('abort');
+    expect((await streamResult(stream)).finishReason).toBe('abort');
 
     const tooLong = { tokenIds: Array.from({ length: engine.contextLength + 1 }, () => 1332) };
     await expect(engine.complete(tooLong)).rejects.toBeInstanceOf(ContextOverflowError);

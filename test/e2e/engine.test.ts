@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ContextOverflowError, DeviceLostError, TriEngine, TriWebGPUError } from '../../src/index.ts';
 import { NodeModelFiles, getNodeGpu } from '../../src/node.ts';
 import { modelDir, triTinyGolden } from '../fixtures.ts';
+import { collectStream } from '../stream.ts';
 
 let engine: TriEngine;
 beforeAll(async () => {
@@ -26,14 +27,7 @@ const golden = Object.fromEntries(triTinyGolden().map((c) => [c.name, c]));
 describe('TriEngine on tri-tiny (Node)', () => {
   it('streams the Korean chat golden answer token by token, stopping at <|im_end|>', async () => {
     const chat = golden.chat_ko!;
-    const deltas: string[] = [];
-    const stream = engine.generate(chat.messages!, { maxNewTokens: 48 });
-    let step = await stream.next();
-    while (!step.done) {
-      deltas.push(step.value.text);
-      step = await stream.next();
-    }
-    const result = step.value;
+    const { deltas, result } = await collectStream(engine.generate(chat.messages!, { maxNewTokens: 48 }));
     expect(result.tokenIds).toEqual(chat.greedy_ids);
     expect(result.finishReason).toBe('stop');
     expect(deltas.join('')).toBe(chat.decoded_text);

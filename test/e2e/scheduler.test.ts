@@ -9,6 +9,7 @@ import { GpuLlama } from '../../src/model/llama-gpu.ts';
 import { NodeModelFiles } from '../../src/model/node-files.ts';
 import { openModel } from '../../src/model/open.ts';
 import { getNodeGpu } from '../../src/node.ts';
+import { streamResult } from '../../src/runtime/stream.ts';
 import { GpuContext } from '../../src/gpu/context.ts';
 import { modelDir, storiesGolden, triTinyGolden } from '../fixtures.ts';
 
@@ -78,10 +79,8 @@ describe('scheduler on tri-tiny', () => {
     const b = golden.ko_plain!;
     const packed = await engine.complete({ tokenIds: [] as number[] }, {}).catch((error: Error) => error);
     expect(packed).toBeInstanceOf(RangeError); // an empty prompt is refused
-    const stream = engine.generatePacked([{ tokenIds: a.prompt_ids }, { tokenIds: b.prompt_ids }], 'document', { maxNewTokens: b.greedy_ids.length });
-    let step = await stream.next();
-    while (!step.done) step = await stream.next();
-    expect(step.value.tokenIds).toEqual(b.greedy_ids);
+    const packedResult = await streamResult(engine.generatePacked([{ tokenIds: a.prompt_ids }, { tokenIds: b.prompt_ids }], 'document', { maxNewTokens: b.greedy_ids.length }));
+    expect(packedResult.tokenIds).toEqual(b.greedy_ids);
     await expect(engine.generatePacked([{ text: 'a' }, { text: 'b' }], 'xlda').next()).rejects.toBeInstanceOf(InvalidRequestError);
     await expect(engine.generatePacked([{ text: 'a' }, { text: 'b' }], { visible: [[], [2]] }).next()).rejects.toThrow(/only earlier documents/);
     expect(engine.schedulerStats.activeSequences).toBe(0);

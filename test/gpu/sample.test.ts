@@ -3,6 +3,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { CommandRecorder } from '../../src/gpu/recorder.ts';
+import { seenBits } from '../../src/model/llama-gpu.ts';
 import { sample } from '../../src/ops/sample.ts';
 import { type SamplingOptions, referenceSample, samplingConfig } from '../../src/runtime/sampling.ts';
 import { randomArray, seededRandom } from '../random.ts';
@@ -13,17 +14,11 @@ beforeAll(async () => {
   gpu = await nodeGpuContext();
 });
 
-function seenBits(vocab: number, seen: Set<number>): Uint32Array<ArrayBuffer> {
-  const bits = new Uint32Array(Math.ceil(vocab / 32));
-  for (const id of seen) bits[id >> 5]! |= 1 << (id & 31);
-  return bits;
-}
-
 async function drawOnGpu(logits: Float32Array<ArrayBuffer>, options: SamplingOptions, seen: Set<number>, steps: number): Promise<number[]> {
   const vocab = logits.length;
   const result = gpu.createBuffer('result', steps * 4);
   const logitsBuffer = gpu.upload('logits', logits);
-  const seenBuffer = gpu.upload('seen', seenBits(vocab, seen));
+  const seenBuffer = gpu.upload('seen', seenBits(vocab, [...seen]));
   const recorder = new CommandRecorder(gpu);
   const config = samplingConfig(options);
   for (let step = 0; step < steps; step++) sample(recorder, { logits: logitsBuffer, seen: seenBuffer, result, vocab, config, step, resultIndex: step });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GpuLimitError, UnsupportedModelError } from '../../src/errors.ts';
 import { checkBufferSize } from '../../src/gpu/context.ts';
-import { gpuLlamaMemoryPlan } from '../../src/model/llama-gpu.ts';
+import { checkKernelShapes, gpuLlamaMemoryPlan } from '../../src/model/llama-gpu.ts';
 import { parseLlamaConfig, ropeInverseFrequencies } from '../../src/model/config.ts';
 
 const base = {
@@ -93,5 +93,11 @@ describe('GPU memory plan (checked before any weight is read)', () => {
       .buffers.filter((b) => /^[kv]Cache\./.test(b.label)).reduce((sum, b) => sum + b.bytes, 0);
     expect(kvBytes('f16')).toBe(2 * 2 ** 30);
     expect(kvBytes('f32')).toBe(4 * 2 ** 30);
+  });
+
+  it('refuses shapes the kernels cannot take before anything is downloaded', () => {
+    expect(() => checkKernelShapes(parseLlamaConfig(base))).not.toThrow();
+    expect(() => checkKernelShapes(parseLlamaConfig({ ...base, head_dim: 256, num_attention_heads: 16, num_key_value_heads: 16 }))).toThrow(/head_dim = 256: the attention kernel takes at most 128/);
+    expect(() => checkKernelShapes(parseLlamaConfig({ ...base, intermediate_size: 11009 }))).toThrow(UnsupportedModelError);
   });
 });

@@ -34,6 +34,13 @@ beforeAll(async () => {
       }
     } else if (request.url?.startsWith('/flaky/') && request.method === 'HEAD') {
       response.writeHead(200, { 'content-length': body.length }).end();
+    } else if (request.url?.startsWith('/spa/')) {
+      // A single-page-app host: every unknown path gets the index page, status 200, no Content-Length.
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'transfer-encoding': 'chunked' });
+      response.end(request.method === 'HEAD' ? undefined : '<!doctype html><p>app</p>');
+    } else if (request.url?.startsWith('/unsized/')) {
+      response.writeHead(200, { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' });
+      response.end(request.method === 'HEAD' ? undefined : body);
     } else if (request.url?.endsWith('/data.bin')) {
       response.writeHead(200, { 'content-length': body.length }); // ignores Range
       response.end(request.method === 'HEAD' ? undefined : body);
@@ -78,6 +85,15 @@ describe('HttpModelFiles', () => {
     const file = await new HttpModelFiles(`${base}/flaky`, { retry: { retries: 2, initialDelayMs: 5 } }).open('dead.bin');
     await expect(file.read(0, 10)).rejects.toThrow(/dead\.bin: .*HTTP 503; gave up after 3 attempts/);
     expect(requests).toHaveLength(3);
+  });
+
+  it('takes the web page a single-page-app host returns for an unknown path as a missing file', async () => {
+    await expect(new HttpModelFiles(`${base}/spa`).open('generation_config.json')).rejects.toBeInstanceOf(ModelFileMissingError);
+    await expect(new HttpModelFiles(`${base}/spa`).open('generation_config.json')).rejects.toThrow(/answered with a web page/);
+  });
+
+  it('refuses a file whose size the server does not give, instead of taking it as empty', async () => {
+    await expect(new HttpModelFiles(`${base}/unsized`).open('config.json')).rejects.toThrow(/no usable Content-Length/);
   });
 
   it('stops a read when its signal aborts', async () => {
