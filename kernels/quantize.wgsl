@@ -7,9 +7,8 @@
 // Grid: q4: one invocation per (row, group); f32/f16: one per (row, 4 values). 64 per workgroup,
 // 2D-folded. Rows may be loaded in chunks: `rowOffset` places chunk row 0 in the whole matrix.
 // Measured on SwiftShader (npm run bench -- runtime): the 111M random Llama (222 MB of bf16) loads in
-// 10.5 s as f32 and 11.4 s as q4 in Node (8.2 / 9.1 s in Chromium), reading, converting and waiting for
-// each chunk included: ~20 MB/s, so the q4 quantizer cost little over a plain conversion even before its
-// nibble search was made faster (see nibble()).
+// 6.4–10.5 s as f32 and 7.7 s as q4 in Node (8.2–9.2 s and 5.4 s in Chromium), reading, converting and
+// waiting for each chunk included; q4 took 11.4 / 9.1 s before nibble() guessed and corrected.
 
 struct Params {
   rows: u32,        // rows in this chunk
