@@ -16,7 +16,7 @@ const quick = process.env.BENCH_QUICK === '1';
 const triTiny = fileURLToPath(new URL('../public/models/tri-tiny', import.meta.url));
 
 async function nodeReport(): Promise<string> {
-  const gpu = await GpuContext.create(getNodeGpu());
+  const gpu = await GpuContext.create(await getNodeGpu());
   const copy = await benchCopy(gpu);
   const copyGBs = Math.max(...copy.map((row) => row.gbPerSecond));
   const linearRows = await benchLinear(gpu, copyGBs, [['q4', { format: 'q4' }], ['f16', { format: 'f16' }]], undefined, quick ? [1] : [1, 128]);
@@ -25,7 +25,7 @@ async function nodeReport(): Promise<string> {
   gpu.destroy();
   lines.push('', '| weights | prefill tok/s | decode tok/s | dispatches per token |', '|---|---:|---:|---:|');
   for (const format of ['f32', 'q4'] as const) {
-    const engine = await TriEngine.load(new NodeModelFiles(triTiny), { gpu: getNodeGpu(), weights: { format } });
+    const engine = await TriEngine.load(new NodeModelFiles(triTiny), { gpu: await getNodeGpu(), weights: { format } });
     lines.push(`| ${(await decodeRow(engine)).join(' | ')} |`);
     engine.dispose();
   }

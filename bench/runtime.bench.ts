@@ -14,10 +14,10 @@ import { runtimeRows } from './runtime-bench.ts';
 
 ensureRandomLlama();
 const folders = { 'tri-tiny': fileURLToPath(new URL('../public/models/tri-tiny', import.meta.url)), 'random-111m': RANDOM_LLAMA_DIR };
-const gpu = await GpuContext.create(getNodeGpu());
+const gpu = await GpuContext.create(await getNodeGpu());
 const copyGBs = Math.max(...(await benchCopy(gpu)).map((row) => row.gbPerSecond));
 gpu.destroy();
-const rows = await runtimeRows((model, weights, options) => TriEngine.load(new NodeModelFiles(folders[model]), { gpu: getNodeGpu(), weights, ...options }), copyGBs);
+const rows = await runtimeRows(async (model, weights, options) => TriEngine.load(new NodeModelFiles(folders[model]), { gpu: await getNodeGpu(), weights, ...options }), copyGBs);
 console.log(`## Node (Dawn), copy ${copyGBs.toFixed(2)} GB/s\n| measure | value | note |\n|---|---|---|\n${rows.map((row) => `| ${row.join(' | ')} |`).join('\n')}`);
 console.log(`## Chromium (benchmark page)\n${await benchPageReport(`runtime&randomModel=${encodeURIComponent(`/@fs${RANDOM_LLAMA_DIR}`)}`, ['runtime'])}`);
 

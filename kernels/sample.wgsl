@@ -1,6 +1,8 @@
 // Picks the next token on the GPU from logits[offset .. offset + vocab); only the id is read back.
 // Order as Hugging Face's generate(): repetition penalty (logit > 0 ? logit / p : logit · p, once per
-// token id present in `seen`), then temperature, top-k, top-p, min-p, then a draw from the kept tokens
+// token id present in `seen`), then OpenAI's frequency and presence penalties (logit − count·f − p for
+// a token generated `count` > 0 times, as vLLM and llama.cpp order them; `counts` is read only when
+// either is on), then temperature, top-k, top-p, min-p, then a draw from the kept tokens
 // with a counter-based RNG (PCG hash of seed and step): the same seed and step give the same token.
 // temperature = 0 is greedy: argmax after the penalty, ties to the lowest id (as torch.argmax).
 // Thresholds are found without sorting: top-k and top-p by bisection over the 32-bit order-preserving
@@ -20,6 +22,8 @@ struct Params {
   repetitionPenalty: f32, // 1 = off
   seed: u32,
   step: u32,
+  frequencyPenalty: f32, // 0 = off
+  presencePenalty: f32,  // 0 = off
 }
 
 const LANES = 256u;
@@ -28,6 +32,7 @@ const LANES = 256u;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> seen: array<u32>;     // bit i: token i is in the context
 @group(0) @binding(3) var<storage, read_write> result: array<u32>;
+@group(0) @binding(4) var<storage, read> counts: array<u32>;   // times token i was generated
 
 var<workgroup> partials: array<f32, LANES>;
 var<workgroup> partialIndex: array<u32, LANES>;
@@ -39,6 +44,10 @@ fn adjusted(i: u32) -> f32 {
   var value = logits[params.offset + i];
   if (params.repetitionPenalty != 1.0 && ((seen[i / 32u] >> (i % 32u)) & 1u) == 1u) {
     value = select(value * params.repetitionPenalty, value / params.repetitionPenalty, value > 0.0);
+  }
+  if (params.frequencyPenalty != 0.0 || params.presencePenalty != 0.0) {
+    let count = counts[i];
+    if (count > 0u) { value = (value - f32(count) * params.frequencyPenalty) - params.presencePenalty; }
   }
   if (params.temperature > 0.0) { value = value / params.temperature; }
   return value;

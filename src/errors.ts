@@ -1,17 +1,20 @@
 // Typed errors: every failure a user can cause (bad files, missing WebGPU, too little memory) gets
 // its own class with a stable `code`, and a message that names the file/tensor and says what to do.
+// Names are string literals, not `new.target.name`: an app's minifier renames classes ("n", "d"), and
+// error.name is what logs and error reporters show. The worker protocol sends the code.
 
 export class TriWebGPUError extends Error {
+  override name = 'TriWebGPUError';
   readonly code: string;
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = new.target.name;
     this.code = code;
   }
 }
 
 /** A safetensors file whose header or layout is invalid (truncated, bad JSON, bad offsets, ...). */
 export class SafetensorsFormatError extends TriWebGPUError {
+  override name = 'SafetensorsFormatError';
   readonly file: string;
   readonly tensor: string | undefined;
   constructor(file: string, problem: string, tensor?: string) {
@@ -23,6 +26,7 @@ export class SafetensorsFormatError extends TriWebGPUError {
 
 /** A file the model needs (config, shard named by the index, tokenizer) is not there. */
 export class ModelFileMissingError extends TriWebGPUError {
+  override name = 'ModelFileMissingError';
   readonly file: string;
   constructor(file: string, where: string, options?: { cause?: unknown }) {
     super('MODEL_FILE_MISSING', `${file} is missing from ${where}`, options);
@@ -32,6 +36,7 @@ export class ModelFileMissingError extends TriWebGPUError {
 
 /** A file could be fetched but not read as expected (HTTP error, server ignores Range, short read). */
 export class ModelFileReadError extends TriWebGPUError {
+  override name = 'ModelFileReadError';
   readonly file: string;
   constructor(file: string, problem: string, options?: { cause?: unknown }) {
     super('MODEL_FILE_READ', `${file}: ${problem}`, options);
@@ -41,6 +46,7 @@ export class ModelFileReadError extends TriWebGPUError {
 
 /** The checkpoint is valid but not something this runtime can run. */
 export class UnsupportedModelError extends TriWebGPUError {
+  override name = 'UnsupportedModelError';
   constructor(message: string) {
     super('UNSUPPORTED_MODEL', message);
   }
@@ -48,6 +54,7 @@ export class UnsupportedModelError extends TriWebGPUError {
 
 /** tokenizer.json / tokenizer_config.json / chat template problems. */
 export class TokenizerError extends TriWebGPUError {
+  override name = 'TokenizerError';
   constructor(message: string, options?: { cause?: unknown }) {
     super('TOKENIZER', message, options);
   }
@@ -55,6 +62,7 @@ export class TokenizerError extends TriWebGPUError {
 
 /** navigator.gpu is missing or no adapter could be obtained. */
 export class WebGPUUnavailableError extends TriWebGPUError {
+  override name = 'WebGPUUnavailableError';
   constructor(message: string, options?: { cause?: unknown }) {
     super('WEBGPU_UNAVAILABLE', message, options);
   }
@@ -62,6 +70,7 @@ export class WebGPUUnavailableError extends TriWebGPUError {
 
 /** A buffer or dispatch would exceed a device limit; refused before it can fail silently. */
 export class GpuLimitError extends TriWebGPUError {
+  override name = 'GpuLimitError';
   constructor(message: string) {
     super('GPU_LIMIT', message);
   }
@@ -69,6 +78,7 @@ export class GpuLimitError extends TriWebGPUError {
 
 /** The GPU device was lost (driver reset, tab backgrounded on mobile, out of memory). */
 export class DeviceLostError extends TriWebGPUError {
+  override name = 'DeviceLostError';
   constructor(message: string) {
     super('DEVICE_LOST', message);
   }
@@ -76,6 +86,7 @@ export class DeviceLostError extends TriWebGPUError {
 
 /** The prompt does not fit in the model's context window. */
 export class ContextOverflowError extends TriWebGPUError {
+  override name = 'ContextOverflowError';
   constructor(promptTokens: number, contextLength: number) {
     super(
       'CONTEXT_OVERFLOW',
@@ -86,6 +97,7 @@ export class ContextOverflowError extends TriWebGPUError {
 
 /** The GPU could not allocate the model's buffers; raised before any weight is downloaded. */
 export class GpuOutOfMemoryError extends TriWebGPUError {
+  override name = 'GpuOutOfMemoryError';
   readonly requiredBytes: number;
   constructor(requiredBytes: number, detail: string) {
     super(
@@ -99,7 +111,24 @@ export class GpuOutOfMemoryError extends TriWebGPUError {
 
 /** A request setting that makes no sense (e.g. topP = 0); nothing was run. */
 export class InvalidRequestError extends TriWebGPUError {
+  override name = 'InvalidRequestError';
   constructor(message: string) {
     super('INVALID_REQUEST', message);
+  }
+}
+
+/** The KV cache has no free page for a new sequence or token; nothing was changed. */
+export class KvCacheFullError extends TriWebGPUError {
+  override name = 'KvCacheFullError';
+  constructor(needed: number, available: number) {
+    super('KV_CACHE_FULL', `the KV cache needs ${needed} more page(s) but only ${available} are free; finish or abort a sequence, or load with a longer context`);
+  }
+}
+
+/** The engine was disposed (by `engine.dispose()`) while this call ran or before it was made. */
+export class EngineDisposedError extends TriWebGPUError {
+  override name = 'EngineDisposedError';
+  constructor(message = 'the engine was disposed; load a model again to generate') {
+    super('ENGINE_DISPOSED', message);
   }
 }

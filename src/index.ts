@@ -1,13 +1,16 @@
 // The public API of tri-webgpu. Node users also import 'tri-webgpu/node' for getNodeGpu and NodeModelFiles.
 export { TriEngine, defaultWeightFormat } from './runtime/engine.ts';
 export { WorkerEngine } from './worker/client.ts';
-export type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult, LoadOptions, Prompt } from './runtime/engine.ts';
+export type { FinishReason, GenerateOptions, Generation, GenerationChunk, GenerationResult, LoadOptions, Prompt } from './runtime/engine.ts';
+export { GenerationStream } from './runtime/stream.ts';
 export type { SamplingOptions } from './runtime/sampling.ts';
-export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletions } from './runtime/chat-completions.ts';
+export type {
+  ChatCompletion, ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionRequest, ChatCompletions, Completion,
+  CompletionFinishReason, CompletionRequest, Completions, CompletionUsage, RequestOptions,
+} from './runtime/openai.ts';
 export type { AttentionPolicy } from './kv/documents.ts';
 export type { PackedDocument } from './runtime/engine.ts';
 export type { KvCacheFormat } from './model/llama-gpu.ts';
-export { KvCacheFullError } from './kv/paged-cache.ts';
 export type { Q4GroupSize, WeightFormat, WeightFormatOptions } from './model/quant.ts';
 export { BlobModelFiles, HttpModelFiles } from './model/byte-source.ts';
 export { CachedModelFiles, MODEL_CACHE_NAME, clearModelCache } from './model/cached-files.ts';
@@ -19,9 +22,11 @@ export type { GpuCapabilities } from './gpu/context.ts';
 export {
   ContextOverflowError,
   DeviceLostError,
+  EngineDisposedError,
   GpuLimitError,
   GpuOutOfMemoryError,
   InvalidRequestError,
+  KvCacheFullError,
   ModelFileMissingError,
   ModelFileReadError,
   SafetensorsFormatError,

@@ -5,17 +5,10 @@
 // tokens. Pages no sequence holds but that are still registered stay cached until their space is needed
 // (least recently released first). A forked sequence shares even its partial last page; the first write to a
 // shared page copies it (copy-on-write), and the GPU executor performs the copies this code returns.
-import { TriWebGPUError } from '../errors.ts';
+import { KvCacheFullError } from '../errors.ts';
 
 /** Tokens per KV page. 16 keeps the waste of a partial last page small and tiles attention evenly. */
 export const KV_PAGE_TOKENS = 16;
-
-/** No free page is left for a sequence (too many or too long sequences for the cache). */
-export class KvCacheFullError extends TriWebGPUError {
-  constructor(needed: number, available: number) {
-    super('KV_CACHE_FULL', `the KV cache needs ${needed} more page(s) but only ${available} are free; finish or abort a sequence, or load with a longer context`);
-  }
-}
 
 /** A copy of one page's K and V rows (all layers) that the GPU must perform before the next forward. */
 export interface KvPageCopy {

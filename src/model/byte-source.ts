@@ -1,5 +1,5 @@
 // Random access to model files without loading them whole: every reader asks for a byte range.
-import { ModelFileMissingError, ModelFileReadError } from '../errors.ts';
+import { InvalidRequestError, ModelFileMissingError, ModelFileReadError } from '../errors.ts';
 
 export interface ByteSource {
   /** File name used in error messages. */
@@ -61,9 +61,12 @@ export class BlobSource implements ByteSource {
     this.name = name;
     this.size = blob.size;
   }
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    signal?.throwIfAborted();
     checkRange(this, offset, length);
-    return new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
+    const bytes = new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
+    signal?.throwIfAborted();
+    return bytes;
   }
 }
 
@@ -75,7 +78,8 @@ export class BlobModelFiles implements ModelFiles {
     this.location = location;
     this.byName = files instanceof Map ? files : new Map([...files].map((file) => [file.name, file]));
   }
-  async open(fileName: string): Promise<ByteSource> {
+  async open(fileName: string, signal?: AbortSignal): Promise<ByteSource> {
+    signal?.throwIfAborted();
     const blob = this.byName.get(fileName);
     if (!blob) throw new ModelFileMissingError(fileName, this.location);
     return new BlobSource(blob, fileName);
@@ -213,11 +217,32 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 export class HttpModelFiles implements ModelFiles {
   readonly location: string;
   private readonly retry: RetryPolicy;
+  /** `baseUrl` may be relative ('/models/tri-tiny/'): it resolves against the page (or worker) address. */
   constructor(baseUrl: string, options: { retry?: RetryPolicy } = {}) {
-    this.location = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+    this.location = resolveFolderUrl(baseUrl);
     this.retry = options.retry ?? DEFAULT_RETRY;
   }
   open(fileName: string, signal?: AbortSignal): Promise<ByteSource> {
     return HttpRangeSource.open(new URL(fileName, this.location).href, fileName, signal, this.retry);
   }
+}
+
+/** An absolute folder URL ending in '/', or InvalidRequestError (a relative URL with no page to resolve against). */
+export function resolveFolderUrl(url: string): string {
+  const folder = url.endsWith('/') ? url : `${url}/`;
+  const base = (globalThis as { location?: { href: string } }).location?.href;
+  let resolved: URL;
+  try {
+    resolved = new URL(folder, base);
+  } catch {
+    throw new InvalidRequestError(
+      base === undefined
+        ? `the model URL "${url}" is relative and there is no page address to resolve it against; give a full http(s) URL (in Node, a folder on disk is new NodeModelFiles(path))`
+        : `"${url}" is not a valid model URL`,
+    );
+  }
+  if (resolved.protocol !== 'http:' && resolved.protocol !== 'https:' && resolved.protocol !== 'blob:') {
+    throw new InvalidRequestError(`the model URL "${url}" must be http(s), not ${resolved.protocol}`);
+  }
+  return resolved.href;
 }

@@ -56,10 +56,12 @@ class CachedByteSource implements ByteSource {
   }
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    signal?.throwIfAborted();
     const key = `${this.keyPrefix}&bytes=${offset}-${length}`;
     const hit = await this.cache.match(key);
     if (hit) {
       const bytes = new Uint8Array(await hit.arrayBuffer());
+      signal?.throwIfAborted(); // the Cache API takes no signal: a load aborted while reading it stops here
       if (bytes.length === length) {
         this.stats.hits++;
         return bytes;

@@ -18,7 +18,7 @@ import { gatherRows } from '../ops/gather-rows.ts';
 import { type GpuMatrix, LINEAR_SPLIT_K_CHOICES, linear, placeholderBuffer } from '../ops/linear.ts';
 import { ropeKv } from '../ops/rope-kv.ts';
 import { sample } from '../ops/sample.ts';
-import { type SamplingConfig, samplingConfig } from '../runtime/sampling.ts';
+import { type SamplingConfig, samplingConfig, usesTokenCounts } from '../runtime/sampling.ts';
 import { type LlamaSpec, ropeCosSinTable } from './config.ts';
 import { GpuWeightUploader, type MatrixSpec, type PendingMatrix, destroyGpuMatrix, gpuMatrixBuffers } from './gpu-weights.ts';
 import { checkLlamaCheckpoint, llamaTensorLayout } from './llama-weights.ts';
@@ -74,6 +74,7 @@ interface Activations {
   lastHidden: GPUBuffer; //[slots][hidden]
   logits: GPUBuffer; //    [slots][vocab]
   seen: GPUBuffer; //      [slots][ceil(vocab / 32)] u32 bits: tokens in the context (repetition penalty)
+  counts: GPUBuffer; //    [slots][vocab] u32: times each token was generated (frequency/presence penalties)
   nextIds: GPUBuffer; //   [slots] u32
 }
 
@@ -86,6 +87,8 @@ interface Capacity {
 const pagesPerContext = (contextLength: number) => Math.ceil(contextLength / KV_PAGE_TOKENS);
 /** Bytes per sequence of repetition-penalty bits, padded to the 256-byte storage binding offset alignment. */
 const seenStride = (vocabSize: number) => Math.ceil((Math.ceil(vocabSize / 32) * 4) / 256) * 256;
+/** Bytes per sequence of generated-token counts, padded the same way (Tri-7B: 513 KB, 8 MB for 16 slots). */
+const countsStride = (vocabSize: number) => Math.ceil((vocabSize * 4) / 256) * 256;
 
 function activationBytes(spec: LlamaSpec, { rows, slots, contextLength }: Capacity): Record<keyof Activations, number> {
   const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize } = spec;
@@ -102,6 +105,7 @@ function activationBytes(spec: LlamaSpec, { rows, slots, contextLength }: Capaci
     lastHidden: slots * h * 4,
     logits: slots * vocabSize * 4,
     seen: slots * seenStride(vocabSize),
+    counts: slots * countsStride(vocabSize),
     nextIds: slots * 4,
   };
 }
@@ -160,7 +164,18 @@ export interface StepSequence {
   /** Document spans of the whole sequence (src/kv/documents.ts); default: one causal document. */
   documents?: readonly DocumentSpan[];
   /** After the last token: draw the next id, or return logits (after the tokens at `rows`, default the last). */
-  output?: { kind: 'sample'; sampling: SamplingConfig; step: number; seen: Uint32Array<ArrayBuffer> } | { kind: 'logits'; rows?: readonly number[] };
+  output?: SampleOutput | { kind: 'logits'; rows?: readonly number[] };
+}
+
+/** Draw the next id with `sampling`; `seen` is the context's bit set, `generated` the completion's token counts. */
+export interface SampleOutput {
+  kind: 'sample';
+  sampling: SamplingConfig;
+  /** The RNG counter: the index of the token being drawn. */
+  step: number;
+  seen: Uint32Array<ArrayBuffer>;
+  /** Needed only for frequency/presence penalties. */
+  generated?: ReadonlyMap<number, number>;
 }
 
 export interface StepResult {
@@ -427,14 +442,18 @@ export class GpuLlama {
     // Output rows in batch order; a sampling sequence has exactly one, at index `outputIndex`.
     const outputs = batch.flatMap((entry) => (entry.output ? (entry.output.kind === 'logits' ? (entry.output.rows ?? [0]).map(() => entry.output!) : [entry.output]) : []));
     const seenBytes = seenStride(vocabSize);
+    const countBytes = countsStride(vocabSize);
     if (outputs.length) {
       gatherRows(recorder, { rowIds: this.act.outputRows, x: this.act.x, y: this.act.lastHidden, count: outputs.length, width: h });
       linear(recorder, { x: this.act.lastHidden, weights: this.lmHead, y: this.act.logits, m: outputs.length, normalizeEps: this.spec.rmsNormEps, splitK: this.linearSplitK });
       outputs.forEach((output, i) => {
         if (output.kind !== 'sample') return;
         queue.writeBuffer(this.act.seen, i * seenBytes, output.seen, 0, Math.ceil(vocabSize / 32));
+        // Dense counts go up only when the penalties are on (Tri-7B: 513 KB per sequence and step).
+        if (usesTokenCounts(output.sampling)) queue.writeBuffer(this.act.counts, i * countBytes, tokenCounts(vocabSize, output.generated));
         sample(recorder, {
-          logits: this.act.logits, seen: { buffer: this.act.seen, offset: i * seenBytes, size: seenBytes }, result: this.act.nextIds,
+          logits: this.act.logits, seen: { buffer: this.act.seen, offset: i * seenBytes, size: seenBytes },
+          counts: { buffer: this.act.counts, offset: i * countBytes, size: countBytes }, result: this.act.nextIds,
           vocab: vocabSize, config: output.sampling, step: output.step, offset: i * vocabSize, resultIndex: i,
         });
       });
@@ -506,6 +525,13 @@ export function checkKernelShapes(spec: LlamaSpec): void {
 function attentionSplits(rowHeads: number, maxKvLength: number): number {
   if (rowHeads >= 256 || maxKvLength < 64) return 1;
   return maxKvLength < 256 ? 4 : MAX_ATTENTION_SPLITS;
+}
+
+/** Dense per-token counts for the sampler (frequency/presence penalties). */
+function tokenCounts(vocabSize: number, generated: ReadonlyMap<number, number> | undefined): Uint32Array<ArrayBuffer> {
+  const counts = new Uint32Array(vocabSize);
+  for (const [id, count] of generated ?? []) counts[id] = count;
+  return counts;
 }
 
 /** The repetition-penalty bit set of a context: bit i set when token i occurs. */

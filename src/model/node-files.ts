@@ -13,7 +13,8 @@ class NodeFileSource implements ByteSource {
     this.name = name;
     this.size = size;
   }
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    signal?.throwIfAborted();
     if (offset < 0 || length < 0 || offset + length > this.size) {
       throw new ModelFileReadError(this.name, `read of ${length} bytes at ${offset} is outside the file (${this.size} bytes)`);
     }
@@ -22,6 +23,7 @@ class NodeFileSource implements ByteSource {
       const bytes = new Uint8Array(length);
       let done = 0;
       while (done < length) {
+        signal?.throwIfAborted();
         const { bytesRead } = await handle.read(bytes, done, length - done, offset + done);
         if (bytesRead === 0) throw new ModelFileReadError(this.name, `file shrank while reading at ${offset + done}`);
         done += bytesRead;
@@ -38,7 +40,8 @@ export class NodeModelFiles implements ModelFiles {
   constructor(directory: string) {
     this.location = directory;
   }
-  async open(fileName: string): Promise<ByteSource> {
+  async open(fileName: string, signal?: AbortSignal): Promise<ByteSource> {
+    signal?.throwIfAborted();
     const path = join(this.location, fileName);
     try {
       const info = await stat(path);

@@ -8,6 +8,7 @@ export const sampleKernel = {
   params: {
     vocab: 'u32', offset: 'u32', resultIndex: 'u32', topK: 'u32',
     temperature: 'f32', topP: 'f32', minP: 'f32', repetitionPenalty: 'f32', seed: 'u32', step: 'u32',
+    frequencyPenalty: 'f32', presencePenalty: 'f32',
   },
 } as const satisfies Kernel<ParamLayout>;
 
@@ -15,6 +16,8 @@ export interface SampleArgs {
   logits: Binding;
   /** Bit i set: token i is in the context (for the repetition penalty); ceil(vocab / 32) u32. */
   seen: Binding;
+  /** counts[i]: times token i was generated (vocab u32), read only for frequency/presence penalties. */
+  counts: Binding;
   result: Binding;
   vocab: number;
   config: SamplingConfig;
@@ -32,9 +35,9 @@ export function sample(recorder: CommandRecorder, args: SampleArgs): void {
     {
       vocab: args.vocab, offset: args.offset ?? 0, resultIndex: args.resultIndex ?? 0, topK: config.topK,
       temperature: config.temperature, topP: config.topP, minP: config.minP, repetitionPenalty: config.repetitionPenalty,
-      seed: config.seed, step: args.step,
+      seed: config.seed, step: args.step, frequencyPenalty: config.frequencyPenalty, presencePenalty: config.presencePenalty,
     },
-    [args.logits, args.seen, args.result],
+    [args.logits, args.seen, args.result, args.counts],
     1,
   );
 }

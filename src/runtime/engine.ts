@@ -2,7 +2,7 @@
 // greedy or seeded sampling (chosen on the GPU; only the token id comes back). Generations may overlap:
 // the scheduler batches them into shared steps over a paged KV cache, and a follow-up chat turn reuses
 // the cached pages of the conversation so far.
-import { InvalidRequestError } from '../errors.ts';
+import { EngineDisposedError, InvalidRequestError } from '../errors.ts';
 import { type AttentionPolicy, type DocumentInput, documentSpans } from '../kv/documents.ts';
 import { GpuContext } from '../gpu/context.ts';
 import { HttpModelFiles, type ModelFiles } from '../model/byte-source.ts';
@@ -14,9 +14,9 @@ import { openModel } from '../model/open.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 import { type SamplingOptions, samplingConfig } from './sampling.ts';
 import type { ChatMessage, TextCodec } from '../text/tokenizer.ts';
-import { ChatCompletions } from './chat-completions.ts';
+import { ChatCompletions, Completions } from './openai.ts';
 import { type FinishReason, type GenerationChunk, type GenerationResult, Scheduler, type SequenceRequest } from './scheduler.ts';
-import { streamResult } from './stream.ts';
+import { GenerationStream, streamResult } from './stream.ts';
 
 export interface LoadOptions {
   /** A GPU to use (Node: getNodeGpu() from 'tri-webgpu/node'); defaults to navigator.gpu. */
@@ -71,6 +71,9 @@ export function defaultWeightFormat(spec: LlamaSpec): WeightFormatOptions {
 
 export type { FinishReason, GenerationChunk, GenerationResult };
 
+/** A generation: `for await (const { text } of stream)`, then `await stream.result` for finish reason, usage and timings. */
+export type Generation = GenerationStream<GenerationChunk, GenerationResult>;
+
 export type Prompt = string | readonly ChatMessage[] | { tokenIds: readonly number[] };
 
 export class TriEngine {
@@ -81,8 +84,11 @@ export class TriEngine {
   readonly weights: WeightFormatOptions;
   /** OpenAI-style: `engine.chat.completions.create({ messages, stream: true })`. */
   readonly chat: { readonly completions: ChatCompletions };
+  /** OpenAI-style raw-prompt completions: `engine.completions.create({ prompt, stream: true })`. */
+  readonly completions: Completions;
   private readonly model: GpuLlama;
   private readonly scheduler: Scheduler;
+  private disposed = false;
 
   private constructor(gpu: GpuContext, model: GpuLlama, text: TextCodec, weights: WeightFormatOptions, modelName: string) {
     this.gpu = gpu;
@@ -92,25 +98,31 @@ export class TriEngine {
     this.weights = weights;
     this.scheduler = new Scheduler(model, text);
     this.chat = { completions: new ChatCompletions(this, modelName) };
+    this.completions = new Completions(this, modelName);
   }
 
   /** Loads a model from a URL folder (Range requests) or any ModelFiles (picked files, a Node directory). */
   static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<TriEngine> {
+    const { signal } = options;
+    signal?.throwIfAborted();
     const remote = typeof source === 'string' ? new HttpModelFiles(source) : source;
     const files = typeof source === 'string' && options.cache !== false ? await CachedModelFiles.open(remote) : remote;
-    const opened = await openModel(files, options.signal);
+    const opened = await openModel(files, signal);
+    signal?.throwIfAborted();
     const gpu = await GpuContext.create(options.gpu);
     const weights = options.weights ?? defaultWeightFormat(opened.spec);
     try {
+      signal?.throwIfAborted();
       const model = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, {
         contextLength: options.contextLength ?? Math.min(opened.spec.maxPositions, DEFAULT_CONTEXT_LENGTH),
         maxSequences: options.maxSequences,
         kvCache: options.kvCache ?? (weights.format === 'f32' ? 'f32' : 'f16'),
         weights,
-        signal: options.signal,
+        signal,
         onProgress: (loadedBytes, totalBytes) => options.onProgress?.({ loadedBytes, totalBytes }),
       });
-      return new TriEngine(gpu, model, opened.text, weights, typeof source === 'string' ? source : 'local model');
+      signal?.throwIfAborted();
+      return new TriEngine(gpu, model, opened.text, weights, typeof source === 'string' ? remote.location : 'local model');
     } catch (error) {
       gpu.destroy();
       throw error;
@@ -134,39 +146,47 @@ export class TriEngine {
   }
 
   /**
-   * Streams a continuation: yields text deltas as tokens are decoded and returns the whole result.
-   * Errors (prompt too long, invalid settings) reject the first next() before anything runs; the engine
-   * stays usable.
+   * Streams a continuation: yields text deltas as tokens are decoded; `await stream.result` (or the
+   * generator's return value) gives the whole result. Errors (prompt too long, invalid settings) reject
+   * the first next() before anything runs; the engine stays usable.
    * Several generations may run at once; they share the GPU step by step.
    */
-  async *generate(prompt: Prompt, options: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
-    return yield* this.run({ promptIds: this.promptIds(prompt) }, options);
+  generate(prompt: Prompt, options: GenerateOptions = {}): Generation {
+    return this.run(() => ({ promptIds: this.promptIds(prompt) }), options);
   }
 
   /**
    * Packs documents into one sequence under an attention policy (DESIGN.md §1: 'causal', 'document',
    * 'xlda' by language, groups or explicit visibility) and continues the last document.
    */
-  async *generatePacked(documents: readonly PackedDocument[], policy: AttentionPolicy, options: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
-    const ids = documents.map((document, i) => {
-      if (document.tokenIds) return [...document.tokenIds];
-      if (document.text !== undefined) return this.text.encode(document.text);
-      throw new InvalidRequestError(`document ${i} has neither text nor tokenIds`);
-    });
-    const spans = documentSpans(ids.map((tokens, i): DocumentInput => ({ length: tokens.length, language: documents[i]!.language })), policy);
-    // The generated tokens continue the last document.
-    spans.at(-1)!.end = 0xffffffff;
-    return yield* this.run({ promptIds: ids.flat(), documents: spans }, options);
+  generatePacked(documents: readonly PackedDocument[], policy: AttentionPolicy, options: GenerateOptions = {}): Generation {
+    return this.run(() => {
+      const ids = documents.map((document, i) => {
+        if (document.tokenIds) return [...document.tokenIds];
+        if (document.text !== undefined) return this.text.encode(document.text);
+        throw new InvalidRequestError(`document ${i} has neither text nor tokenIds`);
+      });
+      const spans = documentSpans(ids.map((tokens, i): DocumentInput => ({ length: tokens.length, language: documents[i]!.language })), policy);
+      // The generated tokens continue the last document.
+      spans.at(-1)!.end = 0xffffffff;
+      return { promptIds: ids.flat(), documents: spans };
+    }, options);
   }
 
-  private async *run(input: Pick<SequenceRequest, 'promptIds' | 'documents'>, options: GenerateOptions): AsyncGenerator<GenerationChunk, GenerationResult> {
+  /** A stream that tokenizes and submits on its first next(), so every request error rejects that call. */
+  private run(input: () => Pick<SequenceRequest, 'promptIds' | 'documents'>, options: GenerateOptions): Generation {
+    return new GenerationStream(() => this.submit(input(), options));
+  }
+
+  private submit(input: Pick<SequenceRequest, 'promptIds' | 'documents'>, options: GenerateOptions): { events: AsyncGenerator<GenerationChunk, GenerationResult>; close: () => void } {
+    if (this.disposed) throw new EngineDisposedError();
     const sampling = samplingConfig(options);
     const maxNewTokens = options.maxNewTokens ?? 256;
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new InvalidRequestError(`maxNewTokens must be a whole number ≥ 1 (got ${maxNewTokens})`);
     // A consumer that stops iterating early aborts the sequence, so its pages are freed.
     const stopped = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, stopped.signal]) : stopped.signal;
-    const stream = this.scheduler.submit({
+    const events = this.scheduler.submit({
       ...input,
       sampling,
       maxNewTokens: Math.min(maxNewTokens, this.contextLength - input.promptIds.length),
@@ -174,11 +194,7 @@ export class TriEngine {
       stopStrings: options.stop,
       signal,
     });
-    try {
-      return yield* stream;
-    } finally {
-      stopped.abort();
-    }
+    return { events, close: () => stopped.abort() };
   }
 
   /** Runs generate() to the end and returns the result. */
@@ -191,7 +207,11 @@ export class TriEngine {
     return { activeSequences: this.scheduler.activeSequences, ...this.scheduler.stats, freeKvPages: this.scheduler.kv.freePageCount };
   }
 
+  /** Frees the GPU memory. Generations still running end with EngineDisposedError; later calls throw it. */
   dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.scheduler.close(new EngineDisposedError('the engine was disposed while this generation ran'));
     this.model.destroy();
     this.gpu.destroy();
   }

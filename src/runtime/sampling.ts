@@ -13,6 +13,10 @@ export interface SamplingOptions {
   minP?: number;
   /** Hugging Face's repetition penalty over tokens in the context; 1 = off. */
   repetitionPenalty?: number;
+  /** OpenAI's frequency penalty (−2..2): the logit drops by this once per time the token was generated; 0 = off. */
+  frequencyPenalty?: number;
+  /** OpenAI's presence penalty (−2..2): the logit drops by this if the token was generated at all; 0 = off. */
+  presencePenalty?: number;
   /** RNG seed: the same seed, prompt and settings give the same text. */
   seed?: number;
 }
@@ -27,6 +31,8 @@ export function samplingConfig(options: SamplingOptions = {}): SamplingConfig {
     topP: options.topP ?? 1,
     minP: options.minP ?? 0,
     repetitionPenalty: options.repetitionPenalty ?? 1,
+    frequencyPenalty: options.frequencyPenalty ?? 0,
+    presencePenalty: options.presencePenalty ?? 0,
     seed: options.seed ?? 0,
   };
   const check = (ok: boolean, message: string) => {
@@ -37,6 +43,8 @@ export function samplingConfig(options: SamplingOptions = {}): SamplingConfig {
   check(config.topP > 0 && config.topP <= 1, `topP must be in (0, 1] (got ${config.topP})`);
   check(config.minP >= 0 && config.minP < 1, `minP must be in [0, 1) (got ${config.minP})`);
   check(Number.isFinite(config.repetitionPenalty) && config.repetitionPenalty > 0, `repetitionPenalty must be > 0 (got ${config.repetitionPenalty})`);
+  check(Number.isFinite(config.frequencyPenalty) && Math.abs(config.frequencyPenalty) <= 2, `frequencyPenalty must be in [-2, 2] (got ${config.frequencyPenalty})`);
+  check(Number.isFinite(config.presencePenalty) && Math.abs(config.presencePenalty) <= 2, `presencePenalty must be in [-2, 2] (got ${config.presencePenalty})`);
   check(Number.isInteger(config.seed) && config.seed >= 0 && config.seed < 2 ** 32, `seed must be a 32-bit unsigned integer (got ${config.seed})`);
   return config;
 }
@@ -60,14 +68,27 @@ function key(value: number): number {
   return (bits & 0x80000000 ? ~bits : bits | 0x80000000) >>> 0;
 }
 
-/** The CPU reference of kernels/sample.wgsl: the same thresholds and draw, in f64. */
-export function referenceSample(logits: ArrayLike<number>, config: SamplingConfig, seen: ReadonlySet<number>, step: number): number {
+/** Whether the frequency/presence penalties are on (then the sampler reads the generated-token counts). */
+export function usesTokenCounts(config: SamplingConfig): boolean {
+  return config.frequencyPenalty !== 0 || config.presencePenalty !== 0;
+}
+
+/**
+ * The CPU reference of kernels/sample.wgsl: the same thresholds and draw, in f64. `generated` counts the
+ * completion's tokens so far (frequency/presence penalties, applied after the repetition penalty and
+ * before temperature, in vLLM's and llama.cpp's order).
+ */
+export function referenceSample(logits: ArrayLike<number>, config: SamplingConfig, seen: ReadonlySet<number>, step: number, generated: ReadonlyMap<number, number> = new Map()): number {
   const vocab = logits.length;
   const penalty = Math.fround(config.repetitionPenalty);
+  const frequency = Math.fround(config.frequencyPenalty);
+  const presence = Math.fround(config.presencePenalty);
   const temperature = Math.fround(config.temperature);
   const adjusted = Array.from({ length: vocab }, (_, i) => {
     let value = Math.fround(logits[i]!);
     if (penalty !== 1 && seen.has(i)) value = Math.fround(value > 0 ? value / penalty : value * penalty);
+    const count = generated.get(i) ?? 0;
+    if (count > 0) value = Math.fround(Math.fround(value - Math.fround(count * frequency)) - presence);
     return temperature > 0 ? Math.fround(value / temperature) : value;
   });
   if (config.temperature <= 0) {

@@ -3,9 +3,9 @@
 // stalls the others for more than one chunk. Plain TypeScript over GpuLlama.step and PagedKvCache.
 // A sequence ends on an end-of-sequence id or stop string ('stop'), at maxNewTokens or a full context or
 // KV cache ('length'), or when its AbortSignal fires ('abort'); its pages go back to the cache at once.
-import { ContextOverflowError } from '../errors.ts';
+import { ContextOverflowError, KvCacheFullError } from '../errors.ts';
 import type { DocumentSpan } from '../kv/documents.ts';
-import { KvCacheFullError, type PagedKvCache } from '../kv/paged-cache.ts';
+import type { PagedKvCache } from '../kv/paged-cache.ts';
 import { type GpuLlama, type StepSequence, seenBits } from '../model/llama-gpu.ts';
 import { StreamDecoder } from '../text/stream-decoder.ts';
 import type { TextCodec } from '../text/tokenizer.ts';
@@ -51,6 +51,8 @@ interface Active {
   pending: number[];
   position: number;
   generated: number[];
+  /** Times each token was generated (frequency/presence penalties). */
+  generatedCounts: Map<number, number>;
   seen: Uint32Array<ArrayBuffer>;
   decoder: StreamDecoder;
   text: string;
@@ -66,6 +68,8 @@ export class Scheduler {
   private readonly model: GpuLlama;
   private readonly text: TextCodec;
   private readonly active: Active[] = [];
+  /** Set by close(): every later submit fails with it. */
+  private closedWith: Error | undefined;
   /** Whether the step loop is running (set and cleared synchronously, so no admission can miss it). */
   private looping = false;
   /** Prompt tokens prefilled and skipped thanks to shared pages, since creation. */
@@ -86,6 +90,7 @@ export class Scheduler {
    * anything runs) ContextOverflowError or KvCacheFullError when the prompt cannot fit.
    */
   submit(request: SequenceRequest): AsyncGenerator<GenerationChunk, GenerationResult> {
+    if (this.closedWith) throw this.closedWith;
     const { promptIds } = request;
     if (promptIds.length === 0) throw new RangeError('the prompt is empty: give at least one token');
     if (promptIds.length >= this.model.contextLength) throw new ContextOverflowError(promptIds.length, this.model.contextLength);
@@ -99,13 +104,19 @@ export class Scheduler {
     }
     const events = new AsyncQueue<GenerationChunk, GenerationResult>();
     this.active.push({
-      request, kvId: sequence.id, pending: promptIds.slice(cachedTokens), position: cachedTokens, generated: [],
-      seen: seenBits(this.model.spec.vocabSize, promptIds), decoder: new StreamDecoder(this.text), text: '', emitted: 0,
+      request, kvId: sequence.id, pending: promptIds.slice(cachedTokens), position: cachedTokens, generated: [], generatedCounts: new Map(),
+      seen: seenBits(this.model.spec.vocabSize, promptIds), decoder: new StreamDecoder(this.text, promptIds), text: '', emitted: 0,
       cachedTokens, startedAt: performance.now(), firstTokenAt: undefined, events,
     });
     this.stats.cachedTokens += cachedTokens;
     if (!this.looping) void this.run();
     return events.stream();
+  }
+
+  /** Ends every sequence with `error` now (the model is going away) and refuses new ones. */
+  close(error: Error): void {
+    this.closedWith = error;
+    for (const sequence of [...this.active]) this.fail(sequence, error);
   }
 
   private async run(): Promise<void> {
@@ -147,7 +158,9 @@ export class Scheduler {
       const finishesPrompt = sequence.pending.length === 0;
       batch.push({
         pages: kv.pages, tokens, startPos: sequence.position, documents: sequence.request.documents,
-        output: finishesPrompt ? { kind: 'sample', sampling: sequence.request.sampling, step: sequence.generated.length, seen: sequence.seen } : undefined,
+        output: finishesPrompt
+          ? { kind: 'sample', sampling: sequence.request.sampling, step: sequence.generated.length, seen: sequence.seen, generated: sequence.generatedCounts }
+          : undefined,
       });
       members.push(sequence);
       sequence.position += tokens.length;
@@ -173,6 +186,7 @@ export class Scheduler {
       return;
     }
     sequence.seen[tokenId >> 5]! |= 1 << (tokenId & 31);
+    sequence.generatedCounts.set(tokenId, (sequence.generatedCounts.get(tokenId) ?? 0) + 1);
     sequence.text += sequence.decoder.push(tokenId);
     const stopAt = firstStop(sequence.text, request.stopStrings);
     if (stopAt >= 0) {

@@ -3,9 +3,13 @@
 // of a character (a Hangul syllable is 3 bytes, often split over 2 tokens); decoding such a prefix
 // yields U+FFFD, so we hold text back until it decodes cleanly. Decoding a short window of recent tokens
 // (not the whole sequence) keeps each step O(1), and diffing against the window's own prefix keeps
-// decoder side effects (SentencePiece strips one leading space) out of the delta.
+// decoder side effects (SentencePiece strips one leading space) out of the delta. The window starts with
+// the prompt's last tokens, so the first delta is (prompt + token) minus prompt: a continuation that
+// starts a new word keeps that word's space.
 
 const REPLACEMENT = '\uFFFD';
+/** Prompt tokens kept as context for the first deltas: enough for any tokenizer's boundary effects. */
+const CONTEXT_TOKENS = 8;
 
 export interface Decoder {
   decode(ids: readonly number[]): string;
@@ -19,8 +23,10 @@ export class StreamDecoder {
   /** ids before this index are emitted; [prefixStart, readStart) is context for the next decode */
   private readStart = 0;
 
-  constructor(decoder: Decoder) {
+  constructor(decoder: Decoder, promptIds: readonly number[] = []) {
     this.decoder = decoder;
+    this.ids.push(...promptIds.slice(-CONTEXT_TOKENS));
+    this.readStart = this.ids.length;
   }
 
   /** Adds one token; returns the text that is now complete (possibly ''). */

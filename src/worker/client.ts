@@ -2,33 +2,38 @@
 // (generate, generatePacked, complete, chat.completions), so an app can move the model off the main
 // thread by changing one line. Errors come back as the same typed classes.
 import {
-  ContextOverflowError, DeviceLostError, GpuLimitError, GpuOutOfMemoryError, InvalidRequestError, ModelFileMissingError,
-  ModelFileReadError, SafetensorsFormatError, TokenizerError, TriWebGPUError, UnsupportedModelError, WebGPUUnavailableError,
+  ContextOverflowError, DeviceLostError, EngineDisposedError, GpuLimitError, GpuOutOfMemoryError, InvalidRequestError, KvCacheFullError,
+  ModelFileMissingError, ModelFileReadError, SafetensorsFormatError, TokenizerError, TriWebGPUError, UnsupportedModelError,
+  WebGPUUnavailableError,
 } from '../errors.ts';
 import type { AttentionPolicy } from '../kv/documents.ts';
-import { KvCacheFullError } from '../kv/paged-cache.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
-import { ChatCompletions } from '../runtime/chat-completions.ts';
-import type { GenerateOptions, GenerationChunk, GenerationResult, PackedDocument, Prompt } from '../runtime/engine.ts';
-import { AsyncQueue, streamResult } from '../runtime/stream.ts';
+import { ChatCompletions, Completions } from '../runtime/openai.ts';
+import type { GenerateOptions, Generation, GenerationChunk, GenerationResult, PackedDocument, Prompt } from '../runtime/engine.ts';
+import { AsyncQueue, GenerationStream, streamResult } from '../runtime/stream.ts';
+import { resolveFolderUrl } from '../model/byte-source.ts';
 import type { FromWorker, SerializedError, ToWorker, WorkerLoadOptions } from './protocol.ts';
 
-const ERROR_CLASSES: Record<string, new (message: string) => TriWebGPUError> = Object.fromEntries(
-  [ContextOverflowError, DeviceLostError, GpuLimitError, GpuOutOfMemoryError, InvalidRequestError, ModelFileMissingError, ModelFileReadError,
-    SafetensorsFormatError, TokenizerError, UnsupportedModelError, WebGPUUnavailableError, KvCacheFullError].map((type) => [type.name, type as never]),
-);
+/** Error classes by code (codes, unlike class names, survive minification on both sides). */
+const ERROR_CLASSES: Record<string, { prototype: TriWebGPUError }> = {
+  CONTEXT_OVERFLOW: ContextOverflowError, DEVICE_LOST: DeviceLostError, ENGINE_DISPOSED: EngineDisposedError,
+  GPU_LIMIT: GpuLimitError, GPU_OUT_OF_MEMORY: GpuOutOfMemoryError, INVALID_REQUEST: InvalidRequestError,
+  KV_CACHE_FULL: KvCacheFullError, MODEL_FILE_MISSING: ModelFileMissingError, MODEL_FILE_READ: ModelFileReadError,
+  SAFETENSORS_FORMAT: SafetensorsFormatError, TOKENIZER: TokenizerError, UNSUPPORTED_MODEL: UnsupportedModelError,
+  WEBGPU_UNAVAILABLE: WebGPUUnavailableError,
+};
 
-/** Rebuilds a worker's error as the same class (prototype and code), with its message. */
-export function deserializeError({ name, code, message }: SerializedError): Error {
-  const type = ERROR_CLASSES[name];
-  if (type) {
-    const error = Object.create(type.prototype) as TriWebGPUError;
-    Object.assign(error, { name, code, message, stack: `${name}: ${message}` });
+/** Rebuilds a worker's error as the same class (prototype, name and code), with its message and fields. */
+export function deserializeError({ name, code, message, fields }: SerializedError): Error {
+  if (name === 'AbortError') return new DOMException(message, 'AbortError');
+  if (code === undefined) {
+    const error = new Error(message);
+    error.name = name;
     return error;
   }
-  if (code !== undefined) return new TriWebGPUError(code, message);
-  const error = new Error(message);
-  error.name = name;
+  const type = ERROR_CLASSES[code];
+  const error = Object.create((type ?? TriWebGPUError).prototype) as TriWebGPUError;
+  Object.assign(error, { name, code, message, stack: `${name}: ${message}` }, fields);
   return error;
 }
 
@@ -38,9 +43,12 @@ export class WorkerEngine {
   readonly hasChatTemplate: boolean;
   /** OpenAI-style: `engine.chat.completions.create({ messages, stream: true })`. */
   readonly chat: { readonly completions: ChatCompletions };
+  /** OpenAI-style raw-prompt completions. */
+  readonly completions: Completions;
   private readonly worker: Worker;
   private readonly pending = new Map<number, AsyncQueue<GenerationChunk, GenerationResult>>();
   private nextId = 1;
+  private disposed = false;
 
   private constructor(worker: Worker, loaded: Extract<FromWorker, { type: 'loaded' }>, modelName: string) {
     this.worker = worker;
@@ -48,32 +56,62 @@ export class WorkerEngine {
     this.contextLength = loaded.contextLength;
     this.hasChatTemplate = loaded.hasChatTemplate;
     this.chat = { completions: new ChatCompletions(this, modelName) };
+    this.completions = new Completions(this, modelName);
     worker.addEventListener('message', (event: MessageEvent<FromWorker>) => this.receive(event.data));
   }
 
-  /** Loads a model folder (URL) in `worker`, which must call serveEngine(self). */
-  static load(worker: Worker, url: string, options: WorkerLoadOptions & { onProgress?: (progress: { loadedBytes: number; totalBytes: number }) => void } = {}): Promise<WorkerEngine> {
-    const { onProgress, ...loadOptions } = options;
+  /**
+   * Loads a model folder (URL, relative ones against the page) in `worker`, which must call
+   * serveEngine(self). `signal` aborts the load: the promise rejects at once with the signal's reason and
+   * the worker stops downloading and frees what it allocated.
+   */
+  static load(worker: Worker, url: string, options: WorkerLoadOptions & { onProgress?: (progress: { loadedBytes: number; totalBytes: number }) => void; signal?: AbortSignal } = {}): Promise<WorkerEngine> {
+    const { onProgress, signal, ...loadOptions } = options;
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const absoluteUrl = resolveFolderUrl(url);
+      const cleanup = () => {
+        worker.removeEventListener('message', listener);
+        worker.removeEventListener('error', failed);
+        signal?.removeEventListener('abort', aborted);
+      };
       const listener = (event: MessageEvent<FromWorker>) => {
         const message = event.data;
         if (message.type === 'progress') onProgress?.(message);
-        if (message.type === 'loaded' || message.type === 'loadError') worker.removeEventListener('message', listener);
-        if (message.type === 'loaded') resolve(new WorkerEngine(worker, message, url));
-        if (message.type === 'loadError') reject(deserializeError(message.error));
+        if (message.type === 'loaded') {
+          cleanup();
+          resolve(new WorkerEngine(worker, message, absoluteUrl));
+        }
+        if (message.type === 'loadError') {
+          cleanup();
+          reject(deserializeError(message.error));
+        }
+      };
+      const failed = (event: ErrorEvent) => {
+        cleanup();
+        reject(new TriWebGPUError('WORKER', `the engine worker failed to start: ${event.message}`));
+      };
+      const aborted = () => {
+        cleanup();
+        worker.postMessage({ type: 'abortLoad' } satisfies ToWorker);
+        reject(signal!.reason);
       };
       worker.addEventListener('message', listener);
-      worker.addEventListener('error', (event) => reject(new TriWebGPUError('WORKER', `the engine worker failed to start: ${event.message}`)), { once: true });
-      worker.postMessage({ type: 'load', url: new URL(url, globalThis.location?.href).href, options: loadOptions } satisfies ToWorker);
+      worker.addEventListener('error', failed);
+      signal?.addEventListener('abort', aborted, { once: true });
+      worker.postMessage({ type: 'load', url: absoluteUrl, options: loadOptions } satisfies ToWorker);
     });
   }
 
-  generate(prompt: Prompt, options: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
+  generate(prompt: Prompt, options: GenerateOptions = {}): Generation {
     const { signal, ...rest } = options;
     return this.run((id) => ({ type: 'generate', id, prompt, options: rest }), signal);
   }
 
-  generatePacked(documents: readonly PackedDocument[], policy: AttentionPolicy, options: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
+  generatePacked(documents: readonly PackedDocument[], policy: AttentionPolicy, options: GenerateOptions = {}): Generation {
     const { signal, ...rest } = options;
     return this.run((id) => ({ type: 'generatePacked', id, documents: [...documents], policy, options: rest }), signal);
   }
@@ -82,26 +120,36 @@ export class WorkerEngine {
     return streamResult(this.generate(prompt, options));
   }
 
-  /** Frees the model in the worker (the worker itself stays yours to terminate). */
+  /**
+   * Frees the model in the worker (the worker itself stays yours to terminate). Generations still running
+   * end with EngineDisposedError; later calls throw it.
+   */
   dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
     this.worker.postMessage({ type: 'dispose' } satisfies ToWorker);
   }
 
-  private async *run(message: (id: number) => ToWorker, signal: AbortSignal | undefined): AsyncGenerator<GenerationChunk, GenerationResult> {
-    const id = this.nextId++;
-    const queue = new AsyncQueue<GenerationChunk, GenerationResult>();
-    this.pending.set(id, queue);
-    const abort = () => this.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
-    signal?.addEventListener('abort', abort);
-    this.worker.postMessage(message(id));
-    if (signal?.aborted) abort();
-    try {
-      return yield* queue.stream();
-    } finally {
-      signal?.removeEventListener('abort', abort);
-      if (!queue.ended) abort(); // the consumer stopped early
-      this.pending.delete(id);
-    }
+  private run(message: (id: number) => ToWorker, signal: AbortSignal | undefined): Generation {
+    return new GenerationStream(() => {
+      if (this.disposed) throw new EngineDisposedError();
+      const id = this.nextId++;
+      const queue = new AsyncQueue<GenerationChunk, GenerationResult>();
+      this.pending.set(id, queue);
+      const abort = () => this.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
+      signal?.addEventListener('abort', abort);
+      this.worker.postMessage(message(id));
+      if (signal?.aborted) abort();
+      const events = async function* (pending: Map<number, unknown>): AsyncGenerator<GenerationChunk, GenerationResult> {
+        try {
+          return yield* queue.stream();
+        } finally {
+          signal?.removeEventListener('abort', abort);
+          pending.delete(id);
+        }
+      };
+      return { events: events(this.pending), close: abort };
+    });
   }
 
   private receive(message: FromWorker): void {

@@ -20,12 +20,15 @@ export type ToWorker =
   | { type: 'generate'; id: number; prompt: Prompt; options: WorkerGenerateOptions }
   | { type: 'generatePacked'; id: number; documents: PackedDocument[]; policy: AttentionPolicy; options: WorkerGenerateOptions }
   | { type: 'abort'; id: number }
+  | { type: 'abortLoad' }
   | { type: 'dispose' };
 
 export interface SerializedError {
   name: string;
   code: string | undefined;
   message: string;
+  /** A typed error's own fields (file, tensor, requiredBytes, ...). */
+  fields?: Record<string, unknown>;
 }
 
 export type FromWorker =

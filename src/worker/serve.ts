@@ -3,7 +3,7 @@
 //   // engine.worker.ts
 //   import { serveEngine } from 'tri-webgpu/worker';
 //   serveEngine(self);
-import { TriWebGPUError } from '../errors.ts';
+import { EngineDisposedError, TriWebGPUError } from '../errors.ts';
 import { TriEngine } from '../runtime/engine.ts';
 import type { GenerationChunk, GenerationResult } from '../runtime/engine.ts';
 import type { FromWorker, SerializedError, ToWorker } from './protocol.ts';
@@ -14,15 +14,23 @@ interface MessageEndpoint {
 }
 
 export function serializeError(error: unknown): SerializedError {
-  const value = error instanceof Error ? error : new Error(String(error));
-  return { name: value.name, code: value instanceof TriWebGPUError ? value.code : undefined, message: value.message };
+  const value = error instanceof Error || error instanceof DOMException ? error : new Error(String(error));
+  if (!(value instanceof TriWebGPUError)) return { name: value.name, code: undefined, message: value.message };
+  const { name, code, message, ...fields } = value as TriWebGPUError & Record<string, unknown>;
+  return { name, code, message, fields: structuredCloneable(fields) };
+}
+
+/** The fields that can cross postMessage (strings, numbers, booleans). */
+function structuredCloneable(fields: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => ['string', 'number', 'boolean'].includes(typeof value)));
 }
 
 export function serveEngine(endpoint: MessageEndpoint): void {
   let engine: TriEngine | undefined;
+  let loading: AbortController | undefined;
   const running = new Map<number, AbortController>();
 
-  async function stream(id: number, generation: AsyncGenerator<GenerationChunk, GenerationResult>): Promise<void> {
+  async function stream(id: number, generation: AsyncIterator<GenerationChunk, GenerationResult>): Promise<void> {
     try {
       for (;;) {
         const step = await generation.next();
@@ -42,22 +50,34 @@ export function serveEngine(endpoint: MessageEndpoint): void {
   endpoint.addEventListener('message', (event) => {
     const message = event.data;
     switch (message.type) {
-      case 'load':
+      case 'load': {
+        const controller = new AbortController();
+        loading = controller;
         TriEngine.load(message.url, {
           ...message.options,
+          signal: controller.signal,
           onProgress: ({ loadedBytes, totalBytes }) => endpoint.postMessage({ type: 'progress', loadedBytes, totalBytes }),
         }).then(
           (loaded) => {
+            if (loading === controller) loading = undefined;
+            engine?.dispose();
             engine = loaded;
             endpoint.postMessage({ type: 'loaded', weights: loaded.weights, contextLength: loaded.contextLength, hasChatTemplate: loaded.text.hasChatTemplate });
           },
-          (error: unknown) => endpoint.postMessage({ type: 'loadError', error: serializeError(error) }),
+          (error: unknown) => {
+            if (loading === controller) loading = undefined;
+            endpoint.postMessage({ type: 'loadError', error: serializeError(error) });
+          },
         );
+        return;
+      }
+      case 'abortLoad':
+        loading?.abort();
         return;
       case 'generate':
       case 'generatePacked': {
         if (!engine) {
-          endpoint.postMessage({ type: 'error', id: message.id, error: { name: 'TriWebGPUError', code: 'NOT_LOADED', message: 'no model is loaded in this worker' } });
+          endpoint.postMessage({ type: 'error', id: message.id, error: serializeError(new EngineDisposedError('no model is loaded in this worker')) });
           return;
         }
         const controller = new AbortController();
@@ -72,8 +92,8 @@ export function serveEngine(endpoint: MessageEndpoint): void {
         running.get(message.id)?.abort();
         return;
       case 'dispose':
-        for (const controller of running.values()) controller.abort();
-        engine?.dispose();
+        loading?.abort();
+        engine?.dispose(); // running generations end with EngineDisposedError
         engine = undefined;
         return;
     }

@@ -44,8 +44,8 @@ describe('WorkerEngine (engine in a Web Worker)', () => {
     let text = '';
     let finish: string | null = null;
     for await (const chunk of engine.chat.completions.create({ messages: chat.messages!, max_tokens: 48, stream: true })) {
-      text += chunk.choices[0].delta.content ?? '';
-      finish = chunk.choices[0].finish_reason;
+      text += chunk.choices[0]?.delta.content ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
     }
     expect(text).toBe(chat.decoded_text);
     expect(finish).toBe('stop');

@@ -9,7 +9,7 @@ let engine: TriEngine;
 beforeAll(async () => {
   const progress: number[] = [];
   engine = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), {
-    gpu: getNodeGpu(),
+    gpu: await getNodeGpu(),
     onProgress: ({ loadedBytes }) => progress.push(loadedBytes),
   });
   // Tiny models run in exact f32 by default.
@@ -91,7 +91,7 @@ describe('TriEngine on tri-tiny (Node)', () => {
 
 describe('TriEngine with q4 weights (Node)', () => {
   it('loads tri-tiny in q4 and streams text that starts like the f32 golden continuation', async () => {
-    const q4 = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: getNodeGpu(), weights: { format: 'q4' } });
+    const q4 = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: await getNodeGpu(), weights: { format: 'q4' } });
     try {
       const result = await q4.complete(golden.en_plain!.prompt, { maxNewTokens: 8 });
       // q4 agrees with f32 on 93% of tri-tiny's golden positions (test/gpu/quantized-model.test.ts); the
@@ -109,23 +109,27 @@ describe('OpenAI-style chat.completions (Node)', () => {
     const chat = golden.chat_ko!;
     const completion = await engine.chat.completions.create({ messages: chat.messages!, max_tokens: 48 });
     expect(completion.object).toBe('chat.completion');
-    expect(completion.choices[0].message).toEqual({ role: 'assistant', content: chat.decoded_text });
+    expect(completion.choices[0].message).toEqual({ role: 'assistant', content: chat.decoded_text, refusal: null });
     expect(completion.choices[0].finish_reason).toBe('stop');
-    expect(completion.usage).toEqual({ prompt_tokens: chat.prompt_ids.length, completion_tokens: chat.greedy_ids.length, total_tokens: chat.prompt_ids.length + chat.greedy_ids.length });
+    expect(completion.usage).toEqual({
+      prompt_tokens: chat.prompt_ids.length, completion_tokens: chat.greedy_ids.length, total_tokens: chat.prompt_ids.length + chat.greedy_ids.length,
+      prompt_tokens_details: { cached_tokens: expect.any(Number) },
+    });
 
     const chunks = [];
     for await (const chunk of engine.chat.completions.create({ messages: chat.messages!, max_tokens: 48, stream: true })) chunks.push(chunk);
-    expect(chunks[0]!.choices[0].delta).toEqual({ role: 'assistant' });
-    expect(chunks.map((chunk) => chunk.choices[0].delta.content ?? '').join('')).toBe(chat.decoded_text);
-    expect(chunks.at(-1)!.choices[0].finish_reason).toBe('stop');
-    expect(chunks.slice(0, -1).every((chunk) => chunk.choices[0].finish_reason === null)).toBe(true);
+    expect(chunks[0]!.choices[0]!.delta).toEqual({ role: 'assistant' });
+    expect(chunks.map((chunk) => chunk.choices[0]!.delta.content ?? '').join('')).toBe(chat.decoded_text);
+    expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe('stop');
+    expect(chunks.slice(0, -1).every((chunk) => chunk.choices[0]!.finish_reason === null)).toBe(true);
+    expect(chunks.every((chunk) => !('usage' in chunk)), 'usage only when stream_options asks for it').toBe(true);
     expect(new Set(chunks.map((chunk) => chunk.id)).size).toBe(1);
   });
 });
 
 describe('device loss (Node)', () => {
   it('ends generations with a typed DeviceLostError that says to reload, instead of hanging', async () => {
-    const lost = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: getNodeGpu() });
+    const lost = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: await getNodeGpu() });
     lost.gpu.device.destroy();
     await lost.gpu.device.lost;
     await expect(lost.complete(golden.en_plain!.prompt, { maxNewTokens: 4 })).rejects.toThrow(DeviceLostError);

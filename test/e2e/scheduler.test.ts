@@ -3,7 +3,7 @@
 // turns, and bad input that must leave the engine usable and no page leaked.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InvalidRequestError, TriEngine } from '../../src/index.ts';
-import { KvCacheFullError } from '../../src/kv/paged-cache.ts';
+import { KvCacheFullError } from '../../src/errors.ts';
 import { documentSpans } from '../../src/kv/documents.ts';
 import { GpuLlama } from '../../src/model/llama-gpu.ts';
 import { NodeModelFiles } from '../../src/model/node-files.ts';
@@ -18,7 +18,7 @@ let engine: TriEngine;
 
 beforeAll(async () => {
   // Chunks of 24 rows: prompts cross chunk and 16-token page boundaries while others decode.
-  engine = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: getNodeGpu(), weights: { format: 'f32' }, maxSequences: 4 });
+  engine = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: await getNodeGpu(), weights: { format: 'f32' }, maxSequences: 4 });
   return () => engine.dispose();
 });
 
@@ -37,7 +37,7 @@ describe('scheduler on tri-tiny', () => {
   });
 
   it('decodes the three stories260k goldens interleaved (GQA, tied head), exactly', async () => {
-    const stories = await TriEngine.load(new NodeModelFiles(modelDir('stories260k')), { gpu: getNodeGpu(), weights: { format: 'f32' } });
+    const stories = await TriEngine.load(new NodeModelFiles(modelDir('stories260k')), { gpu: await getNodeGpu(), weights: { format: 'f32' } });
     try {
       const cases = storiesGolden();
       const freePages = stories.schedulerStats.freeKvPages;
@@ -56,7 +56,7 @@ describe('scheduler on tri-tiny', () => {
     const warm = await engine.complete(followUp, { maxNewTokens: 24 });
     expect(warm.usage.cachedPromptTokens).toBeGreaterThanOrEqual(16);
     // The same prompt on a fresh engine (nothing cached) gives the same ids.
-    const cold = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: getNodeGpu(), weights: { format: 'f32' } });
+    const cold = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: await getNodeGpu(), weights: { format: 'f32' } });
     try {
       const reference = await cold.complete(followUp, { maxNewTokens: 24 });
       expect(reference.usage.cachedPromptTokens).toBe(0);
@@ -89,7 +89,7 @@ describe('scheduler on tri-tiny', () => {
 
 describe('packed prefill on the GPU (logits)', () => {
   it('two prompts packed under "document" give each its logits alone (≤ 1e-4)', async () => {
-    const gpu = await GpuContext.create(getNodeGpu());
+    const gpu = await GpuContext.create(await getNodeGpu());
     const opened = await openModel(new NodeModelFiles(modelDir('tri-tiny')));
     const model = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, { contextLength: 256 });
     try {
@@ -124,7 +124,7 @@ describe('packed prefill on the GPU (logits)', () => {
 
 describe('bad input leaves the engine usable and no page leaked', () => {
   it('more sequences than KV pages: a typed error for the one that does not fit, the others finish', async () => {
-    const small = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: getNodeGpu(), weights: { format: 'f32' }, contextLength: 64 });
+    const small = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: await getNodeGpu(), weights: { format: 'f32' }, contextLength: 64 });
     try {
       const free = small.schedulerStats.freeKvPages; // 4 pages of 16
       const prompt = { tokenIds: golden.long_en_200tok!.prompt_ids.slice(0, 40) }; // 3 pages each

@@ -5,6 +5,6 @@ import { getNodeGpu } from '../../src/gpu/node.ts';
 let context: Promise<GpuContext> | undefined;
 
 export function nodeGpuContext(): Promise<GpuContext> {
-  context ??= GpuContext.create(getNodeGpu());
+  context ??= getNodeGpu().then((gpu) => GpuContext.create(gpu));
   return context;
 }

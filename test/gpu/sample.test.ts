@@ -14,14 +14,17 @@ beforeAll(async () => {
   gpu = await nodeGpuContext();
 });
 
-async function drawOnGpu(logits: Float32Array<ArrayBuffer>, options: SamplingOptions, seen: Set<number>, steps: number): Promise<number[]> {
+async function drawOnGpu(logits: Float32Array<ArrayBuffer>, options: SamplingOptions, seen: Set<number>, steps: number, generated = new Map<number, number>()): Promise<number[]> {
   const vocab = logits.length;
   const result = gpu.createBuffer('result', steps * 4);
   const logitsBuffer = gpu.upload('logits', logits);
   const seenBuffer = gpu.upload('seen', seenBits(vocab, [...seen]));
+  const counts = new Uint32Array(vocab);
+  for (const [id, count] of generated) counts[id] = count;
+  const countsBuffer = gpu.upload('counts', counts);
   const recorder = new CommandRecorder(gpu);
   const config = samplingConfig(options);
-  for (let step = 0; step < steps; step++) sample(recorder, { logits: logitsBuffer, seen: seenBuffer, result, vocab, config, step, resultIndex: step });
+  for (let step = 0; step < steps; step++) sample(recorder, { logits: logitsBuffer, seen: seenBuffer, counts: countsBuffer, result, vocab, config, step, resultIndex: step });
   recorder.submit();
   return Array.from(new Uint32Array(await gpu.readBack(result, steps * 4)));
 }
@@ -35,6 +38,10 @@ describe('GPU sampler = CPU reference sampler', () => {
     ['top-p 0.7', { temperature: 0.9, topP: 0.7, seed: 3 }],
     ['min-p 0.1', { temperature: 1.2, minP: 0.1, seed: 4 }],
     ['all together', { temperature: 0.7, topK: 40, topP: 0.9, minP: 0.02, repetitionPenalty: 1.2, seed: 5 }],
+    ['greedy with frequency penalty 1.5', { frequencyPenalty: 1.5 }],
+    ['greedy with presence penalty 2', { presencePenalty: 2 }],
+    ['negative frequency penalty -0.5', { frequencyPenalty: -0.5, temperature: 0.9, seed: 6 }],
+    ['all penalties, sampled', { temperature: 0.8, topP: 0.95, repetitionPenalty: 1.1, frequencyPenalty: 0.7, presencePenalty: 0.4, seed: 7 }],
   ];
   for (const [i, [name, options]] of cases.entries()) {
     it(name, async () => {
@@ -42,13 +49,18 @@ describe('GPU sampler = CPU reference sampler', () => {
       const vocab = 1000 + i * 37; // not a multiple of the 256 lanes
       const logits = randomArray(random, vocab, 4);
       const seen = new Set(Array.from({ length: 30 }, () => Math.floor(random() * vocab)));
-      // The penalty must matter: make a seen token the raw argmax.
+      // Generated tokens (a subset of the context) with counts 1..3, for the frequency/presence penalties.
+      const generated = new Map([...seen].slice(0, 12).map((id, j) => [id, 1 + (j % 3)]));
+      // The penalties must matter: make a seen (and generated) token the raw argmax.
       logits[[...seen][0]!] = 5;
       const steps = 24;
-      const gpuDraws = await drawOnGpu(logits, options, seen, steps);
+      const gpuDraws = await drawOnGpu(logits, options, seen, steps, generated);
       const config = samplingConfig(options);
-      const cpuDraws = Array.from({ length: steps }, (_, step) => referenceSample(logits, config, seen, step));
+      const cpuDraws = Array.from({ length: steps }, (_, step) => referenceSample(logits, config, seen, step, generated));
       expect(gpuDraws).toEqual(cpuDraws);
+      if (config.temperature === 0 && (config.frequencyPenalty > 0 || config.presencePenalty > 0 || config.repetitionPenalty > 1)) {
+        expect(gpuDraws[0], 'the penalty moves greedy off the penalised argmax').not.toBe([...seen][0]);
+      }
       if (config.temperature > 0) expect(new Set(gpuDraws).size, 'different steps draw different tokens').toBeGreaterThan(1);
     });
   }
@@ -83,6 +95,8 @@ describe('sampling settings', () => {
     expect(() => samplingConfig({ minP: 1 })).toThrow(/minP/);
     expect(() => samplingConfig({ repetitionPenalty: 0 })).toThrow(/repetitionPenalty/);
     expect(() => samplingConfig({ seed: -3 })).toThrow(/seed/);
-    expect(samplingConfig({})).toEqual({ temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, seed: 0 });
+    expect(() => samplingConfig({ frequencyPenalty: 2.5 })).toThrow(/frequencyPenalty/);
+    expect(() => samplingConfig({ presencePenalty: Number.NaN })).toThrow(/presencePenalty/);
+    expect(samplingConfig({})).toEqual({ temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, seed: 0 });
   });
 });

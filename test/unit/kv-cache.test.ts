@@ -1,7 +1,8 @@
 // The paged KV cache's bookkeeping, without a GPU: allocation, exhaustion, reuse, prefix sharing across
 // sequences and turns, copy-on-write after a fork, eviction of cached pages, and no leaks.
 import { describe, expect, it } from 'vitest';
-import { KV_PAGE_TOKENS, KvCacheFullError, PagedKvCache } from '../../src/kv/paged-cache.ts';
+import { KvCacheFullError } from '../../src/errors.ts';
+import { KV_PAGE_TOKENS, PagedKvCache } from '../../src/kv/paged-cache.ts';
 
 const range = (start: number, count: number) => Array.from({ length: count }, (_, i) => start + i);
 

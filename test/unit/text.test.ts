@@ -12,8 +12,8 @@ beforeAll(async () => {
   stories = await TextCodec.load(new NodeModelFiles(modelDir('stories260k')));
 });
 
-function streamAll(codec: TextCodec, ids: readonly number[]): string[] {
-  const decoder = new StreamDecoder(codec);
+function streamAll(codec: TextCodec, ids: readonly number[], promptIds: readonly number[] = []): string[] {
+  const decoder = new StreamDecoder(codec, promptIds);
   const deltas = ids.map((id) => decoder.push(id));
   deltas.push(decoder.flush());
   return deltas;
@@ -60,6 +60,20 @@ describe('StreamDecoder', () => {
     for (const golden of storiesGolden()) {
       // SentencePiece strips the leading space of a sequence; the window diff must keep later spaces.
       expect(streamAll(stories, golden.generated_ids).join('')).toBe(golden.generated_text);
+    }
+  });
+
+  it('keeps the leading space of a continuation that starts a new word (decoded prompt + completion − decoded prompt)', () => {
+    // SentencePiece decodes ["▁girl"] alone as "girl": without the prompt as context the space is lost.
+    for (const golden of storiesGolden().filter((g) => g.prompt)) {
+      const all = [...golden.prompt_ids, ...golden.generated_ids];
+      for (const cut of [golden.prompt_ids.length + 2, golden.prompt_ids.length + 5]) {
+        const prompt = all.slice(0, cut);
+        const completion = all.slice(cut, cut + 12);
+        const expected = stories.decode([...prompt, ...completion]).slice(stories.decode(prompt).length);
+        expect(expected, 'the premise: this completion starts a new word').toMatch(/^ \S/);
+        expect(streamAll(stories, completion, prompt).join('')).toBe(expected);
+      }
     }
   });
 

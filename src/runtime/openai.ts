@@ -1,0 +1,286 @@
+// The OpenAI-style surface many apps already speak: engine.chat.completions.create({ messages, stream })
+// and engine.completions.create({ prompt }). A thin mapping onto TriEngine.generate (same scheduler, same
+// sampling). Request and response shapes follow OpenAI's, so code typed with the `openai` package's
+// types compiles against them (test/unit/openai-types.test.ts); every field we cannot honour is refused
+// with an InvalidRequestError naming it, never ignored. As in OpenAI's SDK, an aborted request rejects
+// (or its stream throws) with an AbortError.
+import { InvalidRequestError } from '../errors.ts';
+import type { ChatMessage } from '../text/tokenizer.ts';
+import type { GenerateOptions, Generation, GenerationResult, Prompt } from './engine.ts';
+import { streamResult } from './stream.ts';
+
+/** What the OpenAI surface needs of an engine: TriEngine, or WorkerEngine across a worker boundary. */
+export interface CompletionEngine {
+  generate(prompt: Prompt, options?: GenerateOptions): Generation;
+}
+
+/** A content part; only `text` parts can be run (images, audio and files are refused by name). */
+export interface ChatCompletionContentPart {
+  type: 'text' | (string & {});
+  text?: string;
+}
+
+export interface ChatCompletionMessageParam {
+  /** 'developer' is OpenAI's newer name for 'system'. Tool and function messages are refused. */
+  role: 'system' | 'developer' | 'user' | 'assistant' | 'tool' | 'function' | (string & {});
+  content?: string | readonly ChatCompletionContentPart[] | null;
+  name?: string;
+}
+
+/** Fields shared by chat.completions and completions requests (nullable where OpenAI's are). */
+interface CommonRequest {
+  /** Informational: the engine runs the model it loaded. */
+  model?: string;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean } | null;
+  max_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  /** Not in OpenAI's API; as in vLLM and llama.cpp's server. */
+  top_k?: number | null;
+  min_p?: number | null;
+  repetition_penalty?: number | null;
+  /** −2..2: subtracted once per earlier occurrence of a token in the completion. */
+  frequency_penalty?: number | null;
+  /** −2..2: subtracted once from every token already in the completion. */
+  presence_penalty?: number | null;
+  seed?: number | null;
+  stop?: string | readonly string[] | null;
+  /** Only 1. */
+  n?: number | null;
+  /** An end-user id (OpenAI uses it for abuse monitoring); accepted and unused. */
+  user?: string;
+  /** Aborts the request; OpenAI's SDK takes it in the second argument, which works too. */
+  signal?: AbortSignal;
+}
+
+export interface ChatCompletionRequest extends CommonRequest {
+  messages: readonly ChatCompletionMessageParam[];
+  max_completion_tokens?: number | null;
+  /** Log-probabilities are not computed yet: only false. */
+  logprobs?: boolean | null;
+}
+
+export interface CompletionRequest extends CommonRequest {
+  /** Text, or token ids. */
+  prompt: string | readonly number[];
+  /** Only false. */
+  echo?: boolean | null;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+}
+
+export interface CompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+}
+
+export type CompletionFinishReason = 'stop' | 'length';
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: [{ index: 0; message: { role: 'assistant'; content: string; refusal: null }; finish_reason: CompletionFinishReason; logprobs: null }];
+  usage: CompletionUsage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  /** One choice; empty in the usage chunk that `stream_options.include_usage` adds at the end. */
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: CompletionFinishReason | null; logprobs: null }[];
+  /** Only with `stream_options: { include_usage: true }`: null, then the totals on the last chunk. */
+  usage?: CompletionUsage | null;
+}
+
+export interface Completion {
+  id: string;
+  object: 'text_completion';
+  created: number;
+  model: string;
+  /** Streamed chunks have the same shape, with finish_reason null until the last. */
+  choices: { index: 0; text: string; finish_reason: CompletionFinishReason | null; logprobs: null }[];
+  usage?: CompletionUsage | null;
+}
+
+const COMMON_FIELDS = ['model', 'stream', 'stream_options', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p',
+  'repetition_penalty', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'n', 'user', 'signal'];
+const CHAT_FIELDS = new Set([...COMMON_FIELDS, 'messages', 'max_completion_tokens', 'logprobs']);
+const COMPLETION_FIELDS = new Set([...COMMON_FIELDS, 'prompt', 'echo']);
+
+let nextId = 1;
+
+/** `engine.chat.completions`: OpenAI's chat completion API over the engine's chat template. */
+export class ChatCompletions {
+  private readonly engine: CompletionEngine;
+  private readonly model: string;
+
+  constructor(engine: CompletionEngine, model: string) {
+    this.engine = engine;
+    this.model = model;
+  }
+
+  create(request: ChatCompletionRequest & { stream: true }, options?: RequestOptions): AsyncIterable<ChatCompletionChunk>;
+  create(request: ChatCompletionRequest & { stream?: false | null }, options?: RequestOptions): Promise<ChatCompletion>;
+  create(request: ChatCompletionRequest, options?: RequestOptions): AsyncIterable<ChatCompletionChunk> | Promise<ChatCompletion>;
+  create(request: ChatCompletionRequest, options: RequestOptions = {}): AsyncIterable<ChatCompletionChunk> | Promise<ChatCompletion> {
+    const run = () => {
+      checkFields(request, CHAT_FIELDS, 'chat.completions');
+      if (request.logprobs) throw new InvalidRequestError('"logprobs" is not supported yet; leave it unset or false');
+      const messages = chatMessages(request.messages);
+      return this.engine.generate(messages, generateOptions(request, options, request.max_completion_tokens));
+    };
+    const base = { id: `chatcmpl-${uniqueId()}`, created: Math.floor(Date.now() / 1000), model: request.model ?? this.model };
+    if (request.stream) return this.stream(run, base, request.stream_options?.include_usage === true, options.signal ?? request.signal);
+    return whole(run, options.signal ?? request.signal).then((result): ChatCompletion => ({
+      ...base, object: 'chat.completion',
+      choices: [{ index: 0, message: { role: 'assistant', content: result.text, refusal: null }, finish_reason: result.finishReason as CompletionFinishReason, logprobs: null }],
+      usage: usage(result),
+    }));
+  }
+
+  private async *stream(run: () => Generation, base: Omit<ChatCompletionChunk, 'object' | 'choices'>, includeUsage: boolean, signal: AbortSignal | undefined): AsyncGenerator<ChatCompletionChunk> {
+    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finishReason: CompletionFinishReason | null): ChatCompletionChunk => ({
+      ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }], ...(includeUsage ? { usage: null } : {}),
+    });
+    const generation = run();
+    let first = true;
+    for await (const { text } of generation) {
+      if (first) yield chunk({ role: 'assistant' }, null);
+      first = false;
+      if (text) yield chunk({ content: text }, null);
+    }
+    const result = finished(await generation.result, signal);
+    if (first) yield chunk({ role: 'assistant' }, null);
+    yield chunk({}, result.finishReason);
+    if (includeUsage) yield { ...base, object: 'chat.completion.chunk', choices: [], usage: usage(result) };
+  }
+}
+
+/** `engine.completions`: OpenAI's (legacy) completion API: a raw prompt, no chat template. */
+export class Completions {
+  private readonly engine: CompletionEngine;
+  private readonly model: string;
+
+  constructor(engine: CompletionEngine, model: string) {
+    this.engine = engine;
+    this.model = model;
+  }
+
+  create(request: CompletionRequest & { stream: true }, options?: RequestOptions): AsyncIterable<Completion>;
+  create(request: CompletionRequest & { stream?: false | null }, options?: RequestOptions): Promise<Completion>;
+  create(request: CompletionRequest, options?: RequestOptions): AsyncIterable<Completion> | Promise<Completion>;
+  create(request: CompletionRequest, options: RequestOptions = {}): AsyncIterable<Completion> | Promise<Completion> {
+    const run = () => {
+      checkFields(request, COMPLETION_FIELDS, 'completions');
+      if (request.echo) throw new InvalidRequestError('"echo" is not supported; leave it unset or false');
+      const { prompt } = request;
+      if (typeof prompt !== 'string' && !(Array.isArray(prompt) && prompt.every((id) => typeof id === 'number'))) {
+        throw new InvalidRequestError('"prompt" must be a string or an array of token ids (one prompt per request)');
+      }
+      return this.engine.generate(typeof prompt === 'string' ? prompt : { tokenIds: prompt }, generateOptions(request, options, undefined));
+    };
+    const base = { id: `cmpl-${uniqueId()}`, object: 'text_completion' as const, created: Math.floor(Date.now() / 1000), model: request.model ?? this.model };
+    const signal = options.signal ?? request.signal;
+    if (request.stream) return this.stream(run, base, request.stream_options?.include_usage === true, signal);
+    return whole(run, signal).then((result): Completion => ({
+      ...base, choices: [{ index: 0, text: result.text, finish_reason: result.finishReason as CompletionFinishReason, logprobs: null }], usage: usage(result),
+    }));
+  }
+
+  private async *stream(run: () => Generation, base: Omit<Completion, 'choices'>, includeUsage: boolean, signal: AbortSignal | undefined): AsyncGenerator<Completion> {
+    const chunk = (text: string, finishReason: CompletionFinishReason | null): Completion => ({
+      ...base, choices: [{ index: 0, text, finish_reason: finishReason, logprobs: null }], ...(includeUsage ? { usage: null } : {}),
+    });
+    const generation = run();
+    for await (const { text } of generation) if (text) yield chunk(text, null);
+    const result = finished(await generation.result, signal);
+    yield chunk('', result.finishReason);
+    if (includeUsage) yield { ...base, choices: [], usage: usage(result) };
+  }
+}
+
+function uniqueId(): string {
+  return `${Date.now().toString(36)}-${nextId++}`;
+}
+
+function checkFields(request: object, known: ReadonlySet<string>, api: string): void {
+  for (const [field, value] of Object.entries(request)) {
+    if (known.has(field) || value === undefined || value === null) continue;
+    throw new InvalidRequestError(`"${field}" is not supported by tri-webgpu's ${api}.create; remove it`);
+  }
+}
+
+function chatMessages(messages: readonly ChatCompletionMessageParam[]): ChatMessage[] {
+  if (!Array.isArray(messages) || messages.length === 0) throw new InvalidRequestError('"messages" must be a non-empty array');
+  return messages.map((message, i) => {
+    const where = `messages[${i}]`;
+    if (message.role === 'tool' || message.role === 'function') throw new InvalidRequestError(`${where}: role "${message.role}" is not supported (no tool calling)`);
+    if (typeof message.role !== 'string') throw new InvalidRequestError(`${where}.role must be a string`);
+    for (const field of Object.keys(message)) {
+      if (!['role', 'content', 'name'].includes(field) && (message as unknown as Record<string, unknown>)[field] != null) {
+        throw new InvalidRequestError(`${where}.${field} is not supported`);
+      }
+    }
+    const { content } = message;
+    let text: string;
+    if (typeof content === 'string') text = content;
+    else if (content == null) text = '';
+    else if (Array.isArray(content)) {
+      text = content.map((part: ChatCompletionContentPart, j) => {
+        if (part.type !== 'text' || typeof part.text !== 'string') throw new InvalidRequestError(`${where}.content[${j}]: parts of type "${part.type}" are not supported (text only)`);
+        return part.text;
+      }).join('');
+    } else throw new InvalidRequestError(`${where}.content must be a string or an array of text parts`);
+    return { role: message.role === 'developer' ? 'system' : message.role, content: text };
+  });
+}
+
+function generateOptions(request: CommonRequest, options: RequestOptions, maxCompletionTokens: number | null | undefined): GenerateOptions {
+  if (request.n != null && request.n !== 1) throw new InvalidRequestError(`"n" must be 1 (got ${request.n}): one completion per request`);
+  if (request.max_tokens != null && maxCompletionTokens != null && request.max_tokens !== maxCompletionTokens) {
+    throw new InvalidRequestError('give "max_completion_tokens" or "max_tokens", not two different values');
+  }
+  for (const field of ['frequency_penalty', 'presence_penalty'] as const) {
+    const value = request[field];
+    if (value != null && !(value >= -2 && value <= 2)) throw new InvalidRequestError(`"${field}" must be between -2 and 2 (got ${value})`);
+  }
+  const defined = <T>(value: T | null | undefined) => value ?? undefined;
+  return {
+    maxNewTokens: defined(maxCompletionTokens ?? request.max_tokens),
+    temperature: defined(request.temperature),
+    topP: defined(request.top_p),
+    topK: defined(request.top_k),
+    minP: defined(request.min_p),
+    repetitionPenalty: defined(request.repetition_penalty),
+    frequencyPenalty: defined(request.frequency_penalty),
+    presencePenalty: defined(request.presence_penalty),
+    seed: defined(request.seed),
+    stop: typeof request.stop === 'string' ? [request.stop] : defined(request.stop),
+    signal: options.signal ?? request.signal,
+  };
+}
+
+/** Runs a generation to its end (request errors reject). */
+async function whole(run: () => Generation, signal: AbortSignal | undefined): Promise<GenerationResult> {
+  return finished(await streamResult(run()), signal);
+}
+
+/** OpenAI has no 'abort' finish reason: an aborted request fails with the signal's AbortError. */
+function finished(result: GenerationResult, signal: AbortSignal | undefined): GenerationResult & { finishReason: CompletionFinishReason } {
+  if (result.finishReason === 'abort') throw signal?.reason instanceof Error ? signal.reason : new DOMException('the request was aborted', 'AbortError');
+  return result as GenerationResult & { finishReason: CompletionFinishReason };
+}
+
+function usage(result: GenerationResult): CompletionUsage {
+  const { promptTokens, completionTokens, cachedPromptTokens } = result.usage;
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens, prompt_tokens_details: { cached_tokens: cachedPromptTokens } };
+}
