@@ -13,6 +13,9 @@ export default defineConfig({
   target: 'es2022',
   tsconfig: 'tsconfig.lib.json',
   dts: true,
+  // The public types use WebGPU's (GPU, GPUDevice): every .d.ts pulls in @webgpu/types, a dependency.
+  banner: { dts: '/// <reference types="@webgpu/types" />' },
+  outputOptions: { chunkFileNames: 'chunks/[name]-[hash].js' },
   clean: true,
   // Runtime dependencies stay imports (the app's bundler dedupes them); `webgpu` is loaded lazily by getNodeGpu.
   deps: { neverBundle: ['@huggingface/jinja', '@huggingface/tokenizers', 'webgpu', /^node:/] },

@@ -6,7 +6,7 @@ export { GenerationStream } from './runtime/stream.ts';
 export type { SamplingOptions } from './runtime/sampling.ts';
 export type {
   ChatCompletion, ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionRequest, ChatCompletions, Completion,
-  CompletionFinishReason, CompletionRequest, Completions, CompletionUsage, RequestOptions,
+  CompletionChunk, CompletionFinishReason, CompletionRequest, Completions, CompletionUsage, RequestOptions,
 } from './runtime/openai.ts';
 export type { AttentionPolicy } from './kv/documents.ts';
 export type { PackedDocument } from './runtime/engine.ts';

@@ -62,8 +62,8 @@ export interface ChatCompletionRequest extends CommonRequest {
 }
 
 export interface CompletionRequest extends CommonRequest {
-  /** Text, or token ids. */
-  prompt: string | readonly number[];
+  /** Text, or token ids. (OpenAI's batches, several prompts in one request, are refused.) */
+  prompt: string | readonly number[] | readonly string[] | readonly (readonly number[])[] | null;
   /** Only false. */
   echo?: boolean | null;
 }
@@ -106,8 +106,19 @@ export interface Completion {
   object: 'text_completion';
   created: number;
   model: string;
-  /** Streamed chunks have the same shape, with finish_reason null until the last. */
+  choices: { index: 0; text: string; finish_reason: CompletionFinishReason; logprobs: null }[];
+  usage: CompletionUsage;
+}
+
+/** A streamed completion: the same shape, finish_reason null until the last chunk. */
+export interface CompletionChunk {
+  id: string;
+  object: 'text_completion';
+  created: number;
+  model: string;
+  /** One choice; empty in the usage chunk that `stream_options.include_usage` adds at the end. */
   choices: { index: 0; text: string; finish_reason: CompletionFinishReason | null; logprobs: null }[];
+  /** Only with `stream_options: { include_usage: true }`: null, then the totals on the last chunk. */
   usage?: CompletionUsage | null;
 }
 
@@ -175,18 +186,19 @@ export class Completions {
     this.model = model;
   }
 
-  create(request: CompletionRequest & { stream: true }, options?: RequestOptions): AsyncIterable<Completion>;
+  create(request: CompletionRequest & { stream: true }, options?: RequestOptions): AsyncIterable<CompletionChunk>;
   create(request: CompletionRequest & { stream?: false | null }, options?: RequestOptions): Promise<Completion>;
-  create(request: CompletionRequest, options?: RequestOptions): AsyncIterable<Completion> | Promise<Completion>;
-  create(request: CompletionRequest, options: RequestOptions = {}): AsyncIterable<Completion> | Promise<Completion> {
+  create(request: CompletionRequest, options?: RequestOptions): AsyncIterable<CompletionChunk> | Promise<Completion>;
+  create(request: CompletionRequest, options: RequestOptions = {}): AsyncIterable<CompletionChunk> | Promise<Completion> {
     const run = () => {
       checkFields(request, COMPLETION_FIELDS, 'completions');
       if (request.echo) throw new InvalidRequestError('"echo" is not supported; leave it unset or false');
       const { prompt } = request;
-      if (typeof prompt !== 'string' && !(Array.isArray(prompt) && prompt.every((id) => typeof id === 'number'))) {
+      if (typeof prompt === 'string') return this.engine.generate(prompt, generateOptions(request, options, undefined));
+      if (!Array.isArray(prompt) || !prompt.every((id) => typeof id === 'number')) {
         throw new InvalidRequestError('"prompt" must be a string or an array of token ids (one prompt per request)');
       }
-      return this.engine.generate(typeof prompt === 'string' ? prompt : { tokenIds: prompt }, generateOptions(request, options, undefined));
+      return this.engine.generate({ tokenIds: prompt as readonly number[] }, generateOptions(request, options, undefined));
     };
     const base = { id: `cmpl-${uniqueId()}`, object: 'text_completion' as const, created: Math.floor(Date.now() / 1000), model: request.model ?? this.model };
     const signal = options.signal ?? request.signal;
@@ -196,8 +208,8 @@ export class Completions {
     }));
   }
 
-  private async *stream(run: () => Generation, base: Omit<Completion, 'choices'>, includeUsage: boolean, signal: AbortSignal | undefined): AsyncGenerator<Completion> {
-    const chunk = (text: string, finishReason: CompletionFinishReason | null): Completion => ({
+  private async *stream(run: () => Generation, base: Omit<CompletionChunk, 'choices'>, includeUsage: boolean, signal: AbortSignal | undefined): AsyncGenerator<CompletionChunk> {
+    const chunk = (text: string, finishReason: CompletionFinishReason | null): CompletionChunk => ({
       ...base, choices: [{ index: 0, text, finish_reason: finishReason, logprobs: null }], ...(includeUsage ? { usage: null } : {}),
     });
     const generation = run();

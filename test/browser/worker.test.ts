@@ -1,7 +1,7 @@
 // The engine in a Web Worker (WebGPU in a dedicated worker, headless Chromium): golden ids across the
 // boundary, streamed chat.completions, abort, and typed errors rebuilt on the page side.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ContextOverflowError, InvalidRequestError, WorkerEngine } from '../../src/index.ts';
+import { ContextOverflowError, EngineDisposedError, InvalidRequestError, WorkerEngine } from '../../src/index.ts';
 import { streamResult } from '../../src/runtime/stream.ts';
 import { collectStream } from '../stream.ts';
 
@@ -64,5 +64,24 @@ describe('WorkerEngine (engine in a Web Worker)', () => {
     await expect(engine.complete('hi', { topP: 0 })).rejects.toBeInstanceOf(InvalidRequestError);
     const again = await engine.complete(golden.en_plain!.prompt, { maxNewTokens: 48 });
     expect(again.tokenIds).toEqual(golden.en_plain!.greedy_ids);
+  });
+
+  it('aborts a load through its signal (AbortError), and a disposed engine ends its streams with EngineDisposedError', async () => {
+    const spare = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' });
+    try {
+      const controller = new AbortController();
+      const loading = WorkerEngine.load(spare, modelUrl('tri-tiny'), { weights: { format: 'f32' }, cache: false, signal: controller.signal, onProgress: () => controller.abort() });
+      await expect(loading).rejects.toMatchObject({ name: 'AbortError' });
+      // The worker stays usable: load again (a relative URL resolves against the page), then dispose mid-stream.
+      const relative = new URL(modelUrl('tri-tiny')).pathname;
+      const loaded = await WorkerEngine.load(spare, relative, { weights: { format: 'f32' } });
+      const stream = loaded.generate(golden.ko_plain!.prompt, { maxNewTokens: 48 });
+      expect((await stream.next()).done).toBe(false);
+      loaded.dispose();
+      await expect(streamResult(stream)).rejects.toBeInstanceOf(EngineDisposedError);
+      await expect(loaded.complete('hi')).rejects.toBeInstanceOf(EngineDisposedError);
+    } finally {
+      spare.terminate();
+    }
   });
 });

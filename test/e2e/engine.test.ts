@@ -1,6 +1,8 @@
 // The public engine end to end in Node: streaming, stop reasons, bad input, and staying usable after it.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ContextOverflowError, DeviceLostError, TriEngine, TriWebGPUError } from '../../src/index.ts';
+import * as errors from '../../src/errors.ts';
+import { ContextOverflowError, DeviceLostError, EngineDisposedError, InvalidRequestError, TriEngine, TriWebGPUError } from '../../src/index.ts';
+import { streamResult } from '../../src/runtime/stream.ts';
 import { NodeModelFiles, getNodeGpu } from '../../src/node.ts';
 import { modelDir, triTinyGolden } from '../fixtures.ts';
 import { collectStream } from '../stream.ts';
@@ -124,6 +126,72 @@ describe('OpenAI-style chat.completions (Node)', () => {
     expect(chunks.slice(0, -1).every((chunk) => chunk.choices[0]!.finish_reason === null)).toBe(true);
     expect(chunks.every((chunk) => !('usage' in chunk)), 'usage only when stream_options asks for it').toBe(true);
     expect(new Set(chunks.map((chunk) => chunk.id)).size).toBe(1);
+  });
+});
+
+describe('engine lifecycle (Node)', () => {
+  it('reaches the result from a plain for-await loop (stream.result); leaving the loop early aborts and frees pages', async () => {
+    const plain = golden.en_plain!;
+    const stream = engine.generate(plain.prompt, { maxNewTokens: 48 });
+    let text = '';
+    for await (const chunk of stream) text += chunk.text;
+    const result = await stream.result;
+    expect(text).toBe(plain.decoded_text);
+    expect(result.tokenIds).toEqual(plain.greedy_ids);
+    expect(result.finishReason).toBe('stop');
+
+    const freePages = engine.schedulerStats.freeKvPages;
+    const early = engine.generate(golden.ko_plain!.prompt, { maxNewTokens: 48 });
+    for await (const chunk of early) if (chunk.text) break;
+    const abandoned = await early.result;
+    expect(abandoned.finishReason).toBe('abort');
+    expect(abandoned.tokenIds.length).toBeLessThan(48);
+    expect(engine.schedulerStats.activeSequences).toBe(0);
+    expect(engine.schedulerStats.freeKvPages).toBe(freePages);
+  });
+
+  it('dispose() during a stream ends it with EngineDisposedError; later calls throw it too', async () => {
+    const disposable = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: await getNodeGpu() });
+    const stream = disposable.generate(golden.ko_plain!.prompt, { maxNewTokens: 48 });
+    await stream.next();
+    disposable.dispose();
+    await expect(streamResult(stream)).rejects.toBeInstanceOf(EngineDisposedError);
+    await expect(stream.result).rejects.toMatchObject({ name: 'EngineDisposedError', code: 'ENGINE_DISPOSED' });
+    await expect(disposable.complete('hello')).rejects.toBeInstanceOf(EngineDisposedError);
+    disposable.dispose(); // twice is harmless
+  });
+
+  it('aborts a load from Node files: before it starts and mid-download, with the signal\'s AbortError', async () => {
+    const files = new NodeModelFiles(modelDir('tri-tiny'));
+    await expect(TriEngine.load(files, { gpu: await getNodeGpu(), signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+    const controller = new AbortController();
+    let progressCalls = 0;
+    const loading = TriEngine.load(files, {
+      gpu: await getNodeGpu(), signal: controller.signal,
+      onProgress: () => {
+        if (++progressCalls === 1) controller.abort();
+      },
+    });
+    await expect(loading).rejects.toMatchObject({ name: 'AbortError' });
+    expect(progressCalls).toBe(1);
+  });
+
+  it('refuses a relative model URL where there is no page to resolve it against, with a typed error', async () => {
+    await expect(TriEngine.load('/models/tri-tiny/', { gpu: await getNodeGpu() })).rejects.toSatisfy(
+      (error: unknown) => error instanceof InvalidRequestError && /relative/.test(error.message) && /NodeModelFiles/.test(error.message),
+    );
+    await expect(TriEngine.load('file:///tmp/model/', { gpu: await getNodeGpu() })).rejects.toBeInstanceOf(InvalidRequestError);
+  });
+
+  it('names every error class with a literal (minifiers rename classes) and gives each a code', () => {
+    const classes = Object.entries(errors) as [string, new (a: string, b: string) => TriWebGPUError][];
+    expect(classes.length).toBeGreaterThan(10);
+    for (const [exportName, type] of classes) {
+      const error = new type('a', 'b');
+      expect(error.name, exportName).toBe(exportName);
+      expect(error.code, exportName).toMatch(/^[A-Z_]+$|^a$/);
+    }
+    expect(new InvalidRequestError('x').code).toBe('INVALID_REQUEST');
   });
 });
 
