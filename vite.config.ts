@@ -8,7 +8,7 @@ export default defineConfig({
   publicDir: fileURLToPath(new URL('./public', import.meta.url)),
   server: { port: 5173, fs: { allow: ['..'] } },
   build: {
-    outDir: fileURLToPath(new URL('./dist', import.meta.url)),
+    outDir: fileURLToPath(new URL('./dist-demo', import.meta.url)), // dist/ is the npm package
     emptyOutDir: true,
     target: 'es2022',
     rollupOptions: {

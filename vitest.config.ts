@@ -22,6 +22,17 @@ export default defineConfig({
         },
       },
       {
+        // npm run test:package: the packed tarball in fresh projects (slow: npm installs); .ci/run runs it.
+        extends: true,
+        test: {
+          name: 'package',
+          include: ['test/package/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 300_000,
+          hookTimeout: 600_000,
+        },
+      },
+      {
         extends: true,
         test: {
           name: 'browser',
