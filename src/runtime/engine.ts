@@ -19,7 +19,7 @@ import { type FinishReason, type GenerationChunk, type GenerationResult, Schedul
 import { GenerationStream, streamResult } from './stream.ts';
 
 export interface LoadOptions {
-  /** A GPU to use (Node: getNodeGpu() from 'tri-webgpu/node'); defaults to navigator.gpu. */
+  /** A GPU to use (Node: `await getNodeGpu()` from 'tri-webgpu/node'); defaults to navigator.gpu. */
   gpu?: GPU;
   /**
    * Positions the KV cache holds, shared by all sequences. Default: the model's maximum, capped at 4096

@@ -37,6 +37,9 @@ export function deserializeError({ name, code, message, fields }: SerializedErro
   return error;
 }
 
+/** Load requests are numbered per page, so a worker's answer reaches the load that asked. */
+let nextLoadId = 1;
+
 export class WorkerEngine {
   readonly weights: WeightFormatOptions;
   readonly contextLength: number;
@@ -78,9 +81,11 @@ export class WorkerEngine {
         worker.removeEventListener('error', failed);
         signal?.removeEventListener('abort', aborted);
       };
+      const loadId = nextLoadId++;
       const listener = (event: MessageEvent<FromWorker>) => {
         const message = event.data;
-        if (message.type === 'progress') onProgress?.(message);
+        if (!('loadId' in message) || message.loadId !== loadId) return;
+        if (message.type === 'progress') onProgress?.({ loadedBytes: message.loadedBytes, totalBytes: message.totalBytes });
         if (message.type === 'loaded') {
           cleanup();
           resolve(new WorkerEngine(worker, message, absoluteUrl));
@@ -96,13 +101,13 @@ export class WorkerEngine {
       };
       const aborted = () => {
         cleanup();
-        worker.postMessage({ type: 'abortLoad' } satisfies ToWorker);
+        worker.postMessage({ type: 'abortLoad', loadId } satisfies ToWorker);
         reject(signal!.reason);
       };
       worker.addEventListener('message', listener);
       worker.addEventListener('error', failed);
       signal?.addEventListener('abort', aborted, { once: true });
-      worker.postMessage({ type: 'load', url: absoluteUrl, options: loadOptions } satisfies ToWorker);
+      worker.postMessage({ type: 'load', loadId, url: absoluteUrl, options: loadOptions } satisfies ToWorker);
     });
   }
 

@@ -16,11 +16,11 @@ export interface WorkerLoadOptions {
 }
 
 export type ToWorker =
-  | { type: 'load'; url: string; options: WorkerLoadOptions }
+  | { type: 'load'; loadId: number; url: string; options: WorkerLoadOptions }
   | { type: 'generate'; id: number; prompt: Prompt; options: WorkerGenerateOptions }
   | { type: 'generatePacked'; id: number; documents: PackedDocument[]; policy: AttentionPolicy; options: WorkerGenerateOptions }
   | { type: 'abort'; id: number }
-  | { type: 'abortLoad' }
+  | { type: 'abortLoad'; loadId: number }
   | { type: 'dispose' };
 
 export interface SerializedError {
@@ -32,9 +32,9 @@ export interface SerializedError {
 }
 
 export type FromWorker =
-  | { type: 'progress'; loadedBytes: number; totalBytes: number }
-  | { type: 'loaded'; weights: WeightFormatOptions; contextLength: number; hasChatTemplate: boolean }
-  | { type: 'loadError'; error: SerializedError }
+  | { type: 'progress'; loadId: number; loadedBytes: number; totalBytes: number }
+  | { type: 'loaded'; loadId: number; weights: WeightFormatOptions; contextLength: number; hasChatTemplate: boolean }
+  | { type: 'loadError'; loadId: number; error: SerializedError }
   | { type: 'chunk'; id: number; chunk: GenerationChunk }
   | { type: 'done'; id: number; result: GenerationResult }
   | { type: 'error'; id: number; error: SerializedError };

@@ -27,7 +27,8 @@ function structuredCloneable(fields: Record<string, unknown>): Record<string, un
 
 export function serveEngine(endpoint: MessageEndpoint): void {
   let engine: TriEngine | undefined;
-  let loading: AbortController | undefined;
+  /** Loads in progress, by id (a load aborted on the page may still be winding down when the next starts). */
+  const loading = new Map<number, AbortController>();
   const running = new Map<number, AbortController>();
 
   async function stream(id: number, generation: AsyncIterator<GenerationChunk, GenerationResult>): Promise<void> {
@@ -51,28 +52,29 @@ export function serveEngine(endpoint: MessageEndpoint): void {
     const message = event.data;
     switch (message.type) {
       case 'load': {
+        const { loadId } = message;
         const controller = new AbortController();
-        loading = controller;
+        loading.set(loadId, controller);
         TriEngine.load(message.url, {
           ...message.options,
           signal: controller.signal,
-          onProgress: ({ loadedBytes, totalBytes }) => endpoint.postMessage({ type: 'progress', loadedBytes, totalBytes }),
+          onProgress: ({ loadedBytes, totalBytes }) => endpoint.postMessage({ type: 'progress', loadId, loadedBytes, totalBytes }),
         }).then(
           (loaded) => {
-            if (loading === controller) loading = undefined;
+            loading.delete(loadId);
             engine?.dispose();
             engine = loaded;
-            endpoint.postMessage({ type: 'loaded', weights: loaded.weights, contextLength: loaded.contextLength, hasChatTemplate: loaded.text.hasChatTemplate });
+            endpoint.postMessage({ type: 'loaded', loadId, weights: loaded.weights, contextLength: loaded.contextLength, hasChatTemplate: loaded.text.hasChatTemplate });
           },
           (error: unknown) => {
-            if (loading === controller) loading = undefined;
-            endpoint.postMessage({ type: 'loadError', error: serializeError(error) });
+            loading.delete(loadId);
+            endpoint.postMessage({ type: 'loadError', loadId, error: serializeError(error) });
           },
         );
         return;
       }
       case 'abortLoad':
-        loading?.abort();
+        loading.get(message.loadId)?.abort();
         return;
       case 'generate':
       case 'generatePacked': {
@@ -92,7 +94,7 @@ export function serveEngine(endpoint: MessageEndpoint): void {
         running.get(message.id)?.abort();
         return;
       case 'dispose':
-        loading?.abort();
+        for (const controller of loading.values()) controller.abort();
         engine?.dispose(); // running generations end with EngineDisposedError
         engine = undefined;
         return;
