@@ -27,6 +27,8 @@ export interface KvSequence {
   readonly pages: number[];
   /** Token ids whose K/V are in the cache (or are being written by the current forward). */
   readonly tokens: number[];
+  /** Leading tokens whose K/V a completed forward has written (commit()); only their pages are shared. */
+  computed: number;
 }
 
 interface PageState {
@@ -80,7 +82,7 @@ export class PagedKvCache {
    */
   createSequence(promptTokens: readonly number[], options: { shareable?: boolean } = {}): { sequence: KvSequence; cachedTokens: number } {
     const shareable = options.shareable ?? true;
-    const sequence: KvSequence = { id: this.nextId++, shareable, pages: [], tokens: [] };
+    const sequence: KvSequence = { id: this.nextId++, shareable, pages: [], tokens: [], computed: 0 };
     let parent = -1;
     while (shareable && (sequence.pages.length + 1) * KV_PAGE_TOKENS < promptTokens.length) {
       const start = sequence.pages.length * KV_PAGE_TOKENS;
@@ -91,6 +93,7 @@ export class PagedKvCache {
       sequence.tokens.push(...promptTokens.slice(start, start + KV_PAGE_TOKENS));
       parent = page;
     }
+    sequence.computed = sequence.tokens.length;
     this.sequences.set(sequence.id, sequence);
     return { sequence, cachedTokens: sequence.tokens.length };
   }
@@ -99,7 +102,7 @@ export class PagedKvCache {
   fork(sourceId: number): KvSequence {
     const source = this.sequence(sourceId);
     for (const page of source.pages) this.retain(page);
-    const sequence: KvSequence = { id: this.nextId++, shareable: source.shareable, pages: [...source.pages], tokens: [...source.tokens] };
+    const sequence: KvSequence = { id: this.nextId++, shareable: source.shareable, pages: [...source.pages], tokens: [...source.tokens], computed: source.computed };
     this.sequences.set(sequence.id, sequence);
     return sequence;
   }
@@ -107,7 +110,7 @@ export class PagedKvCache {
   /**
    * Reserves positions for `tokens` at the end of a sequence: allocates pages as needed and copies a
    * shared partial page before it is written. Throws KvCacheFullError (changing nothing) if pages run out.
-   * Full pages are registered for sharing.
+   * Nothing is shared until commit() says the forward that writes them has completed.
    */
   append(id: number, tokens: readonly number[]): { copies: KvPageCopy[] } {
     const sequence = this.sequence(id);
@@ -127,8 +130,21 @@ export class PagedKvCache {
     }
     for (let i = 0; i < newPages; i++) sequence.pages.push(this.take());
     sequence.tokens.push(...tokens);
-    if (sequence.shareable) this.registerFullPages(sequence, length);
     return { copies };
+  }
+
+  /**
+   * The first `length` tokens' K/V are written (their forward completed): full pages among them are
+   * registered for sharing. Pages of a prompt aborted or failed before its prefill ran hold no K/V and
+   * must never be shared, so registration waits for this.
+   */
+  commit(id: number, length: number): void {
+    const sequence = this.sequence(id);
+    if (length > sequence.tokens.length) throw new RangeError(`commit of ${length} tokens, but the sequence holds ${sequence.tokens.length}`);
+    if (length <= sequence.computed) return;
+    const previous = sequence.computed;
+    sequence.computed = length;
+    if (sequence.shareable) this.registerFullPages(sequence, previous);
   }
 
   /** Drops the last `count` tokens (e.g. a reserved position that was never computed). */
@@ -136,6 +152,7 @@ export class PagedKvCache {
     const sequence = this.sequence(id);
     if (length > sequence.tokens.length) throw new RangeError('truncate cannot grow a sequence');
     sequence.tokens.length = length;
+    sequence.computed = Math.min(sequence.computed, length);
     const keep = Math.ceil(length / KV_PAGE_TOKENS);
     for (const page of sequence.pages.splice(keep)) this.release(page);
   }
@@ -149,7 +166,7 @@ export class PagedKvCache {
 
   private registerFullPages(sequence: KvSequence, previousLength: number): void {
     const firstNewFull = Math.floor(previousLength / KV_PAGE_TOKENS);
-    const full = Math.floor(sequence.tokens.length / KV_PAGE_TOKENS);
+    const full = Math.floor(sequence.computed / KV_PAGE_TOKENS);
     for (let index = firstNewFull; index < full; index++) {
       const page = sequence.pages[index]!;
       const state = this.pageStates[page]!;

@@ -462,6 +462,9 @@ export class GpuLlama {
     this.lastDispatchCount = recorder.dispatchCount;
 
     const result: StepResult = { tokenIds: batch.map(() => undefined), logits: batch.map(() => undefined) };
+    // A step with nothing to read back (a prefill chunk) still waits for the GPU: otherwise a long prompt
+    // queues every chunk at once without yielding, and an abort takes effect only after all of them.
+    if (outputs.length === 0) await this.gpu.device.queue.onSubmittedWorkDone();
     const ids = outputs.some((output) => output.kind === 'sample') ? new Uint32Array(await this.gpu.readBack(this.act.nextIds, outputs.length * 4)) : undefined;
     const logits = outputs.some((output) => output.kind === 'logits') ? new Float32Array(await this.gpu.readBack(this.act.logits, outputs.length * vocabSize * 4)) : undefined;
     let i = 0;

@@ -35,9 +35,10 @@ export async function readSafetensorsHeader(source: ByteSource, signal?: AbortSi
   const dataStart = 8 + headerLength;
   const dataLength = source.size - dataStart;
 
+  const headerBytes = await source.read(8, headerLength, signal); // an abort here is an abort, not bad JSON
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await source.read(8, headerLength, signal)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch (error) {
     fail(`header is not valid UTF-8 JSON (${(error as Error).message})`);
   }

@@ -48,8 +48,8 @@ export interface LoadOptions {
 export interface GenerateOptions extends SamplingOptions {
   /** Most tokens to generate; default 256. Stops earlier on an end-of-sequence token. */
   maxNewTokens?: number;
-  /** Stop when the output contains one of these (not included in the text). */
-  stop?: readonly string[];
+  /** Stop when the output contains this string or one of these (not included in the text). */
+  stop?: string | readonly string[];
   signal?: AbortSignal;
 }
 
@@ -102,9 +102,14 @@ export class TriEngine {
   }
 
   /** Loads a model from a URL folder (Range requests) or any ModelFiles (picked files, a Node directory). */
-  static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<TriEngine> {
+  static async load(source: string | ModelFiles, options: LoadOptions | null = {}): Promise<TriEngine> {
+    options ??= {};
+    checkLoadOptions(options);
     const { signal } = options;
     signal?.throwIfAborted();
+    if (typeof source !== 'string' && (typeof source !== 'object' || source === null || typeof source.open !== 'function')) {
+      throw new InvalidRequestError('the model source must be a URL string or ModelFiles (HttpModelFiles, BlobModelFiles, NodeModelFiles)');
+    }
     const remote = typeof source === 'string' ? new HttpModelFiles(source) : source;
     const files = typeof source === 'string' && options.cache !== false ? await CachedModelFiles.open(remote) : remote;
     const opened = await openModel(files, signal);
@@ -113,6 +118,9 @@ export class TriEngine {
     const weights = options.weights ?? defaultWeightFormat(opened.spec);
     try {
       signal?.throwIfAborted();
+      if (options.contextLength !== undefined && options.contextLength > opened.spec.maxPositions) {
+        throw new InvalidRequestError(`contextLength ${options.contextLength} is more than the model's ${opened.spec.maxPositions} positions`);
+      }
       const model = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, {
         contextLength: options.contextLength ?? Math.min(opened.spec.maxPositions, DEFAULT_CONTEXT_LENGTH),
         maxSequences: options.maxSequences,
@@ -138,11 +146,18 @@ export class TriEngine {
     return this.model.contextLength;
   }
 
-  /** Token ids for a prompt: plain text is encoded as the tokenizer says; messages go through the chat template. */
+  /**
+   * Token ids for a prompt: plain text is encoded as the tokenizer says; messages go through the chat
+   * template; token ids must be whole numbers below the vocabulary size. Anything else: InvalidRequestError.
+   */
   promptIds(prompt: Prompt): number[] {
-    if (typeof prompt === 'string') return this.text.encode(prompt);
-    if ('tokenIds' in prompt) return [...prompt.tokenIds];
-    return this.text.applyChatTemplate(prompt);
+    let ids: number[];
+    if (typeof prompt === 'string') ids = this.text.encode(prompt);
+    else if (Array.isArray(prompt)) ids = this.text.applyChatTemplate(checkMessages(prompt));
+    else if (prompt !== null && typeof prompt === 'object' && 'tokenIds' in prompt) ids = checkTokenIds(prompt.tokenIds, this.spec.vocabSize, 'tokenIds');
+    else throw new InvalidRequestError('a prompt is a string, an array of chat messages, or { tokenIds }');
+    if (ids.length === 0) throw new InvalidRequestError('the prompt is empty (it encodes to no tokens)');
+    return ids;
   }
 
   /**
@@ -151,7 +166,7 @@ export class TriEngine {
    * the first next() before anything runs; the engine stays usable.
    * Several generations may run at once; they share the GPU step by step.
    */
-  generate(prompt: Prompt, options: GenerateOptions = {}): Generation {
+  generate(prompt: Prompt, options: GenerateOptions | null = {}): Generation {
     return this.run(() => ({ promptIds: this.promptIds(prompt) }), options);
   }
 
@@ -159,11 +174,12 @@ export class TriEngine {
    * Packs documents into one sequence under an attention policy (DESIGN.md §1: 'causal', 'document',
    * 'xlda' by language, groups or explicit visibility) and continues the last document.
    */
-  generatePacked(documents: readonly PackedDocument[], policy: AttentionPolicy, options: GenerateOptions = {}): Generation {
+  generatePacked(documents: readonly PackedDocument[], policy: AttentionPolicy, options: GenerateOptions | null = {}): Generation {
     return this.run(() => {
+      if (!Array.isArray(documents) || documents.length === 0) throw new InvalidRequestError('generatePacked needs a non-empty array of documents');
       const ids = documents.map((document, i) => {
-        if (document.tokenIds) return [...document.tokenIds];
-        if (document.text !== undefined) return this.text.encode(document.text);
+        if (document?.tokenIds) return checkTokenIds(document.tokenIds, this.spec.vocabSize, `documents[${i}].tokenIds`);
+        if (typeof document?.text === 'string') return this.text.encode(document.text);
         throw new InvalidRequestError(`document ${i} has neither text nor tokenIds`);
       });
       const spans = documentSpans(ids.map((tokens, i): DocumentInput => ({ length: tokens.length, language: documents[i]!.language })), policy);
@@ -174,15 +190,20 @@ export class TriEngine {
   }
 
   /** A stream that tokenizes and submits on its first next(), so every request error rejects that call. */
-  private run(input: () => Pick<SequenceRequest, 'promptIds' | 'documents'>, options: GenerateOptions): Generation {
+  private run(input: () => Pick<SequenceRequest, 'promptIds' | 'documents'>, options: GenerateOptions | null): Generation {
     return new GenerationStream(() => this.submit(input(), options));
   }
 
-  private submit(input: Pick<SequenceRequest, 'promptIds' | 'documents'>, options: GenerateOptions): { events: AsyncGenerator<GenerationChunk, GenerationResult>; close: () => void } {
+  private submit(input: Pick<SequenceRequest, 'promptIds' | 'documents'>, options: GenerateOptions | null): { events: AsyncGenerator<GenerationChunk, GenerationResult>; close: () => void } {
     if (this.disposed) throw new EngineDisposedError();
+    options ??= {};
     const sampling = samplingConfig(options);
     const maxNewTokens = options.maxNewTokens ?? 256;
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new InvalidRequestError(`maxNewTokens must be a whole number ≥ 1 (got ${maxNewTokens})`);
+    const stop = typeof options.stop === 'string' ? [options.stop] : options.stop;
+    if (stop !== undefined && (!Array.isArray(stop) || !stop.every((s) => typeof s === 'string'))) {
+      throw new InvalidRequestError('stop must be a string or an array of strings');
+    }
     // A consumer that stops iterating early aborts the sequence, so its pages are freed.
     const stopped = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, stopped.signal]) : stopped.signal;
@@ -191,14 +212,14 @@ export class TriEngine {
       sampling,
       maxNewTokens: Math.min(maxNewTokens, this.contextLength - input.promptIds.length),
       stopIds: new Set(this.spec.eosTokenIds),
-      stopStrings: options.stop,
+      stopStrings: stop,
       signal,
     });
     return { events, close: () => stopped.abort() };
   }
 
   /** Runs generate() to the end and returns the result. */
-  complete(prompt: Prompt, options: GenerateOptions = {}): Promise<GenerationResult> {
+  complete(prompt: Prompt, options: GenerateOptions | null = {}): Promise<GenerationResult> {
     return streamResult(this.generate(prompt, options));
   }
 
@@ -215,4 +236,41 @@ export class TriEngine {
     this.model.destroy();
     this.gpu.destroy();
   }
+}
+
+const WEIGHT_FORMATS = ['f32', 'f16', 'q4'];
+const Q4_GROUP_SIZES = [32, 64, 128];
+
+/** Refuses load options that would fail late or silently (a zero context, an unknown format). */
+function checkLoadOptions(options: LoadOptions): void {
+  const check = (ok: boolean, message: string) => {
+    if (!ok) throw new InvalidRequestError(message);
+  };
+  const { contextLength, maxSequences, kvCache, weights } = options;
+  check(contextLength === undefined || (Number.isInteger(contextLength) && contextLength >= 2), `contextLength must be a whole number ≥ 2 (got ${contextLength})`);
+  check(maxSequences === undefined || (Number.isInteger(maxSequences) && maxSequences >= 1 && maxSequences <= 256), `maxSequences must be a whole number in 1..256 (got ${maxSequences})`);
+  check(kvCache === undefined || kvCache === 'f32' || kvCache === 'f16', `kvCache must be 'f32' or 'f16' (got ${String(kvCache)})`);
+  if (weights !== undefined) {
+    check(typeof weights === 'object' && weights !== null && WEIGHT_FORMATS.includes(weights.format), `weights.format must be one of ${WEIGHT_FORMATS.join(', ')} (got ${String(weights?.format)})`);
+    check(weights.groupSize === undefined || (weights.format === 'q4' && Q4_GROUP_SIZES.includes(weights.groupSize)), `weights.groupSize must be 32, 64 or 128, with format 'q4' (got ${weights.groupSize})`);
+    check(weights.withMin === undefined || (weights.format === 'q4' && typeof weights.withMin === 'boolean'), 'weights.withMin is a boolean, for q4 only');
+  }
+}
+
+function checkMessages(messages: readonly ChatMessage[]): readonly ChatMessage[] {
+  if (messages.length === 0) throw new InvalidRequestError('the chat has no messages');
+  messages.forEach((message, i) => {
+    if (message === null || typeof message !== 'object' || typeof message.role !== 'string' || typeof message.content !== 'string') {
+      throw new InvalidRequestError(`messages[${i}] must be { role: string, content: string }`);
+    }
+  });
+  return messages;
+}
+
+/** Token ids as given, or InvalidRequestError: each a whole number in [0, vocabSize). */
+function checkTokenIds(ids: readonly number[], vocabSize: number, what: string): number[] {
+  if (!Array.isArray(ids)) throw new InvalidRequestError(`${what} must be an array of token ids`);
+  const bad = ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
+  if (bad >= 0) throw new InvalidRequestError(`${what}[${bad}] = ${String(ids[bad])} is not a token id of this model (0..${vocabSize - 1})`);
+  return [...ids];
 }

@@ -24,7 +24,8 @@ export interface SamplingOptions {
 export type SamplingConfig = Required<SamplingOptions>;
 
 /** Fills defaults and refuses values that would make the sampler meaningless. */
-export function samplingConfig(options: SamplingOptions = {}): SamplingConfig {
+export function samplingConfig(options: SamplingOptions | null = {}): SamplingConfig {
+  options ??= {};
   const config: SamplingConfig = {
     temperature: options.temperature ?? 0,
     topK: options.topK ?? 0,
@@ -39,7 +40,8 @@ export function samplingConfig(options: SamplingOptions = {}): SamplingConfig {
     if (!ok) throw new InvalidRequestError(message);
   };
   check(Number.isFinite(config.temperature) && config.temperature >= 0, `temperature must be ≥ 0 (got ${config.temperature})`);
-  check(Number.isInteger(config.topK) && config.topK >= 0, `topK must be a whole number ≥ 0 (got ${config.topK})`);
+  // topK goes to the GPU as a u32: larger values would wrap (2^32 + 1 → 1); any value ≥ the vocabulary is off.
+  check(Number.isInteger(config.topK) && config.topK >= 0 && config.topK < 2 ** 31, `topK must be a whole number in [0, 2^31) (got ${config.topK})`);
   check(config.topP > 0 && config.topP <= 1, `topP must be in (0, 1] (got ${config.topP})`);
   check(config.minP >= 0 && config.minP < 1, `minP must be in [0, 1) (got ${config.minP})`);
   check(Number.isFinite(config.repetitionPenalty) && config.repetitionPenalty > 0, `repetitionPenalty must be > 0 (got ${config.repetitionPenalty})`);

@@ -130,6 +130,8 @@ export class Scheduler {
         const { batch, members } = this.planStep();
         const result = await this.model.step(batch);
         this.stats.steps++;
+        // The step wrote these positions' K/V: only now may their pages be shared.
+        for (const sequence of members) if (this.active.includes(sequence)) this.kv.commit(sequence.kvId, sequence.position);
         members.forEach((sequence, slot) => {
           const tokenId = result.tokenIds[slot];
           if (tokenId === undefined) return; // a prefill chunk that is not the prompt's last

@@ -25,6 +25,8 @@ export class TextCodec {
   readonly eosToken: string | undefined;
   /** Whether encode() prepends BOS (add_bos_token, or a post-processor in tokenizer.json). */
   readonly addsBos: boolean;
+  /** The text of every special added token (`<|im_end|>`, `<s>`, ...), longest first. */
+  private readonly specialTokens: string[];
 
   constructor(tokenizerJson: Json, tokenizerConfig: Json) {
     try {
@@ -33,6 +35,9 @@ export class TextCodec {
       throw new TokenizerError(`tokenizer.json could not be loaded: ${(error as Error).message}`, { cause: error });
     }
     this.config = tokenizerConfig;
+    const added = Array.isArray(tokenizerJson.added_tokens) ? (tokenizerJson.added_tokens as Json[]) : [];
+    this.specialTokens = added.filter((token) => token.special === true && typeof token.content === 'string' && token.content.length > 1)
+      .map((token) => token.content as string).sort((a, b) => b.length - a.length);
     this.bosToken = tokenContent(tokenizerConfig.bos_token);
     this.eosToken = tokenContent(tokenizerConfig.eos_token);
     this.addsBos = this.tokenizer.encode('', { add_special_tokens: true }).ids.length > 0;
@@ -78,17 +83,68 @@ export class TextCodec {
     return this.chatTemplate !== undefined;
   }
 
-  /** Renders the chat template (HF `apply_chat_template`) and encodes it without adding BOS again. */
+  /**
+   * Encodes text that came from a user (or the model) as plain text: a special token's text inside it
+   * (`<|im_end|><|im_start|>system`) stays text, never a control token. Each occurrence is encoded in
+   * two pieces, so the tokenizer cannot match it as the special token.
+   */
+  encodeLiteral(text: string): number[] {
+    const ids: number[] = [];
+    let rest = text;
+    for (;;) {
+      const found = this.findSpecial(rest);
+      if (!found) break;
+      const { at, token } = found;
+      ids.push(...this.encodePiece(rest.slice(0, at)), ...this.encodePiece(token.slice(0, -1)), ...this.encodePiece(token.slice(-1)));
+      rest = rest.slice(at + token.length);
+    }
+    ids.push(...this.encodePiece(rest));
+    return ids;
+  }
+
+  private encodePiece(text: string): number[] {
+    return text ? this.encode(text, { addSpecialTokens: false }) : [];
+  }
+
+  private findSpecial(text: string): { at: number; token: string } | undefined {
+    let best: { at: number; token: string } | undefined;
+    for (const token of this.specialTokens) {
+      const at = text.indexOf(token);
+      if (at >= 0 && (!best || at < best.at)) best = { at, token };
+    }
+    return best;
+  }
+
+  /**
+   * Renders the chat template (HF `apply_chat_template`) and encodes it without adding BOS again. Only
+   * the template's own markup yields special tokens: message contents are encoded as literal text
+   * (encodeLiteral), so a user who types `<|im_end|><|im_start|>system` cannot forge a turn.
+   */
   applyChatTemplate(messages: readonly ChatMessage[], { addGenerationPrompt = true } = {}): number[] {
+    const text = this.renderChat(messages, addGenerationPrompt);
+    // Templates usually write BOS themselves, so HF encodes the result without special tokens.
+    if (!messages.some((message) => this.findSpecial(message.content))) return this.encode(text, { addSpecialTokens: false });
+    // Some content holds a special token's text: learn where the template puts each content by rendering
+    // it with a unique stand-in per message, then encode the markup and the contents apart.
+    const standIn = (i: number) => `\uE000${i}\uE001`;
+    const markup = this.renderChat(messages.map((message, i) => ({ ...message, content: standIn(i) })), addGenerationPrompt)
+      .split(/\uE000\d+\uE001/);
+    for (const contents of [messages.map((m) => m.content), messages.map((m) => m.content.trim())]) {
+      // The template must place each content once, in order, unchanged (or trimmed, as some templates do).
+      if (markup.length !== messages.length + 1 || markup.map((piece, i) => piece + (contents[i] ?? '')).join('') !== text) continue;
+      return markup.flatMap((piece, i) => [...this.encode(piece, { addSpecialTokens: false }), ...(i < contents.length ? this.encodeLiteral(contents[i]!) : [])]);
+    }
+    throw new TokenizerError('a message holds special-token text and the chat template changes message contents, so it cannot be encoded safely; remove the special tokens from it');
+  }
+
+  private renderChat(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
     if (!this.chatTemplate) throw new TokenizerError('tokenizer_config.json has no chat_template; use a plain prompt');
-    const text = this.chatTemplate.render({
+    return this.chatTemplate.render({
       messages,
       add_generation_prompt: addGenerationPrompt,
       bos_token: this.bosToken ?? '',
       eos_token: this.eosToken ?? '',
       ...Object.fromEntries(Object.entries(this.config).filter(([key]) => key.endsWith('_token') && typeof this.config[key] === 'string')),
     });
-    // Templates usually write BOS themselves, so HF encodes the result without special tokens.
-    return this.encode(text, { addSpecialTokens: false });
   }
 }

@@ -84,6 +84,34 @@ describe('TriEngine on tri-tiny (Node)', () => {
     expect(first.tokenIds).not.toEqual(golden.en_plain!.greedy_ids.slice(0, first.tokenIds.length));
   });
 
+  it('refuses token ids outside the vocabulary, empty prompts and malformed options with typed errors, then keeps working', async () => {
+    const vocab = engine.spec.vocabSize;
+    const refused: [Parameters<TriEngine['complete']>[0], Parameters<TriEngine['complete']>[1]][] = [
+      [{ tokenIds: [1, vocab] }, {}],
+      [{ tokenIds: [1, -1] }, {}],
+      [{ tokenIds: [1, 2 ** 32 + 5] }, {}],
+      [{ tokenIds: [1.5] }, {}],
+      [{ tokenIds: [] }, {}],
+      [[], {}],
+      [[{ role: 'user', content: null as unknown as string }], {}],
+      [null as unknown as string, {}],
+      ['hello', { topK: 2 ** 32 + 1 }],
+      ['hello', { stop: [null as unknown as string] }],
+      ['hello', { maxNewTokens: Number.NaN }],
+    ];
+    for (const [prompt, options] of refused) {
+      await expect(engine.complete(prompt, options), JSON.stringify(prompt)).rejects.toBeInstanceOf(InvalidRequestError);
+    }
+    // A stop given as one string is one stop string, not a set of characters.
+    const stopped = await engine.complete(golden.en_plain!.prompt, { maxNewTokens: 48, stop: 'image' });
+    expect(stopped.text).toBe(golden.en_plain!.decoded_text.slice(0, golden.en_plain!.decoded_text.indexOf('image')));
+    expect((await engine.complete(golden.en_plain!.prompt, null)).tokenIds).toEqual(golden.en_plain!.greedy_ids);
+    for (const options of [{ maxSequences: 0 }, { contextLength: 0 }, { contextLength: Number.NaN }, { weights: { format: 'q8' } }, { weights: { format: 'q4', groupSize: 7 } }, { kvCache: 'f8' }]) {
+      await expect(TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: await getNodeGpu(), ...options } as never), JSON.stringify(options))
+        .rejects.toBeInstanceOf(InvalidRequestError);
+    }
+  });
+
   it('refuses invalid sampling settings with a typed error, then keeps working', async () => {
     await expect(engine.complete('hello', { topP: 0 })).rejects.toBeInstanceOf(TriWebGPUError);
     const result = await engine.complete(golden.en_plain!.prompt, { maxNewTokens: 48 });
@@ -148,6 +176,23 @@ describe('engine lifecycle (Node)', () => {
     expect(abandoned.tokenIds.length).toBeLessThan(48);
     expect(engine.schedulerStats.activeSequences).toBe(0);
     expect(engine.schedulerStats.freeKvPages).toBe(freePages);
+  });
+
+  it('an aborted prompt leaves no uncomputed KV pages to share: the same prompt then gives the golden ids', async () => {
+    const fresh = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: await getNodeGpu() });
+    try {
+      const long = golden.long_en_200tok!; // several full pages
+      expect((await fresh.complete(long.prompt, { signal: AbortSignal.abort() })).finishReason).toBe('abort');
+      const controller = new AbortController();
+      const stream = fresh.generate(long.prompt, { signal: controller.signal });
+      controller.abort(); // right after generate(), before the prefill runs
+      expect((await streamResult(stream)).finishReason).toBe('abort');
+      const result = await fresh.complete(long.prompt, { maxNewTokens: long.greedy_ids.length });
+      expect(result.tokenIds).toEqual(long.greedy_ids);
+      expect(result.usage.cachedPromptTokens).toBe(0);
+    } finally {
+      fresh.dispose();
+    }
   });
 
   it('dispose() during a stream ends it with EngineDisposedError; later calls throw it too', async () => {

@@ -78,7 +78,7 @@ describe('scheduler on tri-tiny', () => {
     const a = golden.en_plain!;
     const b = golden.ko_plain!;
     const packed = await engine.complete({ tokenIds: [] as number[] }, {}).catch((error: Error) => error);
-    expect(packed).toBeInstanceOf(RangeError); // an empty prompt is refused
+    expect(packed).toBeInstanceOf(InvalidRequestError); // an empty prompt is refused, typed
     const packedResult = await streamResult(engine.generatePacked([{ tokenIds: a.prompt_ids }, { tokenIds: b.prompt_ids }], 'document', { maxNewTokens: b.greedy_ids.length }));
     expect(packedResult.tokenIds).toEqual(b.greedy_ids);
     await expect(engine.generatePacked([{ text: 'a' }, { text: 'b' }], 'xlda').next()).rejects.toBeInstanceOf(InvalidRequestError);
@@ -123,6 +123,19 @@ describe('packed prefill on the GPU (logits)', () => {
 });
 
 describe('bad input leaves the engine usable and no page leaked', () => {
+  it('an abort from a timer stops a long prefill within a chunk or two, not after the whole prompt', async () => {
+    const steps = engine.schedulerStats.steps;
+    const controller = new AbortController();
+    const prompt = { tokenIds: Array.from({ length: 960 }, (_, i) => golden.long_en_200tok!.prompt_ids[i % 40]!) }; // 15 chunks of 64
+    const stream = engine.generate(prompt, { signal: controller.signal });
+    const first = stream.next();
+    setTimeout(() => controller.abort(), 0);
+    const step = await first;
+    expect(step.done).toBe(true);
+    expect(step.done && step.value.finishReason).toBe('abort');
+    expect(engine.schedulerStats.steps - steps).toBeLessThanOrEqual(3);
+  });
+
   it('more sequences than KV pages: a typed error for the one that does not fit, the others finish', async () => {
     const small = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: await getNodeGpu(), weights: { format: 'f32' }, contextLength: 64 });
     try {

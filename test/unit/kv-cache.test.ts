@@ -5,18 +5,24 @@ import { KvCacheFullError } from '../../src/errors.ts';
 import { KV_PAGE_TOKENS, PagedKvCache } from '../../src/kv/paged-cache.ts';
 
 const range = (start: number, count: number) => Array.from({ length: count }, (_, i) => start + i);
+/** append() and a completed forward over the new tokens (commit). */
+function appendComputed(cache: PagedKvCache, id: number, tokens: readonly number[]) {
+  const result = cache.append(id, tokens);
+  cache.commit(id, cache.sequence(id).tokens.length);
+  return result;
+}
 
 describe('PagedKvCache', () => {
   it('allocates pages as a sequence grows, one per 16 tokens', () => {
     const cache = new PagedKvCache(8);
     const { sequence, cachedTokens } = cache.createSequence(range(0, 20));
     expect(cachedTokens).toBe(0);
-    cache.append(sequence.id, range(0, 20));
+    appendComputed(cache, sequence.id, range(0, 20));
     expect(sequence.pages).toHaveLength(2);
     expect(cache.freePageCount).toBe(6);
-    cache.append(sequence.id, range(20, 12)); // 32 tokens: still 2 pages
+    appendComputed(cache, sequence.id, range(20, 12)); // 32 tokens: still 2 pages
     expect(sequence.pages).toHaveLength(2);
-    cache.append(sequence.id, [99]);
+    appendComputed(cache, sequence.id, [99]);
     expect(sequence.pages).toHaveLength(3);
     expect(new Set(sequence.pages).size).toBe(3);
     cache.finish(sequence.id);
@@ -27,11 +33,11 @@ describe('PagedKvCache', () => {
   it('refuses to grow past the last page with a typed error and changes nothing', () => {
     const cache = new PagedKvCache(2);
     const { sequence } = cache.createSequence([1]);
-    cache.append(sequence.id, range(0, 30));
+    appendComputed(cache, sequence.id, range(0, 30));
     expect(() => cache.append(sequence.id, range(0, 3))).toThrow(KvCacheFullError);
     expect(sequence.tokens).toHaveLength(30);
     expect(sequence.pages).toHaveLength(2);
-    cache.append(sequence.id, [7, 8]); // exactly fills the second page
+    appendComputed(cache, sequence.id, [7, 8]); // exactly fills the second page
     const other = cache.createSequence([2]).sequence;
     expect(() => cache.append(other.id, [2])).toThrow(KvCacheFullError);
     expect(other.pages).toEqual([]);
@@ -41,12 +47,12 @@ describe('PagedKvCache', () => {
     const cache = new PagedKvCache(16);
     const prompt = range(100, 40); // 2 full pages + 8 tokens
     const first = cache.createSequence(prompt);
-    cache.append(first.sequence.id, prompt);
+    appendComputed(cache, first.sequence.id, prompt);
     const second = cache.createSequence([...prompt.slice(0, 35), 1, 2, 3]);
     expect(second.cachedTokens).toBe(32);
     expect(second.sequence.pages).toEqual(first.sequence.pages.slice(0, 2));
     expect(cache.refCount(first.sequence.pages[0]!)).toBe(2);
-    cache.append(second.sequence.id, [...prompt.slice(32, 35), 1, 2, 3]);
+    appendComputed(cache, second.sequence.id, [...prompt.slice(32, 35), 1, 2, 3]);
     expect(second.sequence.pages[2]).not.toBe(first.sequence.pages[2]); // the partial page is its own
     // A different first page shares nothing.
     expect(cache.createSequence([5, ...prompt.slice(1)]).cachedTokens).toBe(0);
@@ -57,7 +63,7 @@ describe('PagedKvCache', () => {
     const prompt = range(0, 40);
     const packed = cache.createSequence(prompt, { shareable: false });
     expect(packed.cachedTokens).toBe(0);
-    cache.append(packed.sequence.id, prompt);
+    appendComputed(cache, packed.sequence.id, prompt);
     expect(cache.createSequence(prompt).cachedTokens).toBe(0);
   });
 
@@ -65,7 +71,7 @@ describe('PagedKvCache', () => {
     const cache = new PagedKvCache(8);
     const prompt = range(0, 32);
     const first = cache.createSequence(prompt);
-    cache.append(first.sequence.id, prompt);
+    appendComputed(cache, first.sequence.id, prompt);
     expect(cache.createSequence(prompt).cachedTokens).toBe(16);
     expect(cache.createSequence([...prompt, 5]).cachedTokens).toBe(32);
   });
@@ -78,9 +84,9 @@ describe('PagedKvCache', () => {
     for (let turn = 0; turn < 5; turn++) {
       const prompt = [...history, ...range(1000 * turn, 20)]; // the whole conversation so far + a new message
       const { sequence, cachedTokens } = cache.createSequence(prompt);
-      cache.append(sequence.id, prompt.slice(cachedTokens));
+      appendComputed(cache, sequence.id, prompt.slice(cachedTokens));
       const reply = range(500 + 1000 * turn, 25);
-      cache.append(sequence.id, reply);
+      appendComputed(cache, sequence.id, reply);
       computed += prompt.length - cachedTokens;
       total += prompt.length;
       history = [...prompt, ...reply];
@@ -95,14 +101,14 @@ describe('PagedKvCache', () => {
   it('copies a shared partial page before writing to it (copy-on-write after fork)', () => {
     const cache = new PagedKvCache(8);
     const { sequence } = cache.createSequence(range(0, 20));
-    cache.append(sequence.id, range(0, 20));
+    appendComputed(cache, sequence.id, range(0, 20));
     const fork = cache.fork(sequence.id);
     expect(cache.refCount(sequence.pages[1]!)).toBe(2);
-    const { copies } = cache.append(fork.id, [42]);
+    const { copies } = appendComputed(cache, fork.id, [42]);
     expect(copies).toEqual([{ from: sequence.pages[1], to: fork.pages[1] }]);
     expect(fork.pages[0]).toBe(sequence.pages[0]); // the full page stays shared
     expect(cache.refCount(sequence.pages[1]!)).toBe(1);
-    expect(cache.append(sequence.id, [43]).copies).toEqual([]); // no longer shared: written in place
+    expect(appendComputed(cache, sequence.id, [43]).copies).toEqual([]); // no longer shared: written in place
     cache.finish(sequence.id);
     cache.finish(fork.id);
     expect(cache.freePageCount).toBe(8);
@@ -111,11 +117,11 @@ describe('PagedKvCache', () => {
   it('evicts cached pages (oldest first) when free pages run out, and forgets pages keyed under them', () => {
     const cache = new PagedKvCache(4);
     const a = cache.createSequence(range(0, 33));
-    cache.append(a.sequence.id, range(0, 33)); // 3 pages: 2 full (registered), 1 partial
+    appendComputed(cache, a.sequence.id, range(0, 33)); // 3 pages: 2 full (registered), 1 partial
     cache.finish(a.sequence.id);
     expect(cache.freePageCount).toBe(4);
     const b = cache.createSequence(range(500, 60));
-    cache.append(b.sequence.id, range(500, 60)); // needs all 4 pages: evicts a's cached pages
+    appendComputed(cache, b.sequence.id, range(500, 60)); // needs all 4 pages: evicts a's cached pages
     expect(cache.createSequence(range(0, 33)).cachedTokens).toBe(0);
     cache.finish(b.sequence.id);
   });
@@ -125,7 +131,7 @@ describe('PagedKvCache', () => {
     const ids: number[] = [];
     for (let s = 0; s < 4; s++) {
       const { sequence, cachedTokens } = cache.createSequence(range(0, 10 + s * 9));
-      cache.append(sequence.id, range(cachedTokens, 10 + s * 9 - cachedTokens));
+      appendComputed(cache, sequence.id, range(cachedTokens, 10 + s * 9 - cachedTokens));
       ids.push(sequence.id);
     }
     ids.push(cache.fork(ids[1]!).id);
@@ -134,5 +140,19 @@ describe('PagedKvCache', () => {
     for (const id of ids) cache.finish(id);
     expect(cache.freePageCount).toBe(10);
     expect(KV_PAGE_TOKENS).toBe(16);
+  });
+
+  it('shares no page before the forward that computes it has completed (an aborted prefill leaves nothing behind)', () => {
+    const cache = new PagedKvCache(8);
+    const prompt = range(0, 40);
+    const aborted = cache.createSequence(prompt);
+    cache.append(aborted.sequence.id, prompt); // reserved, never computed
+    expect(cache.createSequence(prompt).cachedTokens).toBe(0);
+    cache.finish(aborted.sequence.id);
+    expect(cache.createSequence(prompt).cachedTokens, 'after finish, the uncomputed pages are free, not cached').toBe(0);
+    const partly = cache.createSequence(prompt);
+    cache.append(partly.sequence.id, prompt);
+    cache.commit(partly.sequence.id, 20); // the first prefill chunk ran: one full page
+    expect(cache.createSequence(prompt).cachedTokens).toBe(16);
   });
 });
