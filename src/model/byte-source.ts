@@ -92,24 +92,64 @@ export interface RetryPolicy {
   retries: number;
   /** Wait before the first retry; doubled for each one after. */
   initialDelayMs: number;
+  /**
+   * A request that delivers no byte for this long (no headers, or a body that stops) is dropped and
+   * retried like a cut connection. Without it a stalled server hangs a load for minutes, or forever.
+   */
+  stallTimeoutMs: number;
 }
 
-const DEFAULT_RETRY: RetryPolicy = { retries: 5, initialDelayMs: 500 };
+const DEFAULT_RETRY: RetryPolicy = { retries: 5, initialDelayMs: 500, stallTimeoutMs: 30_000 };
 
 /** A response or network failure worth trying again (the server or the connection, not the request). */
 class TransientReadError extends Error {}
 
 /**
+ * A fetch whose signal also fires when no progress is reported for `timeoutMs`: call `progress()` on
+ * each chunk; `stalled` tells the two aborts apart.
+ */
+class StallWatch {
+  readonly signal: AbortSignal;
+  stalled = false;
+  private readonly controller = new AbortController();
+  private readonly timeoutMs: number;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  constructor(timeoutMs: number, outer: AbortSignal | undefined) {
+    this.timeoutMs = timeoutMs;
+    this.signal = outer ? AbortSignal.any([outer, this.controller.signal]) : this.controller.signal;
+    this.progress();
+  }
+  progress(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.stalled = true;
+      this.controller.abort(new TransientReadError(`no data for ${this.timeoutMs / 1000} s`));
+    }, this.timeoutMs);
+  }
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+/** The response's version of the file (ETag, else Last-Modified), to notice a file that changes mid-load. */
+function responseVersion(response: Response): string | undefined {
+  const etag = response.headers.get('etag')?.replace(/^W\//, '');
+  return etag ?? response.headers.get('last-modified') ?? undefined;
+}
+
+/**
  * A file over HTTP(S), read with Range requests. The size comes from a HEAD request; a server that
  * ignores Range (answers 200 with the whole body) is refused rather than silently downloading gigabytes.
- * Interrupted downloads resume: a dropped connection, a body cut short, HTTP 408/429/5xx are retried
- * with backoff, asking only for the bytes still missing, so a flaky network costs seconds, not the model.
+ * Interrupted downloads resume: a dropped connection, a body cut short or stalled, HTTP 408/429/5xx are
+ * retried with backoff (HEAD too), asking only for the bytes still missing, so a flaky network costs
+ * seconds, not the model. Every 206 must say (Content-Range) that it holds the bytes asked for, and a file
+ * whose ETag/Last-Modified changes during the load is refused: mixed versions would load as garbage.
  */
 export class HttpRangeSource implements ByteSource {
   readonly name: string;
   readonly size: number;
   readonly url: string;
-  /** The server's ETag, when it sends one. */
+  /** The server's ETag (else Last-Modified), when it sends one. */
   readonly version: string | undefined;
   private readonly retry: RetryPolicy;
   private constructor(url: string, name: string, size: number, version: string | undefined, retry: RetryPolicy) {
@@ -121,13 +161,21 @@ export class HttpRangeSource implements ByteSource {
   }
 
   static async open(url: string, name: string, signal?: AbortSignal, retry: RetryPolicy = DEFAULT_RETRY): Promise<HttpRangeSource> {
-    let response: Response;
-    try {
-      response = await fetch(url, { method: 'HEAD', signal });
-    } catch (error) {
-      if (signal?.aborted) throw error;
-      throw new ModelFileReadError(name, `could not reach ${url}`, { cause: error });
-    }
+    const response = await withRetries(name, retry, signal, async () => {
+      const watch = new StallWatch(retry.stallTimeoutMs, signal);
+      try {
+        const answer = await fetch(url, { method: 'HEAD', signal: watch.signal });
+        if (answer.status === 408 || answer.status === 429 || answer.status >= 500) throw new TransientReadError(`HEAD ${url} answered HTTP ${answer.status}`);
+        return answer;
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        if (watch.stalled) throw new TransientReadError(`HEAD ${url}: no answer for ${retry.stallTimeoutMs / 1000} s`);
+        if (error instanceof TransientReadError) throw error;
+        throw new TransientReadError(`could not reach ${url}: ${(error as Error).message}`);
+      } finally {
+        watch.stop();
+      }
+    });
     if (response.status === 404) throw new ModelFileMissingError(name, url);
     if (!response.ok) throw new ModelFileReadError(name, `HEAD ${url} answered HTTP ${response.status}`);
     // Single-page-app hosts and dev servers (Vite among them) answer unknown paths with their index page
@@ -140,7 +188,7 @@ export class HttpRangeSource implements ByteSource {
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new ModelFileReadError(name, `HEAD ${url} gave no usable Content-Length`);
     }
-    return new HttpRangeSource(url, name, size, response.headers.get('etag') ?? undefined, retry);
+    return new HttpRangeSource(url, name, size, responseVersion(response), retry);
   }
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
@@ -148,58 +196,91 @@ export class HttpRangeSource implements ByteSource {
     const out = new Uint8Array(length);
     if (length === 0) return out;
     const progress = { received: 0 };
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.readInto(out, offset, progress, signal);
-        return out;
-      } catch (error) {
-        if (signal?.aborted) throw signal.reason ?? error;
-        if (!(error instanceof TransientReadError)) throw error;
-        if (attempt >= this.retry.retries) {
-          throw new ModelFileReadError(this.name, `${error.message}; gave up after ${attempt + 1} attempts (${progress.received} of ${length} bytes at ${offset} read)`, { cause: error });
-        }
-        await sleep(this.retry.initialDelayMs * 2 ** attempt, signal);
-      }
-    }
+    await withRetries(this.name, this.retry, signal, () => this.readInto(out, offset, progress, signal), () => `${progress.received} of ${length} bytes at ${offset} read`);
+    return out;
   }
 
   /** One request for the bytes still missing, filling `out` from progress.received on. */
   private async readInto(out: Uint8Array, offset: number, progress: { received: number }, signal: AbortSignal | undefined): Promise<void> {
     const start = offset + progress.received;
-    let response: Response;
+    const end = offset + out.length - 1;
+    const watch = new StallWatch(this.retry.stallTimeoutMs, signal);
     try {
-      response = await fetch(this.url, { headers: { Range: `bytes=${start}-${offset + out.length - 1}` }, signal });
-    } catch (error) {
-      throw new TransientReadError(`could not reach ${this.url}: ${(error as Error).message}`);
-    }
-    if (response.status === 200 && !(start === 0 && out.length === this.size)) {
-      await response.body?.cancel();
-      throw new ModelFileReadError(this.name, `server ignored the Range header for ${this.url}`);
-    }
-    if (response.status === 408 || response.status === 429 || response.status >= 500) {
-      await response.body?.cancel();
-      throw new TransientReadError(`GET ${this.url} answered HTTP ${response.status}`);
-    }
-    if (response.status !== 206 && response.status !== 200) {
-      throw new ModelFileReadError(this.name, `GET ${this.url} answered HTTP ${response.status}`);
-    }
-    if (!response.body) throw new ModelFileReadError(this.name, `GET ${this.url} had no body`);
-    const reader = response.body.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (progress.received + value.length > out.length) {
-          throw new ModelFileReadError(this.name, `asked for ${out.length} bytes at ${offset}, got more`);
-        }
-        out.set(value, progress.received);
-        progress.received += value.length;
+      let response: Response;
+      try {
+        response = await fetch(this.url, { headers: { Range: `bytes=${start}-${end}` }, signal: watch.signal });
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        throw new TransientReadError(watch.stalled ? `GET ${this.url}: no answer for ${this.retry.stallTimeoutMs / 1000} s` : `could not reach ${this.url}: ${(error as Error).message}`);
       }
-    } catch (error) {
-      if (error instanceof ModelFileReadError || signal?.aborted) throw error;
-      throw new TransientReadError(`the connection dropped after ${progress.received} of ${out.length} bytes: ${(error as Error).message}`);
+      if (response.status === 200 && !(start === 0 && out.length === this.size)) {
+        await response.body?.cancel();
+        throw new ModelFileReadError(this.name, `server ignored the Range header for ${this.url}`);
+      }
+      if (response.status === 408 || response.status === 429 || response.status >= 500) {
+        await response.body?.cancel();
+        throw new TransientReadError(`GET ${this.url} answered HTTP ${response.status}`);
+      }
+      if (response.status !== 206 && response.status !== 200) {
+        await response.body?.cancel();
+        throw new ModelFileReadError(this.name, `GET ${this.url} answered HTTP ${response.status}`);
+      }
+      const version = responseVersion(response);
+      if (this.version !== undefined && version !== undefined && version !== this.version) {
+        await response.body?.cancel();
+        throw new ModelFileReadError(this.name, `the file changed on the server while loading (version ${this.version}, now ${version}); load the model again`);
+      }
+      if (response.status === 206) this.checkContentRange(response, start, end);
+      if (!response.body) throw new ModelFileReadError(this.name, `GET ${this.url} had no body`);
+      const reader = response.body.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          watch.progress();
+          if (progress.received + value.length > out.length) {
+            throw new ModelFileReadError(this.name, `asked for ${out.length} bytes at ${offset}, got more`);
+          }
+          out.set(value, progress.received);
+          progress.received += value.length;
+        }
+      } catch (error) {
+        if (error instanceof ModelFileReadError || signal?.aborted) throw error;
+        const why = watch.stalled ? `no data for ${this.retry.stallTimeoutMs / 1000} s` : (error as Error).message;
+        throw new TransientReadError(`the connection dropped after ${progress.received} of ${out.length} bytes: ${why}`);
+      }
+      if (progress.received < out.length) throw new TransientReadError(`the body ended after ${progress.received} of ${out.length} bytes`);
+    } finally {
+      watch.stop();
     }
-    if (progress.received < out.length) throw new TransientReadError(`the body ended after ${progress.received} of ${out.length} bytes`);
+  }
+
+  /** A 206 must hold exactly the bytes asked for (a proxy or cache answering another range would load garbage). */
+  private checkContentRange(response: Response, start: number, end: number): void {
+    const header = response.headers.get('content-range');
+    const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header ?? '');
+    const wrong = !match || Number(match[1]) !== start || Number(match[2]) !== end || (match[3] !== '*' && Number(match[3]) !== this.size);
+    if (wrong) {
+      void response.body?.cancel();
+      throw new ModelFileReadError(this.name, `asked for bytes ${start}-${end} of ${this.size}, but the server answered ${header === null ? 'without a Content-Range' : `Content-Range "${header}"`}`);
+    }
+  }
+}
+
+/** Runs `attempt` until it succeeds, retrying TransientReadError with backoff; then a typed error. */
+async function withRetries<T>(name: string, retry: RetryPolicy, signal: AbortSignal | undefined, attempt: () => Promise<T>, state: () => string = () => ''): Promise<T> {
+  for (let tries = 0; ; tries++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason ?? error;
+      if (!(error instanceof TransientReadError)) throw error;
+      if (tries >= retry.retries) {
+        const read = state();
+        throw new ModelFileReadError(name, `${error.message}; gave up after ${tries + 1} attempts${read ? ` (${read})` : ''}`, { cause: error });
+      }
+      await sleep(retry.initialDelayMs * 2 ** tries, signal);
+    }
   }
 }
 
@@ -218,12 +299,12 @@ export class HttpModelFiles implements ModelFiles {
   readonly location: string;
   private readonly retry: RetryPolicy;
   /** `baseUrl` may be relative ('/models/tri-tiny/'): it resolves against the page (or worker) address. */
-  constructor(baseUrl: string, options: { retry?: RetryPolicy } = {}) {
+  constructor(baseUrl: string, options: { retry?: Partial<RetryPolicy> } = {}) {
     this.location = resolveFolderUrl(baseUrl);
-    this.retry = options.retry ?? DEFAULT_RETRY;
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
   }
-  open(fileName: string, signal?: AbortSignal): Promise<ByteSource> {
-    return HttpRangeSource.open(new URL(fileName, this.location).href, fileName, signal, this.retry);
+  async open(fileName: string, signal?: AbortSignal): Promise<ByteSource> {
+    return HttpRangeSource.open(new URL(checkFileName(fileName, this.location), this.location).href, fileName, signal, this.retry);
   }
 }
 
@@ -245,4 +326,15 @@ export function resolveFolderUrl(url: string): string {
     throw new InvalidRequestError(`the model URL "${url}" must be http(s), not ${resolved.protocol}`);
   }
   return resolved.href;
+}
+
+/**
+ * A model file's name must be a plain name inside the folder: a shard index naming `../../etc/passwd` or
+ * another origin must not make us read it (and echo it in errors).
+ */
+export function checkFileName(name: unknown, location: string): string {
+  if (typeof name !== 'string' || !/^[\w.-]+$/.test(name) || /^\.+$/.test(name)) {
+    throw new ModelFileReadError(String(name), `is not a plain file name inside ${location}; model files must sit in the model folder`);
+  }
+  return name;
 }

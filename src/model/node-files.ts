@@ -2,7 +2,7 @@
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelFileMissingError, ModelFileReadError } from '../errors.ts';
-import type { ByteSource, ModelFiles } from './byte-source.ts';
+import { type ByteSource, type ModelFiles, checkFileName } from './byte-source.ts';
 
 class NodeFileSource implements ByteSource {
   readonly name: string;
@@ -42,7 +42,7 @@ export class NodeModelFiles implements ModelFiles {
   }
   async open(fileName: string, signal?: AbortSignal): Promise<ByteSource> {
     signal?.throwIfAborted();
-    const path = join(this.location, fileName);
+    const path = join(this.location, checkFileName(fileName, this.location));
     try {
       const info = await stat(path);
       return new NodeFileSource(path, fileName, info.size);

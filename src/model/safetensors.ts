@@ -143,6 +143,11 @@ export class SafetensorsCheckpoint {
     if (!weightMap || typeof weightMap !== 'object') {
       throw new SafetensorsFormatError(indexName, 'has no "weight_map" object');
     }
+    for (const [name, shard] of Object.entries(weightMap)) {
+      if (typeof shard !== 'string' || !/^[\w.-]+$/.test(shard) || /^\.+$/.test(shard)) {
+        throw new SafetensorsFormatError(indexName, `weight_map places this tensor in ${JSON.stringify(shard)}, which is not a plain file name in the model folder`, name);
+      }
+    }
     const tensors = new Map<string, TensorInfo>();
     for (const shard of new Set(Object.values(weightMap))) {
       let source: ByteSource;

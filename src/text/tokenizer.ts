@@ -10,6 +10,7 @@ export interface ChatMessage {
 }
 
 type Json = Record<string, unknown>;
+const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function tokenContent(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
@@ -57,11 +58,13 @@ export class TextCodec {
   }
 
   static async load(files: ModelFiles, signal?: AbortSignal): Promise<TextCodec> {
-    const tokenizerJson = (await readJsonIfPresent(files, 'tokenizer.json', signal)) as Json | undefined;
-    if (!tokenizerJson) {
+    const tokenizerJson = await readJsonIfPresent(files, 'tokenizer.json', signal);
+    if (tokenizerJson === undefined) {
       throw new ModelFileMissingError('tokenizer.json', `${files.location} (only tokenizer.json tokenizers are supported)`);
     }
-    const tokenizerConfig = ((await readJsonIfPresent(files, 'tokenizer_config.json', signal)) ?? {}) as Json;
+    if (!isObject(tokenizerJson)) throw new TokenizerError('tokenizer.json is not a JSON object');
+    const tokenizerConfig = (await readJsonIfPresent(files, 'tokenizer_config.json', signal)) ?? {};
+    if (!isObject(tokenizerConfig)) throw new TokenizerError('tokenizer_config.json is not a JSON object');
     return new TextCodec(tokenizerJson, tokenizerConfig);
   }
 

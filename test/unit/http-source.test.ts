@@ -8,6 +8,7 @@ import { SafetensorsCheckpoint } from '../../src/model/safetensors.ts';
 
 const body = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 256));
 const requests: string[] = [];
+const stalls: string[] = [];
 let server: Server;
 let base: string;
 
@@ -26,14 +27,33 @@ beforeAll(async () => {
       if (request.url === '/flaky/dead.bin' || attempt === 1) {
         response.writeHead(503).end();
       } else if (attempt === 2) {
-        response.writeHead(206, { 'content-length': end - start + 1 });
+        response.writeHead(206, { 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${body.length}` });
         response.write(body.subarray(start, start + 7), () => response.destroy());
       } else {
-        response.writeHead(206, { 'content-length': end - start + 1 });
+        response.writeHead(206, { 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${body.length}` });
         response.end(body.subarray(start, end + 1));
       }
     } else if (request.url?.startsWith('/flaky/') && request.method === 'HEAD') {
       response.writeHead(200, { 'content-length': body.length }).end();
+    } else if (request.url?.startsWith('/stall/')) {
+      // HEAD: answers only every third time; GET: sends 5 bytes, then nothing, on the first attempt.
+      stalls.push(`${request.method} ${request.headers.range ?? ''}`);
+      if (request.method === 'HEAD') {
+        if (stalls.filter((entry) => entry.startsWith('HEAD')).length % 3 === 0) response.writeHead(200, { 'content-length': body.length }).end();
+        return; // otherwise never answer
+      }
+      const [start, end] = [Number(range![1]), Number(range![2])];
+      response.writeHead(206, { 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${body.length}` });
+      if (stalls.filter((entry) => entry.startsWith('GET')).length === 1) response.write(body.subarray(start, start + 5));
+      else response.end(body.subarray(start, end + 1));
+    } else if (request.url?.startsWith('/lying/') && range) {
+      // A 206 with the bytes of another range (a broken proxy or cache), or a file replaced mid-load.
+      const [start, end] = [Number(range[1]), Number(range[2])];
+      const etag = request.url.endsWith('changing.bin') ? '"v2"' : '"v1"';
+      response.writeHead(206, { 'content-length': end - start + 1, 'content-range': `bytes ${start + 1}-${end + 1}/${body.length}`, etag });
+      response.end(body.subarray(start + 1, end + 2));
+    } else if (request.url?.startsWith('/lying/')) {
+      response.writeHead(200, { 'content-length': body.length, etag: '"v1"' }).end();
     } else if (request.url?.startsWith('/spa/')) {
       // A single-page-app host: every unknown path gets the index page, status 200, no Content-Length.
       response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'transfer-encoding': 'chunked' });
@@ -99,5 +119,33 @@ describe('HttpModelFiles', () => {
   it('stops a read when its signal aborts', async () => {
     const file = await new HttpModelFiles(`${base}/honest`).open('data.bin');
     await expect(file.read(0, 10, AbortSignal.abort())).rejects.toThrow(/abort/i);
+  });
+
+  it('retries a stalled HEAD and a body that stops sending (stall timeout), then reads the right bytes', async () => {
+    stalls.length = 0;
+    const files = new HttpModelFiles(`${base}/stall`, { retry: { retries: 3, initialDelayMs: 5, stallTimeoutMs: 150 } });
+    const file = await files.open('data.bin');
+    expect(stalls.filter((entry) => entry.startsWith('HEAD'))).toHaveLength(3); // two unanswered, then answered
+    expect([...(await file.read(200, 30))]).toEqual([...body.subarray(200, 230)]);
+    expect(stalls.filter((entry) => entry.startsWith('GET'))).toEqual(['GET bytes=200-229', 'GET bytes=205-229']);
+    // No answer at all: a typed error after the retries, in bounded time.
+    const started = performance.now();
+    await expect(new HttpModelFiles(`${base}/stall`, { retry: { retries: 1, initialDelayMs: 5, stallTimeoutMs: 100 } }).open('x.bin'))
+      .rejects.toSatisfy((error: unknown) => error instanceof ModelFileReadError && /no answer/.test(error.message));
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it('refuses a 206 holding another range than asked for, and a file whose version changes mid-load', async () => {
+    const file = await new HttpModelFiles(`${base}/lying`, { retry: { retries: 0, initialDelayMs: 5, stallTimeoutMs: 1000 } }).open('data.bin');
+    await expect(file.read(10, 5)).rejects.toThrow(/asked for bytes 10-14 of 1000, but the server answered Content-Range "bytes 11-15\/1000"/);
+    const changing = await new HttpModelFiles(`${base}/lying`).open('changing.bin');
+    await expect(changing.read(10, 5)).rejects.toThrow(/changed on the server while loading/);
+  });
+
+  it('opens only plain file names inside the folder (no ../, no other origin)', async () => {
+    const files = new HttpModelFiles(`${base}/honest`);
+    for (const name of ['../../etc/passwd', 'https://example.invalid/x', '/etc/passwd', '.', '..', 'a/b.safetensors']) {
+      await expect(files.open(name), name).rejects.toBeInstanceOf(ModelFileReadError);
+    }
   });
 });

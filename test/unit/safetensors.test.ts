@@ -2,7 +2,7 @@
 // names the file (and tensor) and the problem.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ModelFileMissingError, SafetensorsFormatError, UnsupportedModelError } from '../../src/errors.ts';
+import { ModelFileMissingError, SafetensorsFormatError, TokenizerError, UnsupportedModelError } from '../../src/errors.ts';
 import { BlobModelFiles, BlobSource } from '../../src/model/byte-source.ts';
 import { openModel } from '../../src/model/open.ts';
 import { SafetensorsCheckpoint, readSafetensorsHeader, readTensorBytes, tensorToFloat32 } from '../../src/model/safetensors.ts';
@@ -108,6 +108,23 @@ describe('opening a model folder', () => {
     const error = await openModel(fixtureFiles('tri-tiny', { 'config.json': gemma })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UnsupportedModelError);
     expect((error as Error).message).toMatch(/architecture "Gemma2ForCausalLM" is not supported/);
+  });
+
+  it('refuses shard names that are not plain file names in the folder, without opening them', async () => {
+    const index = JSON.parse(readFileSync(`${modelDir('tri-tiny')}/model.safetensors.index.json`, 'utf8'));
+    const first = Object.keys(index.weight_map)[0]!;
+    for (const shard of ['../../etc/passwd', '/etc/passwd', 'https://example.invalid/x.safetensors', '.', 7, null]) {
+      const bad = new TextEncoder().encode(JSON.stringify({ ...index, weight_map: { ...index.weight_map, [first]: shard } }));
+      const error = await openModel(fixtureFiles('tri-tiny', { 'model.safetensors.index.json': bad })).catch((e: unknown) => e);
+      expect(error, String(shard)).toBeInstanceOf(SafetensorsFormatError);
+      expect((error as Error).message).toMatch(/not a plain file name/);
+    }
+  });
+
+  it('says tokenizer.json is not a tokenizer when it holds JSON null', async () => {
+    const error = await openModel(fixtureFiles('tri-tiny', { 'tokenizer.json': new TextEncoder().encode('null') })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TokenizerError);
+    expect((error as Error).message).toMatch(/not a JSON object/);
   });
 
   it('says tokenizer.json is missing', async () => {
