@@ -22,6 +22,17 @@ export default defineConfig({
         },
       },
       {
+        // npm run test:fuzz: generated hostile input through the public API (seeded, bounded; .ci/run runs it).
+        extends: true,
+        test: {
+          name: 'fuzz',
+          include: ['test/fuzz/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 600_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
         // npm run test:package: the packed tarball in fresh projects (slow: npm installs); .ci/run runs it.
         extends: true,
         test: {

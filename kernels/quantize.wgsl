@@ -4,6 +4,8 @@
 // Bit-identical to packWeights() in src/model/quant.ts: every step is exact or a single correctly
 // rounded f32 operation, and f16 rounding is done with integer arithmetic, not pack2x16float (whose
 // rounding WGSL leaves to the implementation).
+// A NaN or ±Inf in the source is never converted silently: the lowest chunk row holding one goes to
+// nonFinite[0] (the host sets it to 0xffffffff before, and refuses the tensor after).
 // Grid: q4: one invocation per (row, group); f32/f16: one per (row, 4 values). 64 per workgroup,
 // 2D-folded. Rows may be loaded in chunks: `rowOffset` places chunk row 0 in the whole matrix.
 // Measured on SwiftShader (npm run bench -- runtime): the 111M random Llama (222 MB of bf16) loads in
@@ -32,6 +34,7 @@ const SMALLEST_NORMAL = 1.17549435e-38;
 @group(0) @binding(2) var<storage, read> columnScale: array<f32>;
 @group(0) @binding(3) var<storage, read_write> data: array<u32>;
 @group(0) @binding(4) var<storage, read_write> scales: array<atomic<u32>>;
+@group(0) @binding(5) var<storage, read_write> nonFinite: array<atomic<u32>>; // [1]: first bad chunk row
 
 fn flushSubnormal(x: f32) -> f32 {
   return select(x, 0.0, abs(x) < SMALLEST_NORMAL);
@@ -97,11 +100,19 @@ fn input(row: u32, col: u32) -> f32 {
   if (col >= params.k) { return 0.0; }
   let index = row * params.k + col;
   var value: f32;
+  var allOnesExponent: bool; // NaN or ±Inf, told by the bits (WGSL has no isNan, and may assume finite math)
   if (SOURCE == 0u) {
-    value = bitcast<f32>(source[index]);
+    let bits = source[index];
+    value = bitcast<f32>(bits);
+    allOnesExponent = (bits & 0x7f800000u) == 0x7f800000u;
   } else {
     let half = (source[index / 2u] >> (16u * (index % 2u))) & 0xffffu;
     value = select(halfBitsToFloat(half), bitcast<f32>(half << 16u), SOURCE == 2u);
+    allOnesExponent = select((half & 0x7c00u) == 0x7c00u, (half & 0x7f80u) == 0x7f80u, SOURCE == 2u);
+  }
+  if (allOnesExponent) {
+    atomicMin(&nonFinite[0], row);
+    value = 0.0;
   }
   value = flushSubnormal(value);
   if (params.columnScaled != 0u) { value = flushSubnormal(value * flushSubnormal(columnScale[col])); }

@@ -30,12 +30,13 @@ export class GpuContext {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly stagingBuffers = new Map<number, GPUBuffer[]>();
   private lostReason: string | undefined;
+  private readonly lost: Promise<unknown>;
   private firstError: string | undefined;
 
   private constructor(device: GPUDevice, capabilities: GpuCapabilities) {
     this.device = device;
     this.capabilities = capabilities;
-    device.lost.then((info) => {
+    this.lost = device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message}`;
     });
     // Validation and out-of-memory errors surface here; checkHealthy() turns them into exceptions so a
@@ -149,8 +150,11 @@ export class GpuContext {
       return copy;
     } catch (error) {
       staging.destroy();
+      // Chromium rejects a pending mapAsync (AbortError) before it reports the device lost: give the
+      // loss a moment to arrive, so the caller sees DeviceLostError rather than a bare AbortError.
+      await Promise.race([this.lost, new Promise((resolve) => setTimeout(resolve, 1000))]);
       this.checkHealthy();
-      throw error;
+      throw new TriWebGPUError('GPU_ERROR', `reading results back from the GPU failed: ${(error as Error).message}`, { cause: error });
     }
   }
 

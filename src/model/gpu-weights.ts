@@ -112,6 +112,8 @@ export interface PendingMatrix {
 export class GpuWeightUploader {
   private readonly gpu: GpuContext;
   private staging: GPUBuffer | undefined;
+  /** One u32: the first chunk row with a NaN/Inf (kernels/quantize.wgsl), 0xffffffff when none. */
+  private nonFinite: GPUBuffer | undefined;
   private readonly onBytes: (bytes: number) => void;
   private readonly signal: AbortSignal | undefined;
 
@@ -136,9 +138,13 @@ export class GpuWeightUploader {
   async fill(pending: PendingMatrix): Promise<GpuMatrix> {
     const { spec, checkpoint, infos, plans, matrix } = pending;
     const byName = new Map(infos.map((info) => [info.name, info]));
-    const columnScale = spec.columnScaleTensor
-      ? this.gpu.upload(`${spec.label}.columnScale`, await checkpoint.readFloat32(spec.columnScaleTensor, this.signal))
-      : undefined;
+    let columnScale: GPUBuffer | undefined;
+    if (spec.columnScaleTensor) {
+      const norm = await checkpoint.readFloat32(spec.columnScaleTensor, this.signal);
+      const bad = norm.findIndex((value) => !Number.isFinite(value));
+      if (bad >= 0) throw new SafetensorsFormatError(checkpoint.get(spec.columnScaleTensor)!.source.name, `element ${bad} is ${norm[bad]}: the weights are corrupt`, spec.columnScaleTensor);
+      columnScale = this.gpu.upload(`${spec.label}.columnScale`, norm);
+    }
     try {
       for (const [i, plan] of plans.entries()) {
         for (const slice of plan.slices) await this.convert(byName.get(slice.tensor)!, slice, matrix.parts[i]!, columnScale);
@@ -166,16 +172,21 @@ export class GpuWeightUploader {
       // writeBuffer needs a multiple of 4 bytes (odd counts of f16 values).
       const aligned = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
       this.gpu.device.queue.writeBuffer(staging, 0, aligned.buffer, aligned.byteOffset, aligned.byteLength);
+      this.nonFinite ??= this.gpu.createBuffer('weights.nonFinite', 4);
+      this.gpu.device.queue.writeBuffer(this.nonFinite, 0, new Uint32Array([0xffffffff]));
       const recorder = new CommandRecorder(this.gpu);
       quantize(recorder, {
         source: staging, sourceDtype: info.dtype as SourceDtype, rows, rowOffset: slice.destRow + done,
         layout: part.layout, data: part.data, scales: part.scales,
-        columnScale: columnScale ?? placeholderBuffer(this.gpu), columnScaled: columnScale !== undefined,
+        columnScale: columnScale ?? placeholderBuffer(this.gpu), columnScaled: columnScale !== undefined, nonFinite: this.nonFinite,
       });
       recorder.submit();
-      // Wait before reading on: staging is reused, and queued uploads would otherwise pile up in memory.
-      await this.gpu.device.queue.onSubmittedWorkDone();
-      this.gpu.checkHealthy();
+      // Reading the flag back also waits for the chunk: staging is reused, and queued uploads would
+      // otherwise pile up in memory.
+      const badRow = new Uint32Array(await this.gpu.readBack(this.nonFinite, 4))[0]!;
+      if (badRow !== 0xffffffff) {
+        throw new SafetensorsFormatError(info.source.name, `row ${slice.sourceRow + done + badRow} holds NaN or infinite values: the weights are corrupt`, info.name);
+      }
       this.onBytes(bytes.byteLength);
     }
   }
@@ -193,6 +204,8 @@ export class GpuWeightUploader {
   finish(): void {
     this.staging?.destroy();
     this.staging = undefined;
+    this.nonFinite?.destroy();
+    this.nonFinite = undefined;
   }
 }
 

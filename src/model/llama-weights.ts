@@ -58,7 +58,19 @@ export function llamaTensors(spec: LlamaSpec): { name: string; shape: number[] }
 
 /** Checks that every tensor exists with the expected shape and a float dtype, before anything is read. */
 export function checkLlamaCheckpoint(spec: LlamaSpec, checkpoint: SafetensorsCheckpoint): void {
+  // Count the checkpoint's layers before building the layout: a config claiming 10^9 layers must be
+  // refused at once, not after allocating a layout for each.
+  const layerIndices = new Set<number>();
+  for (const name of checkpoint.tensors.keys()) {
+    const match = /^model\.layers\.(\d+)\./.exec(name);
+    if (match) layerIndices.add(Number(match[1]));
+  }
+  if (layerIndices.size !== spec.numLayers) {
+    throw new UnsupportedModelError(`config.json says num_hidden_layers = ${spec.numLayers}, but the checkpoint holds ${layerIndices.size} layers`);
+  }
+  const expected = new Set<string>();
   for (const { name, shape } of llamaTensors(spec)) {
+    expected.add(name);
     const info = checkpoint.get(name);
     if (!info) {
       throw new UnsupportedModelError(`checkpoint has no tensor "${name}" (expected shape [${shape.join(', ')}])`);
@@ -73,6 +85,12 @@ export function checkLlamaCheckpoint(spec: LlamaSpec, checkpoint: SafetensorsChe
     if (!['F32', 'F16', 'BF16'].includes(info.dtype)) {
       throw new SafetensorsFormatError(info.source.name, `dtype ${info.dtype} is not a float weight type`, name);
     }
+  }
+  // A tensor the layout does not use means a different architecture (or a mislabelled checkpoint):
+  // running without it would be silently wrong. Precomputed RoPE buffers and a tied head's copy are harmless.
+  for (const [name, info] of checkpoint.tensors) {
+    if (expected.has(name) || /rotary_emb\.inv_freq$/.test(name) || (spec.tieWordEmbeddings && name === 'lm_head.weight')) continue;
+    throw new UnsupportedModelError(`${info.source.name} holds tensor "${name}", which a Llama with this config.json does not have`);
   }
 }
 

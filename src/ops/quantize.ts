@@ -25,6 +25,8 @@ export interface QuantizeArgs {
   /** Multiplies column k by columnScale[k] (a folded RMSNorm weight); a placeholder when absent. */
   columnScale: Binding;
   columnScaled: boolean;
+  /** One u32, set to 0xffffffff before: receives the lowest chunk row holding a NaN or ±Inf. */
+  nonFinite: Binding;
 }
 
 /** Converts checkpoint rows to a GPU weight format (bit-identical to packWeights in src/model/quant.ts). */
@@ -34,7 +36,7 @@ export function quantize(recorder: CommandRecorder, args: QuantizeArgs): void {
   recorder.dispatch(
     quantizeKernel,
     { rows: args.rows, k: layout.k, paddedK: layout.paddedK, paddedN: layout.paddedN, rowOffset: args.rowOffset, columnScaled: args.columnScaled ? 1 : 0 },
-    [args.source, args.columnScale, args.data, args.scales],
+    [args.source, args.columnScale, args.data, args.scales, args.nonFinite],
     Math.ceil((args.rows * (layout.paddedK / perInvocation)) / 64),
     {
       SOURCE: SOURCE_CODE[args.sourceDtype],

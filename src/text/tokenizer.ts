@@ -10,6 +10,8 @@ export interface ChatMessage {
 }
 
 type Json = Record<string, unknown>;
+/** More text than any context window holds (a runaway template loop): refused, not tokenized. */
+const MAX_RENDERED_CHARS = 4 * 2 ** 20;
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function tokenContent(value: unknown): string | undefined {
@@ -142,12 +144,20 @@ export class TextCodec {
 
   private renderChat(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
     if (!this.chatTemplate) throw new TokenizerError('tokenizer_config.json has no chat_template; use a plain prompt');
-    return this.chatTemplate.render({
+    let text: string;
+    try {
+      text = this.chatTemplate.render({
       messages,
       add_generation_prompt: addGenerationPrompt,
       bos_token: this.bosToken ?? '',
       eos_token: this.eosToken ?? '',
       ...Object.fromEntries(Object.entries(this.config).filter(([key]) => key.endsWith('_token') && typeof this.config[key] === 'string')),
-    });
+      });
+    } catch (error) {
+      // The template's own errors (raise_exception: "roles must alternate", ...) and broken templates.
+      throw new TokenizerError(`the chat template failed: ${(error as Error).message}`, { cause: error });
+    }
+    if (text.length > MAX_RENDERED_CHARS) throw new TokenizerError(`the chat template rendered ${text.length} characters, more than any context holds`);
+    return text;
   }
 }

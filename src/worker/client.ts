@@ -51,7 +51,8 @@ export class WorkerEngine {
   private readonly worker: Worker;
   private readonly pending = new Map<number, AsyncQueue<GenerationChunk, GenerationResult>>();
   private nextId = 1;
-  private disposed = false;
+  /** Set once the engine can no longer run anything (disposed, terminated, crashed): later calls throw it. */
+  private closedWith: Error | undefined;
 
   private constructor(worker: Worker, loaded: Extract<FromWorker, { type: 'loaded' }>, modelName: string) {
     this.worker = worker;
@@ -61,6 +62,24 @@ export class WorkerEngine {
     this.chat = { completions: new ChatCompletions(this, modelName) };
     this.completions = new Completions(this, modelName);
     worker.addEventListener('message', (event: MessageEvent<FromWorker>) => this.receive(event.data));
+    // A worker that crashes (or whose module fails) ends every pending call with a typed error.
+    worker.addEventListener('error', (event) => this.fail(new TriWebGPUError('WORKER', `the engine worker failed: ${event.message || 'it stopped'}`)));
+    worker.addEventListener('messageerror', () => this.fail(new TriWebGPUError('WORKER', 'a message from the engine worker could not be read')));
+  }
+
+  /**
+   * Stops the worker at once (Worker.terminate) and ends every pending call with a typed error. Prefer
+   * this to calling worker.terminate() yourself, which a page cannot observe: calls would wait forever.
+   */
+  terminate(): void {
+    this.worker.terminate();
+    this.fail(new EngineDisposedError('the engine worker was terminated'));
+  }
+
+  private fail(error: Error): void {
+    this.closedWith ??= error;
+    for (const queue of this.pending.values()) queue.fail(error);
+    this.pending.clear();
   }
 
   /**
@@ -130,14 +149,14 @@ export class WorkerEngine {
    * end with EngineDisposedError; later calls throw it.
    */
   dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
+    if (this.closedWith) return;
+    this.closedWith = new EngineDisposedError();
     this.worker.postMessage({ type: 'dispose' } satisfies ToWorker);
   }
 
   private run(message: (id: number) => ToWorker, signal: AbortSignal | undefined): Generation {
     return new GenerationStream(() => {
-      if (this.disposed) throw new EngineDisposedError();
+      if (this.closedWith) throw this.closedWith;
       const id = this.nextId++;
       const queue = new AsyncQueue<GenerationChunk, GenerationResult>();
       this.pending.set(id, queue);

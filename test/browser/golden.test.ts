@@ -2,7 +2,8 @@
 // Range requests, golden ids for both fixtures, and streamed Korean text.
 import { describe, expect, inject, it } from 'vitest';
 import { GpuContext } from '../../src/gpu/context.ts';
-import { HttpModelFiles, TriEngine } from '../../src/index.ts';
+import { DeviceLostError, HttpModelFiles, TriEngine } from '../../src/index.ts';
+import { streamResult } from '../../src/runtime/stream.ts';
 import { GpuLlama } from '../../src/model/llama-gpu.ts';
 import { loadLlamaWeightsF32 } from '../../src/model/llama-weights.ts';
 import { openModel } from '../../src/model/open.ts';
@@ -76,5 +77,19 @@ describe('GPU logits in Chromium vs the CPU reference (run in the same page)', (
       model.destroy();
       gpu.destroy();
     }
+  });
+});
+
+describe('device loss in Chromium', () => {
+  it('ends a running generation with DeviceLostError (not the AbortError of a pending mapAsync)', async () => {
+    const engine = await TriEngine.load(modelUrl('tri-tiny'), { cache: false });
+    const c = (await golden('tri-tiny')).prompts[1];
+    const stream = engine.generate({ tokenIds: c.prompt_ids }, { maxNewTokens: 40 });
+    expect((await stream.next()).done).toBe(false);
+    engine.gpu.device.destroy();
+    const error = await streamResult(stream).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DeviceLostError);
+    await expect(engine.complete('hello')).rejects.toBeInstanceOf(DeviceLostError);
+    engine.dispose();
   });
 });

@@ -84,4 +84,13 @@ describe('WorkerEngine (engine in a Web Worker)', () => {
       spare.terminate();
     }
   });
+
+  it('ends pending calls with a typed error when the worker is terminated, instead of leaving them waiting', async () => {
+    const spare = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' });
+    const loaded = await WorkerEngine.load(spare, modelUrl('tri-tiny'), { weights: { format: 'f32' } });
+    const pending = loaded.complete(golden.ko_plain!.prompt, { maxNewTokens: 48 });
+    loaded.terminate();
+    await expect(pending).rejects.toBeInstanceOf(EngineDisposedError);
+    await expect(loaded.complete('hi')).rejects.toBeInstanceOf(EngineDisposedError);
+  });
 });

@@ -3,6 +3,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as errors from '../../src/errors.ts';
 import { ContextOverflowError, DeviceLostError, EngineDisposedError, InvalidRequestError, TriEngine, TriWebGPUError } from '../../src/index.ts';
 import { streamResult } from '../../src/runtime/stream.ts';
+import { readFileSync, readdirSync } from 'node:fs';
+import { BlobModelFiles, SafetensorsFormatError } from '../../src/index.ts';
+import { BlobSource } from '../../src/model/byte-source.ts';
+import { readSafetensorsHeader } from '../../src/model/safetensors.ts';
 import { NodeModelFiles, getNodeGpu } from '../../src/node.ts';
 import { modelDir, triTinyGolden } from '../fixtures.ts';
 import { collectStream } from '../stream.ts';
@@ -237,6 +241,24 @@ describe('engine lifecycle (Node)', () => {
       expect(error.code, exportName).toMatch(/^[A-Z_]+$|^a$/);
     }
     expect(new InvalidRequestError('x').code).toBe('INVALID_REQUEST');
+  });
+});
+
+describe('corrupt weights (Node)', () => {
+  it('refuses a checkpoint with a NaN in a matrix, naming the tensor and row, and frees the GPU', async () => {
+    const dir = modelDir('tri-tiny');
+    const shardName = 'model-00002-of-00002.safetensors';
+    const shard = new Uint8Array(readFileSync(`${dir}/${shardName}`));
+    const header = await readSafetensorsHeader(new BlobSource(new Blob([shard]), shardName));
+    const [name, info] = [...header].find(([tensor, entry]) => /mlp\.down_proj/.test(tensor) && entry.dtype === 'BF16')!;
+    const rowBytes = info.byteLength / info.shape[0]!;
+    new DataView(shard.buffer).setUint16(info.byteOffset + 3 * rowBytes + 10, 0x7fc0, true); // bf16 NaN in row 3
+    const files = new Map<string, Blob>();
+    for (const file of readdirSync(dir)) files.set(file, new Blob([file === shardName ? shard : readFileSync(`${dir}/${file}`)]));
+    const error = await TriEngine.load(new BlobModelFiles(files), { gpu: await getNodeGpu() }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SafetensorsFormatError);
+    expect((error as Error).message).toContain(`tensor "${name}"`);
+    expect((error as Error).message).toMatch(/row 3 holds NaN or infinite values/);
   });
 });
 

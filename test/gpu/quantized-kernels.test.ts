@@ -66,22 +66,54 @@ describe('quantize kernel = CPU quantizer, bit for bit', () => {
         const scales = layout.scaleBytes ? gpu.createBuffer('scales', layout.scaleBytes) : placeholderBuffer(gpu, 'write');
         const scaleBuffer = gpu.upload('columnScale', columnScale);
         const elementBytes = sourceDtype === 'F32' ? 4 : 2;
+        const nonFinite = gpu.upload('nonFinite', new Uint32Array([0xffffffff]));
         // Two chunks (rows 0–19 and 20–36), as the loader splits big tensors.
         for (const [first, rows] of [[0, 20], [20, 17]] as const) {
           const chunk = bytes.slice(first * k * elementBytes, (first + rows) * k * elementBytes);
           const recorder = new CommandRecorder(gpu);
           quantize(recorder, {
             source: gpu.upload('source', chunk),
-            sourceDtype, rows, rowOffset: first, layout, data, scales, columnScale: scaleBuffer, columnScaled: true,
+            sourceDtype, rows, rowOffset: first, layout, data, scales, columnScale: scaleBuffer, columnScaled: true, nonFinite,
           });
           recorder.submit();
         }
+        expect(new Uint32Array(await gpu.readBack(nonFinite, 4))[0], 'all values are finite').toBe(0xffffffff);
         const actualData = new Uint32Array(await gpu.readBack(data, layout.dataBytes));
         expect(Array.from(actualData)).toEqual(Array.from(expected.data));
         if (layout.scaleBytes) {
           const actualScales = new Uint32Array(await gpu.readBack(scales, layout.scaleBytes));
           expect(Array.from(actualScales)).toEqual(Array.from(expected.scales));
         }
+      });
+    }
+  }
+});
+
+describe('quantize kernel flags NaN and infinite source values', () => {
+  const sources: SourceDtype[] = ['F32', 'F16', 'BF16'];
+  for (const sourceDtype of sources) {
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      it(`${sourceDtype}: ${bad} in row 7 is reported as row 7`, async () => {
+        const n = 12;
+        const k = 64;
+        const raw = randomArray(seededRandom(77), n * k, 0.2);
+        raw[7 * k + 3] = bad;
+        raw[9 * k + 1] = bad;
+        const { bytes } = checkpointRows(raw, sourceDtype);
+        if (sourceDtype === 'F16') { // the CPU f16 rounding saturates: write the f16 NaN/Inf bits directly
+          const halves = new Uint16Array(bytes.buffer);
+          halves[7 * k + 3] = halves[9 * k + 1] = Number.isNaN(bad) ? 0x7e00 : bad > 0 ? 0x7c00 : 0xfc00;
+        }
+        const layout = weightLayout(n, k, { format: 'q4', groupSize: 32 });
+        const nonFinite = gpu.upload('nonFinite', new Uint32Array([0xffffffff]));
+        const recorder = new CommandRecorder(gpu);
+        quantize(recorder, {
+          source: gpu.upload('source', bytes), sourceDtype, rows: n, rowOffset: 0, layout,
+          data: gpu.createBuffer('data', layout.dataBytes), scales: gpu.createBuffer('scales', layout.scaleBytes),
+          columnScale: placeholderBuffer(gpu), columnScaled: false, nonFinite,
+        });
+        recorder.submit();
+        expect(new Uint32Array(await gpu.readBack(nonFinite, 4))[0]).toBe(7);
       });
     }
   }

@@ -127,6 +127,18 @@ describe('opening a model folder', () => {
     expect((error as Error).message).toMatch(/not a JSON object/);
   });
 
+  it('compares the layer count with the checkpoint first: a huge num_hidden_layers fails at once, extra layers are refused', async () => {
+    const config = JSON.parse(readFileSync(`${modelDir('stories260k')}/config.json`, 'utf8'));
+    for (const layers of [1e9, 2 ** 31, config.num_hidden_layers - 1]) {
+      const started = performance.now();
+      const edited = new TextEncoder().encode(JSON.stringify({ ...config, num_hidden_layers: layers }));
+      const error = await openModel(fixtureFiles('stories260k', { 'config.json': edited })).catch((e: unknown) => e);
+      expect(error, String(layers)).toBeInstanceOf(UnsupportedModelError);
+      expect((error as Error).message).toMatch(new RegExp(`num_hidden_layers = ${layers}, but the checkpoint holds ${config.num_hidden_layers} layers`));
+      expect(performance.now() - started).toBeLessThan(1000);
+    }
+  });
+
   it('says tokenizer.json is missing', async () => {
     const error = await openModel(fixtureFiles('tri-tiny', { 'tokenizer.json': null })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ModelFileMissingError);

@@ -3,6 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { NodeModelFiles } from '../../src/model/node-files.ts';
 import { StreamDecoder } from '../../src/text/stream-decoder.ts';
 import { TextCodec } from '../../src/text/tokenizer.ts';
+import { TokenizerError } from '../../src/errors.ts';
+import { readFileSync } from 'node:fs';
 import { modelDir, storiesGolden, triTinyGolden } from '../fixtures.ts';
 
 let tri: TextCodec;
@@ -47,6 +49,14 @@ describe('tokenizer and chat template', () => {
     expect(again.filter((id) => id === imStart)).toHaveLength(3);
     expect(again.filter((id) => id === imEnd)).toHaveLength(2);
     expect(tri.encodeLiteral('<|im_end|>')).not.toContain(imEnd);
+  });
+
+  it('types the chat template\'s own errors as TokenizerError', async () => {
+    const json = JSON.parse(readFileSync(`${modelDir('tri-tiny')}/tokenizer.json`, 'utf8'));
+    for (const template of ["{{ raise_exception('roles must alternate') }}", '{{ messages[0].content.nope() }}', '{% for m in messages %}{{ m.content * 5000000 }}{% endfor %}']) {
+      const codec = new TextCodec(json, { chat_template: template });
+      expect(() => codec.applyChatTemplate([{ role: 'user', content: 'hi' }]), template).toThrow(TokenizerError);
+    }
   });
 
   it('has no chat template for stories260k and says so', () => {
