@@ -45,12 +45,13 @@ export class TextCodec {
     this.eosToken = tokenContent(tokenizerConfig.eos_token);
     this.addsBos = this.tokenizer.encode('', { add_special_tokens: true }).ids.length > 0;
     const template = tokenizerConfig.chat_template;
-    const source = typeof template === 'string'
-      ? template
-      : Array.isArray(template)
-        ? (template.find((t: Json) => t.name === 'default')?.template as string | undefined)
-        : undefined;
-    if (source !== undefined) {
+    // A string, or HF's list of named templates ({ name, template }), of which we use "default".
+    const named = Array.isArray(template) ? template.find((t: unknown) => isObject(t) && t.name === 'default') : undefined;
+    const source = typeof template === 'string' ? template : named?.template;
+    if ((template !== undefined && template !== null && !Array.isArray(template) && typeof template !== 'string') || (named && typeof source !== 'string')) {
+      throw new TokenizerError('tokenizer_config.json: chat_template must be a string or a list of { name, template } entries');
+    }
+    if (typeof source === 'string') {
       try {
         this.chatTemplate = new Template(source);
       } catch (error) {

@@ -59,6 +59,15 @@ describe('tokenizer and chat template', () => {
     }
   });
 
+  it('refuses a chat_template that is neither a string nor a list of named templates (found by the fuzz suite)', () => {
+    const json = JSON.parse(readFileSync(`${modelDir('tri-tiny')}/tokenizer.json`, 'utf8'));
+    for (const template of [[null], 5, {}, [{ name: 'default', template: 3 }]]) {
+      expect(() => new TextCodec(json, { chat_template: template }), JSON.stringify(template)).toThrow(TokenizerError);
+    }
+    expect(new TextCodec(json, { chat_template: null }).hasChatTemplate).toBe(false);
+    expect(new TextCodec(json, { chat_template: [{ name: 'tool_use', template: 'x' }] }).hasChatTemplate).toBe(false);
+  });
+
   it('has no chat template for stories260k and says so', () => {
     expect(stories.hasChatTemplate).toBe(false);
     expect(() => stories.applyChatTemplate([{ role: 'user', content: 'hi' }])).toThrow(/no chat_template/);
