@@ -48,7 +48,8 @@ export class TextCodec {
     // A string, or HF's list of named templates ({ name, template }), of which we use "default".
     const named = Array.isArray(template) ? template.find((t: unknown) => isObject(t) && t.name === 'default') : undefined;
     const source = typeof template === 'string' ? template : named?.template;
-    if ((template !== undefined && template !== null && !Array.isArray(template) && typeof template !== 'string') || (named && typeof source !== 'string')) {
+    const malformedList = Array.isArray(template) && !template.every((t: unknown) => isObject(t) && typeof t.template === 'string');
+    if ((template !== undefined && template !== null && !Array.isArray(template) && typeof template !== 'string') || malformedList) {
       throw new TokenizerError('tokenizer_config.json: chat_template must be a string or a list of { name, template } entries');
     }
     if (typeof source === 'string') {
