@@ -1,18 +1,21 @@
 // A browser-side cache of downloaded model bytes (the Cache API), so a page reload or a second visit does
 // not download the checkpoint again, and a download cut off by closing the tab resumes where it stopped:
 // every range read (at most a 32 MiB chunk of rows, or a small file) is stored under its own key. Keys
-// carry the file's size and ETag, so a changed file on the server is fetched anew.
+// carry the file's size and ETag, so a changed file on the server is fetched anew. Each entry also carries
+// the SHA-256 of its bytes, checked on every hit: a corrupted entry (disk, extension, a partial write) is
+// dropped and downloaded again instead of loading as garbage on every visit.
 import type { ByteSource, ModelFiles } from './byte-source.ts';
 
-export const MODEL_CACHE_NAME = 'tri-webgpu-model-bytes-v1';
+export const MODEL_CACHE_NAME = 'tri-webgpu-model-bytes-v2';
+const DIGEST_HEADER = 'x-tri-webgpu-sha256';
 
 /** Wraps ModelFiles (normally HttpModelFiles) with the Cache API; reads that miss go to the wrapped files. */
 export class CachedModelFiles implements ModelFiles {
   readonly location: string;
   private readonly inner: ModelFiles;
   private readonly cache: Cache;
-  /** Reads served from the cache and fetched (then stored), since creation. */
-  readonly stats = { hits: 0, misses: 0, storeFailures: 0 };
+  /** Reads served from the cache, fetched (then stored), and cached entries found corrupt (then fetched), since creation. */
+  readonly stats = { hits: 0, misses: 0, storeFailures: 0, corrupt: 0 };
 
   private constructor(inner: ModelFiles, cache: Cache) {
     this.inner = inner;
@@ -61,21 +64,29 @@ class CachedByteSource implements ByteSource {
     const hit = await this.cache.match(key);
     if (hit) {
       const bytes = new Uint8Array(await hit.arrayBuffer());
+      const intact = bytes.length === length && hit.headers.get(DIGEST_HEADER) === (await sha256(bytes));
       signal?.throwIfAborted(); // the Cache API takes no signal: a load aborted while reading it stops here
-      if (bytes.length === length) {
+      if (intact) {
         this.stats.hits++;
         return bytes;
       }
+      this.stats.corrupt++;
+      await this.cache.delete(key);
     }
     const bytes = await this.source.read(offset, length, signal);
     this.stats.misses++;
     try {
-      await this.cache.put(key, new Response(bytes.slice()));
+      await this.cache.put(key, new Response(bytes.slice(), { headers: { [DIGEST_HEADER]: await sha256(bytes) } }));
     } catch {
       this.stats.storeFailures++; // over quota: keep going without caching this range
     }
     return bytes;
   }
+}
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
 /** Cache API keys must be http(s) URLs: model folders elsewhere (blob:, file:) get a stand-in origin. */
@@ -86,5 +97,7 @@ function cacheBase(location: string): string {
 
 /** Forgets every cached model byte (e.g. from a "clear downloaded models" button). */
 export async function clearModelCache(): Promise<boolean> {
-  return typeof caches === 'undefined' ? false : caches.delete(MODEL_CACHE_NAME);
+  if (typeof caches === 'undefined') return false;
+  await caches.delete('tri-webgpu-model-bytes-v1'); // entries of earlier versions, stored without digests
+  return caches.delete(MODEL_CACHE_NAME);
 }

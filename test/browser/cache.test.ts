@@ -1,7 +1,7 @@
 // Downloaded model bytes kept in the browser's Cache API: a second load reads no weight byte from the
 // network and still reproduces the goldens; clearing the cache brings the downloads back.
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { CachedModelFiles, HttpModelFiles, TriEngine, clearModelCache } from '../../src/index.ts';
+import { CachedModelFiles, HttpModelFiles, MODEL_CACHE_NAME, TriEngine, clearModelCache } from '../../src/index.ts';
 
 const modelUrl = (name: string) => new URL(`${inject('modelsUrl')}${name}/`, location.origin).href;
 const realFetch = globalThis.fetch;
@@ -40,7 +40,7 @@ describe('model byte cache (Cache API)', () => {
       }
       return (files as CachedModelFiles).stats;
     };
-    let first = { hits: 0, misses: 0, storeFailures: 0 };
+    let first = { hits: 0, misses: 0, storeFailures: 0, corrupt: 0 };
     const firstRequests = await countRangeRequests(async () => {
       first = await loadAndCheck();
     });
@@ -49,11 +49,11 @@ describe('model byte cache (Cache API)', () => {
     expect(first.storeFailures).toBe(0);
     expect(firstRequests).toBe(first.misses);
 
-    let second = { hits: 0, misses: 0, storeFailures: 0 };
+    let second = { hits: 0, misses: 0, storeFailures: 0, corrupt: 0 };
     const secondRequests = await countRangeRequests(async () => {
       second = await loadAndCheck();
     });
-    expect(second).toEqual({ hits: first.misses, misses: 0, storeFailures: 0 });
+    expect(second).toEqual({ hits: first.misses, misses: 0, storeFailures: 0, corrupt: 0 });
     expect(secondRequests).toBe(0);
 
     expect(await clearModelCache()).toBe(true);
@@ -61,5 +61,36 @@ describe('model byte cache (Cache API)', () => {
       await loadAndCheck();
     });
     expect(afterClear).toBe(first.misses);
+  });
+
+  it('drops a corrupted cached range (same length, other bytes) and downloads it again: the goldens hold', async () => {
+    await clearModelCache();
+    const golden = (await (await fetch(`${modelUrl('tri-tiny')}golden.json`)).json()).prompts.find((c: { name: string }) => c.name === 'en_plain');
+    const load = async () => {
+      const files = (await CachedModelFiles.open(new HttpModelFiles(modelUrl('tri-tiny')))) as CachedModelFiles;
+      const engine = await TriEngine.load(files, { weights: { format: 'f32' } });
+      const result = await engine.complete(golden.prompt, { maxNewTokens: 48 });
+      engine.dispose();
+      return { ids: result.tokenIds, stats: files.stats };
+    };
+    await load();
+    // Corrupt the biggest cached entry: flip bytes, keep its length and its stored digest header.
+    const cache = await caches.open(MODEL_CACHE_NAME);
+    let biggest: { key: Request; response: Response; bytes: Uint8Array } | undefined;
+    for (const key of await cache.keys()) {
+      const response = (await cache.match(key))!;
+      const bytes = new Uint8Array(await response.clone().arrayBuffer());
+      if (!biggest || bytes.length > biggest.bytes.length) biggest = { key, response, bytes };
+    }
+    const corrupted = biggest!.bytes.slice();
+    for (let i = 0; i < corrupted.length; i += 97) corrupted[i] = corrupted[i]! ^ 0x5a;
+    await cache.put(biggest!.key, new Response(corrupted, { headers: biggest!.response.headers }));
+
+    const healed = await load();
+    expect(healed.ids).toEqual(golden.greedy_ids);
+    expect(healed.stats.corrupt).toBe(1);
+    expect(healed.stats.misses).toBe(1);
+    const again = await load();
+    expect(again.stats).toMatchObject({ corrupt: 0, misses: 0 });
   });
 });
