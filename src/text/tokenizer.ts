@@ -3,6 +3,7 @@ import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelFileMissingError, TokenizerError } from '../errors.ts';
 import { type ModelFiles, readJsonIfPresent } from '../model/byte-source.ts';
+import { renderBounded } from './template-budget.ts';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | (string & {});
@@ -148,7 +149,7 @@ export class TextCodec {
     if (!this.chatTemplate) throw new TokenizerError('tokenizer_config.json has no chat_template; use a plain prompt');
     let text: string;
     try {
-      text = this.chatTemplate.render({
+      text = renderBounded(this.chatTemplate, {
       messages,
       add_generation_prompt: addGenerationPrompt,
       bos_token: this.bosToken ?? '',

@@ -130,17 +130,17 @@ export class WorkerEngine {
     });
   }
 
-  generate(prompt: Prompt, options: GenerateOptions = {}): Generation {
-    const { signal, ...rest } = options;
+  generate(prompt: Prompt, options: GenerateOptions | null = {}): Generation {
+    const { signal, ...rest } = options ?? {};
     return this.run((id) => ({ type: 'generate', id, prompt, options: rest }), signal);
   }
 
-  generatePacked(documents: readonly PackedDocument[], policy: AttentionPolicy, options: GenerateOptions = {}): Generation {
-    const { signal, ...rest } = options;
-    return this.run((id) => ({ type: 'generatePacked', id, documents: [...documents], policy, options: rest }), signal);
+  generatePacked(documents: readonly PackedDocument[], policy: AttentionPolicy, options: GenerateOptions | null = {}): Generation {
+    const { signal, ...rest } = options ?? {};
+    return this.run((id) => ({ type: 'generatePacked', id, documents: Array.from(documents ?? []), policy, options: rest }), signal);
   }
 
-  complete(prompt: Prompt, options: GenerateOptions = {}): Promise<GenerationResult> {
+  complete(prompt: Prompt, options: GenerateOptions | null = {}): Promise<GenerationResult> {
     return streamResult(this.generate(prompt, options));
   }
 
@@ -161,8 +161,13 @@ export class WorkerEngine {
       const queue = new AsyncQueue<GenerationChunk, GenerationResult>();
       this.pending.set(id, queue);
       const abort = () => this.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
+      try {
+        this.worker.postMessage(message(id));
+      } catch (error) {
+        this.pending.delete(id);
+        throw new InvalidRequestError(`the request cannot be sent to the worker (${(error as Error).message}); prompts and options must be plain data`);
+      }
       signal?.addEventListener('abort', abort);
-      this.worker.postMessage(message(id));
       if (signal?.aborted) abort();
       const events = async function* (pending: Map<number, unknown>): AsyncGenerator<GenerationChunk, GenerationResult> {
         try {

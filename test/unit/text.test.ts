@@ -59,6 +59,22 @@ describe('tokenizer and chat template', () => {
     }
   });
 
+  it('bounds template rendering: runaway loops end in a TokenizerError within a second or two', () => {
+    const json = JSON.parse(readFileSync(`${modelDir('tri-tiny')}/tokenizer.json`, 'utf8'));
+    const messages = Array.from({ length: 60 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `m${i}` }));
+    for (const template of [
+      '{% for i in range(10000000) %}{% endfor %}x',
+      '{% for i in range(1000000000) %}{{ i }}{% endfor %}',
+      '{% for a in messages %}{% for b in messages %}{% for c in messages %}{% for d in messages %}{% endfor %}{% endfor %}{% endfor %}{% endfor %}x',
+    ]) {
+      const started = performance.now();
+      expect(() => new TextCodec(json, { chat_template: template }).applyChatTemplate(messages), template).toThrow(/step budget|past \d+ steps/);
+      expect(performance.now() - started, template).toBeLessThan(3000);
+    }
+    // A real template over the same long chat stays far inside the budget.
+    expect(tri.applyChatTemplate(messages).length).toBeGreaterThan(100);
+  });
+
   it('refuses a chat_template that is neither a string nor a list of named templates (found by the fuzz suite)', () => {
     const json = JSON.parse(readFileSync(`${modelDir('tri-tiny')}/tokenizer.json`, 'utf8'));
     for (const template of [[null], 5, {}, [{ name: 'default', template: 3 }]]) {
