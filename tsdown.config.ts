@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { defineConfig } from 'tsdown';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', node: 'src/node.ts', worker: 'src/worker/index.ts' },
+  entry: { index: 'src/index.ts', node: 'src/node.ts', worker: 'src/worker/index.ts', cli: 'src/cli.ts' },
   outDir: 'dist',
   format: 'esm',
   platform: 'neutral',

@@ -132,3 +132,13 @@ export class EngineDisposedError extends TriWebGPUError {
     super('ENGINE_DISPOSED', message);
   }
 }
+
+/** A downloaded or stored model file is not what its manifest says (size or SHA-256), even after a retry. */
+export class ModelIntegrityError extends TriWebGPUError {
+  override name = 'ModelIntegrityError';
+  readonly file: string;
+  constructor(file: string, problem: string) {
+    super('MODEL_INTEGRITY', `${file}: ${problem}; the download was corrupted or the file changed; load again, or clear the model cache`);
+    this.file = file;
+  }
+}

@@ -27,6 +27,7 @@ export {
   GpuOutOfMemoryError,
   InvalidRequestError,
   KvCacheFullError,
+  ModelIntegrityError,
   ModelFileMissingError,
   ModelFileReadError,
   SafetensorsFormatError,
@@ -35,3 +36,5 @@ export {
   UnsupportedModelError,
   WebGPUUnavailableError,
 } from './errors.ts';
+export { ArtifactWeights, MANIFEST_FILE, convertModel } from './model/artifact.ts';
+export type { ArtifactManifest, ArtifactSink } from './model/artifact.ts';

@@ -8,6 +8,8 @@ export interface ByteSource {
   /** A version of the content when the source knows one (HTTP: the ETag); caches key on it. */
   readonly version?: string;
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
+  /** Forgets any locally stored copy (a cache), so the next reads fetch the source again. */
+  invalidate?(): Promise<void>;
 }
 
 /** A folder of model files: a directory, a URL prefix, or files the user picked. */

@@ -58,6 +58,10 @@ class CachedByteSource implements ByteSource {
     this.stats = stats;
   }
 
+  async invalidate(): Promise<void> {
+    for (const key of await this.cache.keys()) if (key.url.startsWith(this.keyPrefix)) await this.cache.delete(key);
+  }
+
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     signal?.throwIfAborted();
     const key = `${this.keyPrefix}&bytes=${offset}-${length}`;

@@ -22,14 +22,14 @@ export interface MatrixSpec {
   columnScaleTensor?: string;
 }
 
-interface RowSlice {
+export interface RowSlice {
   tensor: string;
   sourceRow: number;
   rows: number;
   destRow: number; // within the part
 }
 
-interface PartPlan {
+export interface PartPlan {
   outputStart: number;
   outputs: number;
   layout: WeightLayout;
@@ -37,7 +37,7 @@ interface PartPlan {
 }
 
 /** Splits a matrix into parts that each fit one binding, and says which tensor rows go where. */
-function planMatrix(spec: MatrixSpec, shapes: readonly (readonly number[])[], format: WeightFormatOptions, bindingLimit: number): { layout: WeightLayout; parts: PartPlan[] } {
+export function planMatrix(spec: MatrixSpec, shapes: readonly (readonly number[])[], format: WeightFormatOptions, bindingLimit: number): { layout: WeightLayout; parts: PartPlan[] } {
   const k = shapes[0]![1]!;
   const rows = shapes.map((shape) => shape[0]!);
   const totalRows = rows.reduce((a, b) => a + b, 0);
@@ -73,7 +73,7 @@ function planMatrix(spec: MatrixSpec, shapes: readonly (readonly number[])[], fo
   return { layout, parts };
 }
 
-function tensorShapes(spec: MatrixSpec, checkpoint: SafetensorsCheckpoint): TensorInfo[] {
+export function tensorShapes(spec: MatrixSpec, checkpoint: SafetensorsCheckpoint): TensorInfo[] {
   const infos = spec.tensors.map((name) => {
     const info = checkpoint.get(name);
     if (!info) throw new SafetensorsFormatError('checkpoint', 'tensor not found', name);

@@ -19,6 +19,7 @@ import { type GpuMatrix, LINEAR_SPLIT_K_CHOICES, linear, placeholderBuffer } fro
 import { ropeKv } from '../ops/rope-kv.ts';
 import { sample } from '../ops/sample.ts';
 import { type SamplingConfig, samplingConfig, usesTokenCounts } from '../runtime/sampling.ts';
+import { ArtifactWeights } from './artifact.ts';
 import { type LlamaSpec, ropeCosSinTable } from './config.ts';
 import { GpuWeightUploader, type MatrixSpec, type PendingMatrix, destroyGpuMatrix, gpuMatrixBuffers } from './gpu-weights.ts';
 import { checkLlamaCheckpoint, llamaTensorLayout } from './llama-weights.ts';
@@ -113,7 +114,7 @@ function activationBytes(spec: LlamaSpec, { rows, slots, contextLength }: Capaci
 const kvCacheBytes = (spec: LlamaSpec, pages: number, format: KvCacheFormat) => pages * KV_PAGE_TOKENS * spec.numKvHeads * spec.headDim * (format === 'f16' ? 2 : 4);
 
 /** The matrices of the graph, as stacks of checkpoint tensors; each RMSNorm weight is folded into the matrix it feeds. */
-function matrixSpecs(spec: LlamaSpec): { embed: MatrixSpec; layers: Record<keyof LayerMatrices, MatrixSpec>[]; lmHead: MatrixSpec } {
+export function matrixSpecs(spec: LlamaSpec): { embed: MatrixSpec; layers: Record<keyof LayerMatrices, MatrixSpec>[]; lmHead: MatrixSpec } {
   const layout = llamaTensorLayout(spec);
   return {
     embed: { label: 'embed', tensors: [layout.embed.name] },
@@ -127,6 +128,24 @@ function matrixSpecs(spec: LlamaSpec): { embed: MatrixSpec; layers: Record<keyof
   };
 }
 
+/** The graph matrices in order (embedding, each layer's qkv/o/gateUp/down, head): what an artifact stores. */
+export function graphMatrices(spec: LlamaSpec): MatrixSpec[] {
+  const specs = matrixSpecs(spec);
+  return [specs.embed, ...specs.layers.flatMap((layer) => [layer.qkv, layer.o, layer.gateUp, layer.down]), specs.lmHead];
+}
+
+/** The shapes of the tensors stacked in each graph matrix, by label, from the config alone. */
+function matrixShapes(spec: LlamaSpec): (label: string) => number[][] {
+  const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize } = spec;
+  const layerShapes: Record<string, number[][]> = {
+    qkv: [[numHeads * headDim, h], [numKvHeads * headDim, h], [numKvHeads * headDim, h]],
+    o: [[h, numHeads * headDim]],
+    gateUp: [[f, h], [f, h]],
+    down: [[h, f]],
+  };
+  return (label) => (label === 'embed' || label === 'lmHead' ? [[vocabSize, h]] : layerShapes[label.split('.').at(-1)!]!);
+}
+
 /** Every GPU buffer the model allocates (weights, RoPE table, K and V caches, activations), in bytes. */
 export function gpuLlamaMemoryPlan(
   spec: LlamaSpec, contextLength: number,
@@ -136,18 +155,10 @@ export function gpuLlamaMemoryPlan(
   const kvPages = options.kvPages ?? pagesPerContext(contextLength);
   const format = options.weights ?? { format: 'f32' };
   const limit = options.bindingLimit ?? Infinity;
-  const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize } = spec;
-  const specs = matrixSpecs(spec);
-  const layerShapes: Record<keyof LayerMatrices, number[][]> = {
-    qkv: [[numHeads * headDim, h], [numKvHeads * headDim, h], [numKvHeads * headDim, h]],
-    o: [[h, numHeads * headDim]],
-    gateUp: [[f, h], [f, h]],
-    down: [[h, f]],
-  };
+  const { headDim } = spec;
+  const shapes = matrixShapes(spec);
   const buffers = [
-    ...gpuMatrixBuffers(specs.embed, [[vocabSize, h]], format, limit),
-    ...specs.layers.flatMap((layer) => (Object.keys(layer) as (keyof LayerMatrices)[]).flatMap((key) => gpuMatrixBuffers(layer[key], layerShapes[key], format, limit))),
-    ...gpuMatrixBuffers(specs.lmHead, [[vocabSize, h]], options.lmHead ?? format, limit),
+    ...graphMatrices(spec).flatMap((matrix) => gpuMatrixBuffers(matrix, shapes(matrix.label), matrix.label === 'lmHead' ? (options.lmHead ?? format) : format, limit)),
     { label: 'rope.cosSin', bytes: contextLength * headDim * 4 },
     ...Array.from({ length: 2 * spec.numLayers }, (_, i) => ({ label: `${i % 2 ? 'v' : 'k'}Cache.${i >> 1}`, bytes: kvCacheBytes(spec, kvPages, options.kvCache ?? 'f32') })),
     ...Object.entries(activationBytes(spec, capacity)).map(([label, bytes]) => ({ label, bytes })),
@@ -235,16 +246,24 @@ export class GpuLlama {
     this.ownSequence = this.kv.createSequence([], { shareable: false }).sequence.id;
   }
 
-  static async load(gpu: GpuContext, spec: LlamaSpec, checkpoint: SafetensorsCheckpoint, options: GpuLlamaOptions = {}): Promise<GpuLlama> {
+  /**
+   * Loads the weights onto the GPU: a checkpoint's tensors converted there (kernels/quantize.wgsl), or a
+   * pre-converted artifact's buffers uploaded as they are (src/model/artifact.ts, verified per shard).
+   */
+  static async load(gpu: GpuContext, spec: LlamaSpec, source: SafetensorsCheckpoint | ArtifactWeights, options: GpuLlamaOptions = {}): Promise<GpuLlama> {
+    const artifact = source instanceof ArtifactWeights ? source : undefined;
+    const checkpoint = artifact ? undefined : (source as SafetensorsCheckpoint);
     const contextLength = Math.min(options.contextLength ?? spec.maxPositions, spec.maxPositions);
     const chunkTokens = Math.min(options.chunkTokens ?? DEFAULT_CHUNK_TOKENS, contextLength);
-    const weights = options.weights ?? { format: 'f32' };
-    const lmHeadFormat = options.lmHead ?? weights;
-    checkLlamaCheckpoint(spec, checkpoint);
+    const weights = artifact ? artifact.checkFormat(options.weights) : (options.weights ?? { format: 'f32' });
+    const lmHeadFormat = artifact ? weights : (options.lmHead ?? weights);
+    if (checkpoint) checkLlamaCheckpoint(spec, checkpoint);
     checkKernelShapes(spec);
     // Refuse what cannot fit before a single weight byte is read (or downloaded): first every buffer
-    // against the binding limit (matrices over it are split into parts), then the whole allocation.
-    const limit = Math.min(gpu.capabilities.maxStorageBufferBindingSize, gpu.capabilities.maxBufferSize);
+    // against the binding limit (matrices over it are split into parts; an artifact's parts are fixed),
+    // then the whole allocation.
+    const deviceLimit = Math.min(gpu.capabilities.maxStorageBufferBindingSize, gpu.capabilities.maxBufferSize);
+    const limit = artifact ? artifact.manifest.partBytes : deviceLimit;
     const maxSequences = options.maxSequences ?? DEFAULT_MAX_SEQUENCES;
     const kvPages = options.kvPages ?? pagesPerContext(contextLength);
     const kvCache = options.kvCache ?? 'f32';
@@ -252,23 +271,32 @@ export class GpuLlama {
     for (const { label, bytes } of plan.buffers) checkBufferSize(gpu.capabilities, label, bytes);
 
     const specs = matrixSpecs(spec);
-    // Bytes read: every matrix once (a tied head twice: it is converted again with the final norm folded in).
-    const matrixTensors = [specs.embed, ...specs.layers.flatMap((l) => Object.values(l)), specs.lmHead].flatMap((m) => m.tensors);
-    const totalBytes = matrixTensors.reduce((sum, name) => sum + checkpoint.get(name)!.byteLength, 0);
+    const shapes = matrixShapes(spec);
+    const graphMatrices = [specs.embed, ...specs.layers.flatMap((l) => Object.values(l)), specs.lmHead];
+    // Bytes read: an artifact's shards; or every matrix once (a tied head twice: it is converted again
+    // with the final norm folded in).
+    const totalBytes = artifact
+      ? artifact.manifest.shards.reduce((sum, shard) => sum + shard.bytes, 0)
+      : graphMatrices.flatMap((m) => m.tensors).reduce((sum, name) => sum + checkpoint!.get(name)!.byteLength, 0);
     let loadedBytes = 0;
-    const uploader = new GpuWeightUploader(gpu, {
-      signal: options.signal,
-      onBytes: (bytes) => options.onProgress?.((loadedBytes += bytes), totalBytes),
-    });
+    const onBytes = (bytes: number) => options.onProgress?.((loadedBytes += bytes), totalBytes);
+    const uploader = new GpuWeightUploader(gpu, { signal: options.signal, onBytes });
     const pending: PendingMatrix[] = [];
+    const artifactMatrices = new Map<string, GpuMatrix>();
     let model: GpuLlama | undefined;
     const releaseAll = () => {
       for (const { matrix } of pending) destroyGpuMatrix(matrix);
+      for (const matrix of artifactMatrices.values()) destroyGpuMatrix(matrix);
       model?.destroyBuffers();
     };
     await gpu.allocateOrThrow(plan.totalBytes, () => {
-      const allocate = (matrix: MatrixSpec, format: WeightFormatOptions) => {
-        const result = uploader.allocate(matrix, checkpoint, format);
+      const allocate = (matrix: MatrixSpec, format: WeightFormatOptions): GpuMatrix => {
+        if (artifact) {
+          const allocated = artifact.allocate(gpu, artifact.matrix(matrix, shapes(matrix.label)));
+          artifactMatrices.set(matrix.label, allocated);
+          return allocated;
+        }
+        const result = uploader.allocate(matrix, checkpoint!, format);
         pending.push(result);
         return result.matrix;
       };
@@ -285,7 +313,10 @@ export class GpuLlama {
 
     try {
       gpu.device.queue.writeBuffer(model!.ropeTable, 0, ropeCosSinTable(spec, contextLength));
+      if (artifact) await artifact.fill(gpu, artifactMatrices, { onBytes, signal: options.signal });
       for (const matrix of pending) await uploader.fill(matrix);
+      await gpu.device.queue.onSubmittedWorkDone();
+      gpu.checkHealthy();
       model!.linearSplitK = options.linearSplitK ?? (await model!.fastestSplitK());
       return model!;
     } catch (error) {

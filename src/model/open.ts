@@ -1,10 +1,11 @@
-// Opens a model folder: config → spec, safetensors headers (no weights read yet), tokenizer.
+// Opens a model folder: config → spec, safetensors headers or an artifact's manifest (no weights read yet), tokenizer.
 import { UnsupportedModelError } from '../errors.ts';
 import { TextCodec } from '../text/tokenizer.ts';
 import { type ModelFiles, readJson, readJsonIfPresent } from './byte-source.ts';
 import { type LlamaSpec, parseLlamaConfig } from './config.ts';
 import { checkLlamaCheckpoint } from './llama-weights.ts';
 import { SafetensorsCheckpoint } from './safetensors.ts';
+import { ArtifactWeights, readManifest } from './artifact.ts';
 
 export interface OpenedModel {
   readonly spec: LlamaSpec;
@@ -14,7 +15,32 @@ export interface OpenedModel {
 
 type Json = Record<string, unknown>;
 
+/** A model folder of either kind: a plain checkpoint, or a pre-converted artifact (FORMAT.md). */
+export interface OpenedWeights {
+  readonly spec: LlamaSpec;
+  readonly text: TextCodec;
+  readonly weights: SafetensorsCheckpoint | ArtifactWeights;
+}
+
+/** Opens an artifact when the folder has a manifest, else the checkpoint (both read no weights yet). */
+export async function openWeights(files: ModelFiles, signal?: AbortSignal): Promise<OpenedWeights> {
+  const manifest = await readManifest(files, signal);
+  if (!manifest) {
+    const opened = await openModel(files, signal);
+    return { spec: opened.spec, text: opened.text, weights: opened.checkpoint };
+  }
+  const { spec, text } = await openSpecAndText(files, signal);
+  return { spec, text, weights: new ArtifactWeights(files, manifest) };
+}
+
 export async function openModel(files: ModelFiles, signal?: AbortSignal): Promise<OpenedModel> {
+  const { spec, text } = await openSpecAndText(files, signal);
+  const checkpoint = await SafetensorsCheckpoint.open(files, signal);
+  checkLlamaCheckpoint(spec, checkpoint);
+  return { spec, checkpoint, text };
+}
+
+async function openSpecAndText(files: ModelFiles, signal: AbortSignal | undefined): Promise<{ spec: LlamaSpec; text: TextCodec }> {
   const config = (await readJson(files, 'config.json', signal)) as Json;
   const generationConfig = ((await readJsonIfPresent(files, 'generation_config.json', signal)) ?? {}) as Json;
   const parsed = parseLlamaConfig(config, generationConfig);
@@ -27,7 +53,5 @@ export async function openModel(files: ModelFiles, signal?: AbortSignal): Promis
       : [...parsed.eosTokenIds, tokenizerEos],
   };
   if (spec.eosTokenIds.length === 0) throw new UnsupportedModelError('no eos_token_id in config.json, generation_config.json or tokenizer_config.json');
-  const checkpoint = await SafetensorsCheckpoint.open(files, signal);
-  checkLlamaCheckpoint(spec, checkpoint);
-  return { spec, checkpoint, text };
+  return { spec, text };
 }

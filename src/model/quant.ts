@@ -148,21 +148,30 @@ export interface PackedWeights {
  */
 export function packWeights(values: Float32Array, n: number, k: number, options: WeightFormatOptions, columnScale?: Float32Array): PackedWeights {
   const layout = weightLayout(n, k, options);
-  const { paddedK, paddedN, format } = layout;
-  const data = new Uint32Array(layout.dataBytes / 4);
-  const scales = new Uint32Array(layout.scaleBytes / 4);
+  const packed = { layout, data: new Uint32Array(layout.dataBytes / 4), scales: new Uint32Array(layout.scaleBytes / 4) };
+  packRows(packed, values, n, 0, columnScale);
+  return packed;
+}
+
+/**
+ * Converts `rows` rows of f32 values (row-major, K each) into rows firstRow.. of `packed` (whose q4 scales
+ * must start zeroed, as the GPU's): the CPU twin of one kernels/quantize.wgsl dispatch over a chunk.
+ */
+export function packRows(packed: PackedWeights, values: Float32Array, rows: number, firstRow: number, columnScale?: Float32Array): void {
+  const { layout, data, scales } = packed;
+  const { k, paddedK, paddedN, format } = layout;
   const input = (row: number, col: number) => (col < k ? quantizerInput(values[row * k + col]!, columnScale?.[col] ?? 1) : 0);
   const word = (slice: number, row: number) => slice * paddedN + row;
 
   if (format === 'f32') {
     const view = new Float32Array(data.buffer);
-    for (let row = 0; row < n; row++) {
-      for (let col = 0; col < paddedK; col++) view[word(col, row)] = input(row, col);
+    for (let row = 0; row < rows; row++) {
+      for (let col = 0; col < paddedK; col++) view[word(col, firstRow + row)] = input(row, col);
     }
   } else if (format === 'f16') {
-    for (let row = 0; row < n; row++) {
+    for (let row = 0; row < rows; row++) {
       for (let col = 0; col < paddedK; col += 2) {
-        data[word(col >> 1, row)] = floatToHalfBits(input(row, col)) | (floatToHalfBits(input(row, col + 1)) << 16);
+        data[word(col >> 1, firstRow + row)] = floatToHalfBits(input(row, col)) | (floatToHalfBits(input(row, col + 1)) << 16);
       }
     }
   } else {
@@ -171,22 +180,22 @@ export function packWeights(values: Float32Array, n: number, k: number, options:
     const halfN = paddedN / 2;
     const group = new Float32Array(groupSize);
     const nibbles = new Uint8Array(groupSize);
-    for (let row = 0; row < n; row++) {
+    for (let row = 0; row < rows; row++) {
+      const dest = firstRow + row;
       for (let g = 0; g < groups; g++) {
         for (let i = 0; i < groupSize; i++) group[i] = input(row, g * groupSize + i);
         const { scaleBits, minBits } = quantizeGroup(group, nibbles, withMin);
-        const shift = (row & 1) * 16;
-        scales[g * halfN + (row >> 1)]! |= scaleBits << shift;
-        if (withMin) scales[(groups + g) * halfN + (row >> 1)]! |= minBits << shift;
+        const shift = (dest & 1) * 16;
+        scales[g * halfN + (dest >> 1)]! |= scaleBits << shift;
+        if (withMin) scales[(groups + g) * halfN + (dest >> 1)]! |= minBits << shift;
         for (let i = 0; i < groupSize; i += 8) {
-          let packed = 0;
-          for (let j = 0; j < 8; j++) packed |= nibbles[i + j]! << (4 * j);
-          data[word((g * groupSize + i) >> 3, row)] = packed >>> 0;
+          let word32 = 0;
+          for (let j = 0; j < 8; j++) word32 |= nibbles[i + j]! << (4 * j);
+          data[word((g * groupSize + i) >> 3, dest)] = word32 >>> 0;
         }
       }
     }
   }
-  return { layout, data, scales };
 }
 
 /** Back to W[N][K] in f32: the exact values the GPU kernels multiply by (the CPU reference for quantized paths). */

@@ -8,9 +8,10 @@ import { GpuContext } from '../gpu/context.ts';
 import { HttpModelFiles, type ModelFiles } from '../model/byte-source.ts';
 import { CachedModelFiles } from '../model/cached-files.ts';
 import type { LlamaSpec } from '../model/config.ts';
+import { ArtifactWeights } from '../model/artifact.ts';
 import { GpuLlama, type KvCacheFormat } from '../model/llama-gpu.ts';
 import { llamaTensors } from '../model/llama-weights.ts';
-import { openModel } from '../model/open.ts';
+import { openWeights } from '../model/open.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 import { type SamplingOptions, samplingConfig } from './sampling.ts';
 import type { ChatMessage, TextCodec } from '../text/tokenizer.ts';
@@ -112,16 +113,16 @@ export class TriEngine {
     }
     const remote = typeof source === 'string' ? new HttpModelFiles(source) : source;
     const files = typeof source === 'string' && options.cache !== false ? await CachedModelFiles.open(remote) : remote;
-    const opened = await openModel(files, signal);
+    const opened = await openWeights(files, signal);
     signal?.throwIfAborted();
     const gpu = await GpuContext.create(options.gpu);
-    const weights = options.weights ?? defaultWeightFormat(opened.spec);
+    const weights = opened.weights instanceof ArtifactWeights ? opened.weights.checkFormat(options.weights) : (options.weights ?? defaultWeightFormat(opened.spec));
     try {
       signal?.throwIfAborted();
       if (options.contextLength !== undefined && options.contextLength > opened.spec.maxPositions) {
         throw new InvalidRequestError(`contextLength ${options.contextLength} is more than the model's ${opened.spec.maxPositions} positions`);
       }
-      const model = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, {
+      const model = await GpuLlama.load(gpu, opened.spec, opened.weights, {
         contextLength: options.contextLength ?? Math.min(opened.spec.maxPositions, DEFAULT_CONTEXT_LENGTH),
         maxSequences: options.maxSequences,
         kvCache: options.kvCache ?? (weights.format === 'f32' ? 'f32' : 'f16'),

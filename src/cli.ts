@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// `npx tri-webgpu convert <hf-model-folder> <out-folder> [--weights q4|q4-min|f16|f32] [--group 32|64|128]`:
+// a pre-converted artifact (FORMAT.md) on the CPU, no GPU needed.
+import { parseArgs } from 'node:util';
+import { TriWebGPUError } from './errors.ts';
+import { convertModelFolder } from './model/node-convert.ts';
+import type { Q4GroupSize, WeightFormatOptions } from './model/quant.ts';
+
+const USAGE = 'usage: tri-webgpu convert <hf-model-folder> <out-folder> [--weights q4|q4-min|f16|f32] [--group 32|64|128]';
+
+function weightsOption(name: string, group: number): WeightFormatOptions {
+  if (![32, 64, 128].includes(group)) throw new Error(`--group must be 32, 64 or 128 (got ${group})`);
+  if (name === 'q4' || name === 'q4-min') return { format: 'q4', groupSize: group as Q4GroupSize, withMin: name === 'q4-min' };
+  if (name === 'f16' || name === 'f32') return { format: name };
+  throw new Error(`--weights must be q4, q4-min, f16 or f32 (got ${name})`);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: { weights: { type: 'string', default: 'q4' }, group: { type: 'string', default: '32' }, help: { type: 'boolean', short: 'h' } },
+  });
+  const [command, input, output] = positionals;
+  if (values.help || command !== 'convert' || !input || !output) {
+    console.log(USAGE);
+    process.exitCode = values.help ? 0 : 2;
+    return;
+  }
+  const weights = weightsOption(values.weights!, Number(values.group));
+  const started = performance.now();
+  let lastDraw = 0;
+  const manifest = await convertModelFolder(input, output, {
+    weights,
+    onProgress: (done, total) => {
+      const now = performance.now();
+      if (now - lastDraw < 200 && done < total) return;
+      lastDraw = now;
+      const fraction = total ? done / total : 1;
+      const bar = '#'.repeat(Math.round(fraction * 30)).padEnd(30, '.');
+      process.stderr.write(`\r[${bar}] ${(fraction * 100).toFixed(1)}%  ${(done / 2 ** 20).toFixed(0)} / ${(total / 2 ** 20).toFixed(0)} MiB`);
+    },
+  });
+  const bytes = manifest.shards.reduce((sum, shard) => sum + shard.bytes, 0);
+  process.stderr.write('\n');
+  console.log(`${output}: ${manifest.shards.length} shard(s), ${(bytes / 2 ** 20).toFixed(1)} MiB of ${JSON.stringify(weights)} weights in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  console.error(error instanceof TriWebGPUError ? `${error.name}: ${error.message}` : String((error as Error).message ?? error));
+  process.exitCode = 1;
+});
