@@ -5,7 +5,8 @@
 //       both the dev server and the minified build generate the tri-tiny golden text on the main thread
 //       and in a Web Worker (relative model URL, typed errors whose names survive minification);
 //       esbuild bundles it with no loader configured;
-//   (b) plain Node ESM JavaScript with `webgpu` installed: the golden ids; `require()` works too;
+//   (b) plain Node ESM JavaScript with `webgpu` installed: the golden ids; `require()` works too; the
+//       `tri-webgpu convert` CLI makes an artifact that loads with the golden ids;
 //   (c) a TypeScript project with `moduleResolution: nodenext` (TypeScript 5.9, skipLibCheck off): clean.
 // And publint and @arethetypeswrong/cli on the tarball. Installs come from the npm registry (cached).
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -195,7 +196,7 @@ describe('the packed tarball', () => {
   it('holds only what users need (dist, README, LICENSE) and stays under 300 kB', async () => {
     const listing = await run('tar', ['tzf', tarball], work);
     const files = listing.trim().split('\n').map((name) => name.replace(/^package\//, ''));
-    expect(files.filter((name) => !/^(dist\/.*\.(js|d\.ts)|README\.md|LICENSE|package\.json)$/.test(name))).toEqual([]);
+    expect(files.filter((name) => !/^(dist\/.*\.(js|d\.ts)|README\.md|FORMAT\.md|LICENSE|package\.json)$/.test(name))).toEqual([]);
     expect(files).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/worker.js', 'LICENSE']));
     const size = statSync(tarball).size;
     console.log(`tarball: ${(size / 1000).toFixed(1)} kB, ${files.length} files`);
@@ -265,6 +266,15 @@ describe('(b) plain Node ESM JavaScript with webgpu installed', () => {
     const result = JSON.parse(out.trim().split('\n').at(-1)!);
     expect(result.ids).toEqual(plain.greedy_ids);
     expect(result.text).toBe(plain.decoded_text);
+  }, 120_000);
+
+  it('converts a model with `npx tri-webgpu convert`, and the artifact loads with the golden ids', async () => {
+    const out = join(nodeApp, 'tri-tiny-f32');
+    const log = await run('npx', ['tri-webgpu', 'convert', modelDir('tri-tiny'), out, '--weights', 'f32'], nodeApp);
+    expect(log).toMatch(/1 shard\(s\)/);
+    const result = JSON.parse((await run('node', ['main.mjs', out, plain.prompt, String(plain.greedy_ids.length)], nodeApp, VULKAN_ENV)).trim().split('\n').at(-1)!);
+    expect(result.ids).toEqual(plain.greedy_ids);
+    await expect(run('npx', ['tri-webgpu', 'convert', join(nodeApp, 'no-such-folder'), out], nodeApp)).rejects.toThrow(/ModelFileMissingError: config\.json is missing/);
   }, 120_000);
 
   it('loads from CommonJS too (require of an ES module, Node ≥ 20.19)', async () => {
