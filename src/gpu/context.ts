@@ -10,6 +10,12 @@ export interface GpuCapabilities {
   readonly maxBufferSize: number;
   readonly maxComputeWorkgroupsPerDimension: number;
   readonly adapterDescription: string;
+  /**
+   * An upper bound on the memory the device can allocate, where one is known: a CPU adapter (SwiftShader,
+   * a fallback adapter) allocates system memory, which Node and Chromium report. Real GPUs report none
+   * through WebGPU; LoadOptions.maxGpuBytes sets one.
+   */
+  readonly memoryBudgetBytes: number | undefined;
 }
 
 /** Finds WebGPU in a browser or worker; Node callers pass their own GPU (see src/gpu/node.ts). */
@@ -22,6 +28,23 @@ export function browserGpu(): GPU {
     );
   }
   return gpu;
+}
+
+function isCpuAdapter(info: GPUAdapterInfo | undefined): boolean {
+  const text = [info?.vendor, info?.architecture, info?.device, info?.description].join(' ');
+  return Boolean((info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe|software/i.test(text);
+}
+
+/** The machine's memory: Node's os.totalmem(), else navigator.deviceMemory (GiB, rounded down by browsers). */
+async function systemMemoryBytes(): Promise<number | undefined> {
+  const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
+  if (node) {
+    const moduleName = 'node:os'; // a variable, so that browser bundlers leave it alone
+    const os = (await import(/* @vite-ignore */ moduleName)) as { totalmem(): number };
+    return os.totalmem();
+  }
+  const gib = (globalThis.navigator as { deviceMemory?: number } | undefined)?.deviceMemory;
+  return gib ? gib * 2 ** 30 : undefined;
 }
 
 export class GpuContext {
@@ -75,6 +98,7 @@ export class GpuContext {
       maxBufferSize: device.limits.maxBufferSize,
       maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
       adapterDescription: [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ') || 'unknown adapter',
+      memoryBudgetBytes: isCpuAdapter(info) ? await systemMemoryBytes() : undefined,
     });
   }
 

@@ -6,7 +6,7 @@
 // runs the new tokens of several sequences together (prefill chunks and decode tokens alike) in one
 // submit; only the sampled ids (4 bytes each) or, for tests, the logits come back. Which pages a
 // sequence owns is decided by src/kv/paged-cache.ts; this file only reads its page tables.
-import { ContextOverflowError, UnsupportedModelError } from '../errors.ts';
+import { ContextOverflowError, GpuOutOfMemoryError, UnsupportedModelError } from '../errors.ts';
 import { type GpuContext, checkBufferSize } from '../gpu/context.ts';
 import { CommandRecorder } from '../gpu/recorder.ts';
 import { type DocumentSpan, documentAt } from '../kv/documents.ts';
@@ -43,6 +43,8 @@ export interface GpuLlamaOptions {
   weights?: WeightFormatOptions;
   /** Format of the output head; defaults to `weights`. */
   lmHead?: WeightFormatOptions;
+  /** Refuse (GpuOutOfMemoryError, before allocating) a plan above this many bytes; default: the device's budget when known. */
+  maxGpuBytes?: number;
   /** Called after each chunk of weights with checkpoint bytes read so far and in all. */
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   signal?: AbortSignal;
@@ -269,6 +271,12 @@ export class GpuLlama {
     const kvCache = options.kvCache ?? 'f32';
     const plan = gpuLlamaMemoryPlan(spec, contextLength, { chunkTokens, maxSequences, kvPages, kvCache, weights, lmHead: lmHeadFormat, bindingLimit: limit });
     for (const { label, bytes } of plan.buffers) checkBufferSize(gpu.capabilities, label, bytes);
+    // A plan beyond what the device can hold is refused here: allocating it anyway ran a CPU adapter out
+    // of memory and Dawn then crashed the process (SIGSEGV) when the device was destroyed.
+    const budget = options.maxGpuBytes ?? gpu.capabilities.memoryBudgetBytes;
+    if (budget !== undefined && plan.totalBytes > budget) {
+      throw new GpuOutOfMemoryError(plan.totalBytes, `the plan needs more than the ${(budget / 2 ** 30).toFixed(2)} GiB this device can hold`);
+    }
 
     const specs = matrixSpecs(spec);
     const shapes = matrixShapes(spec);

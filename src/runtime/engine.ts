@@ -41,6 +41,12 @@ export interface LoadOptions {
    * locally and an interrupted download resumes (default true for URLs where the Cache API exists).
    */
   cache?: boolean;
+  /**
+   * Refuse a model whose GPU buffers (weights, KV cache, activations) exceed this many bytes, before
+   * anything is allocated or downloaded. Default: for CPU adapters the machine's memory; for real GPUs,
+   * which WebGPU does not say the memory of, no limit beyond the device's own allocation failure.
+   */
+  maxGpuBytes?: number;
   /** Weight loading progress in checkpoint bytes. */
   onProgress?: (progress: { loadedBytes: number; totalBytes: number }) => void;
   signal?: AbortSignal;
@@ -125,6 +131,7 @@ export class TriEngine {
       const model = await GpuLlama.load(gpu, opened.spec, opened.weights, {
         contextLength: options.contextLength ?? Math.min(opened.spec.maxPositions, DEFAULT_CONTEXT_LENGTH),
         maxSequences: options.maxSequences,
+        maxGpuBytes: options.maxGpuBytes,
         kvCache: options.kvCache ?? (weights.format === 'f32' ? 'f32' : 'f16'),
         weights,
         signal,
@@ -251,6 +258,7 @@ function checkLoadOptions(options: LoadOptions): void {
   check(contextLength === undefined || (Number.isInteger(contextLength) && contextLength >= 2), `contextLength must be a whole number ≥ 2 (got ${contextLength})`);
   check(maxSequences === undefined || (Number.isInteger(maxSequences) && maxSequences >= 1 && maxSequences <= 256), `maxSequences must be a whole number in 1..256 (got ${maxSequences})`);
   check(kvCache === undefined || kvCache === 'f32' || kvCache === 'f16', `kvCache must be 'f32' or 'f16' (got ${String(kvCache)})`);
+  check(options.maxGpuBytes === undefined || (Number.isFinite(options.maxGpuBytes) && options.maxGpuBytes > 0), `maxGpuBytes must be a positive number (got ${options.maxGpuBytes})`);
   if (weights !== undefined) {
     check(typeof weights === 'object' && weights !== null && WEIGHT_FORMATS.includes(weights.format), `weights.format must be one of ${WEIGHT_FORMATS.join(', ')} (got ${String(weights?.format)})`);
     check(weights.groupSize === undefined || (weights.format === 'q4' && Q4_GROUP_SIZES.includes(weights.groupSize)), `weights.groupSize must be 32, 64 or 128, with format 'q4' (got ${weights.groupSize})`);

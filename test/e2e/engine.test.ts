@@ -4,7 +4,8 @@ import * as errors from '../../src/errors.ts';
 import { ContextOverflowError, DeviceLostError, EngineDisposedError, InvalidRequestError, TriEngine, TriWebGPUError } from '../../src/index.ts';
 import { streamResult } from '../../src/runtime/stream.ts';
 import { readFileSync, readdirSync } from 'node:fs';
-import { BlobModelFiles, SafetensorsFormatError } from '../../src/index.ts';
+import { totalmem } from 'node:os';
+import { BlobModelFiles, GpuOutOfMemoryError, SafetensorsFormatError } from '../../src/index.ts';
 import { BlobSource } from '../../src/model/byte-source.ts';
 import { readSafetensorsHeader } from '../../src/model/safetensors.ts';
 import { NodeModelFiles, getNodeGpu } from '../../src/node.ts';
@@ -241,6 +242,19 @@ describe('engine lifecycle (Node)', () => {
       expect(error.code, exportName).toMatch(/^[A-Z_]+$|^a$/);
     }
     expect(new InvalidRequestError('x').code).toBe('INVALID_REQUEST');
+  });
+});
+
+describe('memory plan (Node)', () => {
+  it('refuses a model beyond the device budget before allocating or reading anything', async () => {
+    const gpu = await getNodeGpu();
+    let read = 0;
+    const error = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu, maxGpuBytes: 2 ** 20, onProgress: () => read++ }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GpuOutOfMemoryError);
+    expect((error as Error).message).toMatch(/more than the 0\.00 GiB this device can hold/);
+    expect(read).toBe(0);
+    // SwiftShader allocates system memory: its budget is the machine's memory.
+    expect(engine.gpu.capabilities.memoryBudgetBytes).toBe(totalmem());
   });
 });
 
