@@ -142,3 +142,19 @@ export class ModelIntegrityError extends TriWebGPUError {
     this.file = file;
   }
 }
+
+/** The browser's storage quota cannot hold the download; raised before it starts. */
+export class StorageQuotaError extends TriWebGPUError {
+  override name = 'StorageQuotaError';
+  readonly requiredBytes: number;
+  readonly availableBytes: number;
+  constructor(requiredBytes: number, availableBytes: number) {
+    super(
+      'STORAGE_QUOTA',
+      `this model needs ${(requiredBytes / 2 ** 30).toFixed(2)} GiB of browser storage but only ${(availableBytes / 2 ** 30).toFixed(2)} GiB is free; ` +
+        'delete cached models (listCachedModels / deleteCachedModel), free disk space, or load with cache: false',
+    );
+    this.requiredBytes = requiredBytes;
+    this.availableBytes = availableBytes;
+  }
+}

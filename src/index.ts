@@ -1,7 +1,8 @@
 // The public API of tri-webgpu. Node users also import 'tri-webgpu/node' for getNodeGpu and NodeModelFiles.
 export { TriEngine, defaultWeightFormat } from './runtime/engine.ts';
 export { WorkerEngine } from './worker/client.ts';
-export type { FinishReason, GenerateOptions, Generation, GenerationChunk, GenerationResult, LoadOptions, Prompt } from './runtime/engine.ts';
+export type { FinishReason, GenerateOptions, Generation, GenerationChunk, GenerationResult, LoadOptions, LoadProgress, Prompt } from './runtime/engine.ts';
+export type { LoadPlan, LoadSettings } from './runtime/plan.ts';
 export { GenerationStream } from './runtime/stream.ts';
 export type { SamplingOptions } from './runtime/sampling.ts';
 export type {
@@ -13,7 +14,8 @@ export type { PackedDocument } from './runtime/engine.ts';
 export type { KvCacheFormat } from './model/llama-gpu.ts';
 export type { Q4GroupSize, WeightFormat, WeightFormatOptions } from './model/quant.ts';
 export { BlobModelFiles, HttpModelFiles } from './model/byte-source.ts';
-export { CachedModelFiles, MODEL_CACHE_NAME, clearModelCache } from './model/cached-files.ts';
+export { CachedModelFiles, MODEL_CACHE_NAME, clearModelCache, deleteCachedModel, listCachedModels, storageEstimate } from './model/cached-files.ts';
+export type { CachedModel } from './model/cached-files.ts';
 export type { ByteSource, ModelFiles } from './model/byte-source.ts';
 export type { LlamaSpec, RopeScaling } from './model/config.ts';
 export type { ChatMessage } from './text/tokenizer.ts';
@@ -31,6 +33,7 @@ export {
   ModelFileMissingError,
   ModelFileReadError,
   SafetensorsFormatError,
+  StorageQuotaError,
   TokenizerError,
   TriWebGPUError,
   UnsupportedModelError,

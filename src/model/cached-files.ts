@@ -8,6 +8,7 @@ import type { ByteSource, ModelFiles } from './byte-source.ts';
 
 export const MODEL_CACHE_NAME = 'tri-webgpu-model-bytes-v2';
 const DIGEST_HEADER = 'x-tri-webgpu-sha256';
+const BYTES_HEADER = 'x-tri-webgpu-bytes';
 
 /** Wraps ModelFiles (normally HttpModelFiles) with the Cache API; reads that miss go to the wrapped files. */
 export class CachedModelFiles implements ModelFiles {
@@ -31,6 +32,11 @@ export class CachedModelFiles implements ModelFiles {
     } catch {
       return inner; // storage disabled (private browsing, policy): download as before
     }
+  }
+
+  /** Bytes of this model folder already in the cache (any version of its files). */
+  async cachedBytes(): Promise<number> {
+    return (await cachedModels(this.cache)).find((model) => model.location === cacheBase(this.location))?.bytes ?? 0;
   }
 
   async open(fileName: string, signal?: AbortSignal): Promise<ByteSource> {
@@ -80,7 +86,7 @@ class CachedByteSource implements ByteSource {
     const bytes = await this.source.read(offset, length, signal);
     this.stats.misses++;
     try {
-      await this.cache.put(key, new Response(bytes.slice(), { headers: { [DIGEST_HEADER]: await sha256(bytes) } }));
+      await this.cache.put(key, new Response(bytes.slice(), { headers: { [DIGEST_HEADER]: await sha256(bytes), [BYTES_HEADER]: String(bytes.byteLength) } }));
     } catch {
       this.stats.storeFailures++; // over quota: keep going without caching this range
     }
@@ -97,6 +103,58 @@ async function sha256(bytes: Uint8Array): Promise<string> {
 function cacheBase(location: string): string {
   const base = location.endsWith('/') ? location : `${location}/`;
   return /^https?:/.test(base) ? base : `https://tri-webgpu.invalid/${encodeURIComponent(base)}/`;
+}
+
+/** A model folder with bytes in the cache. */
+export interface CachedModel {
+  /** The folder's URL (as given to TriEngine.load, resolved). */
+  location: string;
+  bytes: number;
+  /** Cached ranges. */
+  entries: number;
+}
+
+async function cachedModels(cache: Cache): Promise<CachedModel[]> {
+  const models = new Map<string, CachedModel>();
+  for (const request of await cache.keys()) {
+    const location = request.url.slice(0, request.url.lastIndexOf('/', request.url.indexOf('?')) + 1);
+    const response = await cache.match(request);
+    const bytes = Number(response?.headers.get(BYTES_HEADER) ?? 0);
+    const model = models.get(location) ?? { location, bytes: 0, entries: 0 };
+    model.bytes += bytes;
+    model.entries++;
+    models.set(location, model);
+  }
+  return [...models.values()];
+}
+
+/** The model folders in the browser's cache, with their sizes (empty where the Cache API is missing). */
+export async function listCachedModels(): Promise<CachedModel[]> {
+  if (typeof caches === 'undefined') return [];
+  return cachedModels(await caches.open(MODEL_CACHE_NAME));
+}
+
+/** Deletes one cached model folder (`location` as listCachedModels gives it, or the URL it was loaded from). */
+export async function deleteCachedModel(location: string): Promise<number> {
+  if (typeof caches === 'undefined') return 0;
+  const cache = await caches.open(MODEL_CACHE_NAME);
+  const base = cacheBase(new URL(location, (globalThis as { location?: { href: string } }).location?.href).href);
+  let deleted = 0;
+  for (const request of await cache.keys()) {
+    if (request.url.startsWith(base) && !request.url.slice(base.length).includes('/')) {
+      await cache.delete(request);
+      deleted++;
+    }
+  }
+  return deleted;
+}
+
+/** Storage the origin uses and may use (navigator.storage.estimate()), where the browser says. */
+export async function storageEstimate(): Promise<{ usage: number; quota: number } | undefined> {
+  const storage = (globalThis.navigator as Navigator | undefined)?.storage;
+  if (!storage?.estimate) return undefined;
+  const { usage, quota } = await storage.estimate();
+  return usage === undefined || quota === undefined ? undefined : { usage, quota };
 }
 
 /** Forgets every cached model byte (e.g. from a "clear downloaded models" button). */

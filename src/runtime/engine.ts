@@ -2,16 +2,17 @@
 // greedy or seeded sampling (chosen on the GPU; only the token id comes back). Generations may overlap:
 // the scheduler batches them into shared steps over a paged KV cache, and a follow-up chat turn reuses
 // the cached pages of the conversation so far.
-import { EngineDisposedError, InvalidRequestError } from '../errors.ts';
+import { EngineDisposedError, InvalidRequestError, StorageQuotaError } from '../errors.ts';
 import { type AttentionPolicy, type DocumentInput, documentSpans } from '../kv/documents.ts';
 import { GpuContext } from '../gpu/context.ts';
 import { HttpModelFiles, type ModelFiles } from '../model/byte-source.ts';
-import { CachedModelFiles } from '../model/cached-files.ts';
+import { CachedModelFiles, storageEstimate } from '../model/cached-files.ts';
 import type { LlamaSpec } from '../model/config.ts';
 import { ArtifactWeights } from '../model/artifact.ts';
 import { GpuLlama, type KvCacheFormat } from '../model/llama-gpu.ts';
 import { llamaTensors } from '../model/llama-weights.ts';
-import { openWeights } from '../model/open.ts';
+import { type OpenedWeights, openWeights } from '../model/open.ts';
+import { type LoadPlan, type LoadSettings, planLoad, weightBytes } from './plan.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 import { type SamplingOptions, samplingConfig } from './sampling.ts';
 import type { ChatMessage, TextCodec } from '../text/tokenizer.ts';
@@ -47,9 +48,17 @@ export interface LoadOptions {
    * which WebGPU does not say the memory of, no limit beyond the device's own allocation failure.
    */
   maxGpuBytes?: number;
-  /** Weight loading progress in checkpoint bytes. */
-  onProgress?: (progress: { loadedBytes: number; totalBytes: number }) => void;
+  /** Weight loading progress: bytes read (checkpoint tensors or artifact shards), rate and time left. */
+  onProgress?: (progress: LoadProgress) => void;
   signal?: AbortSignal;
+}
+
+export interface LoadProgress {
+  loadedBytes: number;
+  totalBytes: number;
+  /** Since the weights started; cached bytes count too, so a reload shows its (high) local rate. */
+  bytesPerSecond: number;
+  etaSeconds: number | undefined;
 }
 
 export interface GenerateOptions extends SamplingOptions {
@@ -68,6 +77,8 @@ export interface PackedDocument {
 }
 
 const EXACT_F32_BYTES = 256 * 2 ** 20;
+/** Downloads above this ask the browser for persistent storage (navigator.storage.persist()). */
+const PERSIST_ABOVE_BYTES = 256 * 2 ** 20;
 const DEFAULT_CONTEXT_LENGTH = 4096;
 
 /** The default weight format for a model: exact f32 for tiny models, q4 otherwise. */
@@ -108,9 +119,52 @@ export class TriEngine {
     this.completions = new Completions(this, modelName);
   }
 
-  /** Loads a model from a URL folder (Range requests) or any ModelFiles (picked files, a Node directory). */
+  /**
+   * What loading `source` will take (download and cached bytes, GPU memory by group against this device,
+   * storage quota) and whether it fits, with reasons: reads config, tokenizer and headers or manifest only.
+   */
+  static async plan(source: string | ModelFiles, options: LoadOptions | null = {}): Promise<LoadPlan> {
+    const { opened, cache, gpu, settings } = await TriEngine.open(source, options ?? {});
+    try {
+      return planLoad(opened, settings, gpu, cache && { cachedBytes: await cache.cachedBytes(), storage: await storageEstimate() }, options?.maxGpuBytes);
+    } finally {
+      gpu.destroy();
+    }
+  }
+
+  /**
+   * Loads a model from a URL folder (Range requests; relative to the page) or any ModelFiles (picked
+   * files, a Node directory): a Hugging Face checkpoint converted on the GPU, or a pre-converted artifact
+   * (FORMAT.md). What cannot fit is refused before any weight byte moves (see plan()).
+   */
   static async load(source: string | ModelFiles, options: LoadOptions | null = {}): Promise<TriEngine> {
     options ??= {};
+    const { signal } = options;
+    const { opened, cache, gpu, settings } = await TriEngine.open(source, options);
+    try {
+      signal?.throwIfAborted();
+      if (cache) await TriEngine.reserveStorage(cache, weightBytes(opened));
+      const started = performance.now();
+      const model = await GpuLlama.load(gpu, opened.spec, opened.weights, {
+        ...settings,
+        maxGpuBytes: options.maxGpuBytes,
+        signal,
+        onProgress: (loadedBytes, totalBytes) => {
+          const seconds = (performance.now() - started) / 1000;
+          const bytesPerSecond = seconds > 0 ? loadedBytes / seconds : 0;
+          options.onProgress?.({ loadedBytes, totalBytes, bytesPerSecond, etaSeconds: bytesPerSecond > 0 ? (totalBytes - loadedBytes) / bytesPerSecond : undefined });
+        },
+      });
+      signal?.throwIfAborted();
+      return new TriEngine(gpu, model, opened.text, settings.weights, typeof source === 'string' ? new HttpModelFiles(source).location : 'local model');
+    } catch (error) {
+      gpu.destroy();
+      throw error;
+    }
+  }
+
+  /** Files, spec, tokenizer and headers (or manifest), a GPU, and the settings a load would use. */
+  private static async open(source: string | ModelFiles, options: LoadOptions): Promise<{ opened: OpenedWeights; cache: CachedModelFiles | undefined; gpu: GpuContext; settings: LoadSettings }> {
     checkLoadOptions(options);
     const { signal } = options;
     signal?.throwIfAborted();
@@ -121,28 +175,30 @@ export class TriEngine {
     const files = typeof source === 'string' && options.cache !== false ? await CachedModelFiles.open(remote) : remote;
     const opened = await openWeights(files, signal);
     signal?.throwIfAborted();
-    const gpu = await GpuContext.create(options.gpu);
-    const weights = opened.weights instanceof ArtifactWeights ? opened.weights.checkFormat(options.weights) : (options.weights ?? defaultWeightFormat(opened.spec));
-    try {
-      signal?.throwIfAborted();
-      if (options.contextLength !== undefined && options.contextLength > opened.spec.maxPositions) {
-        throw new InvalidRequestError(`contextLength ${options.contextLength} is more than the model's ${opened.spec.maxPositions} positions`);
-      }
-      const model = await GpuLlama.load(gpu, opened.spec, opened.weights, {
-        contextLength: options.contextLength ?? Math.min(opened.spec.maxPositions, DEFAULT_CONTEXT_LENGTH),
-        maxSequences: options.maxSequences,
-        maxGpuBytes: options.maxGpuBytes,
-        kvCache: options.kvCache ?? (weights.format === 'f32' ? 'f32' : 'f16'),
-        weights,
-        signal,
-        onProgress: (loadedBytes, totalBytes) => options.onProgress?.({ loadedBytes, totalBytes }),
-      });
-      signal?.throwIfAborted();
-      return new TriEngine(gpu, model, opened.text, weights, typeof source === 'string' ? remote.location : 'local model');
-    } catch (error) {
-      gpu.destroy();
-      throw error;
+    if (options.contextLength !== undefined && options.contextLength > opened.spec.maxPositions) {
+      throw new InvalidRequestError(`contextLength ${options.contextLength} is more than the model's ${opened.spec.maxPositions} positions`);
     }
+    const weights = opened.weights instanceof ArtifactWeights ? opened.weights.checkFormat(options.weights) : (options.weights ?? defaultWeightFormat(opened.spec));
+    const settings: LoadSettings = {
+      weights,
+      contextLength: options.contextLength ?? Math.min(opened.spec.maxPositions, DEFAULT_CONTEXT_LENGTH),
+      kvCache: options.kvCache ?? (weights.format === 'f32' ? 'f32' : 'f16'),
+      maxSequences: options.maxSequences,
+    };
+    const gpu = await GpuContext.create(options.gpu);
+    return { opened, cache: files instanceof CachedModelFiles ? files : undefined, gpu, settings };
+  }
+
+  /**
+   * Before a download into the browser cache: refuse it (StorageQuotaError) when the quota cannot hold
+   * what is not cached yet, and ask for persistent storage when it is large, so the browser does not
+   * evict gigabytes under storage pressure.
+   */
+  private static async reserveStorage(cache: CachedModelFiles, downloadBytes: number): Promise<void> {
+    const needed = Math.max(0, downloadBytes - (await cache.cachedBytes()));
+    const storage = await storageEstimate();
+    if (storage && needed > storage.quota - storage.usage) throw new StorageQuotaError(needed, storage.quota - storage.usage);
+    if (needed > PERSIST_ABOVE_BYTES) await (globalThis.navigator as Navigator | undefined)?.storage?.persist?.().catch(() => false);
   }
 
   /** GPU dispatches recorded for the last decoded token (a measure of fusion; 6 per layer + 3). */

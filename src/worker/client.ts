@@ -3,7 +3,7 @@
 // thread by changing one line. Errors come back as the same typed classes.
 import {
   ContextOverflowError, DeviceLostError, EngineDisposedError, GpuLimitError, GpuOutOfMemoryError, InvalidRequestError, KvCacheFullError,
-  ModelFileMissingError, ModelFileReadError, ModelIntegrityError, SafetensorsFormatError, TokenizerError, TriWebGPUError, UnsupportedModelError,
+  ModelFileMissingError, ModelFileReadError, ModelIntegrityError, SafetensorsFormatError, StorageQuotaError, TokenizerError, TriWebGPUError, UnsupportedModelError,
   WebGPUUnavailableError,
 } from '../errors.ts';
 import type { AttentionPolicy } from '../kv/documents.ts';
@@ -19,7 +19,7 @@ const ERROR_CLASSES: Record<string, { prototype: TriWebGPUError }> = {
   CONTEXT_OVERFLOW: ContextOverflowError, DEVICE_LOST: DeviceLostError, ENGINE_DISPOSED: EngineDisposedError,
   GPU_LIMIT: GpuLimitError, GPU_OUT_OF_MEMORY: GpuOutOfMemoryError, INVALID_REQUEST: InvalidRequestError,
   KV_CACHE_FULL: KvCacheFullError, MODEL_FILE_MISSING: ModelFileMissingError, MODEL_FILE_READ: ModelFileReadError, MODEL_INTEGRITY: ModelIntegrityError,
-  SAFETENSORS_FORMAT: SafetensorsFormatError, TOKENIZER: TokenizerError, UNSUPPORTED_MODEL: UnsupportedModelError,
+  SAFETENSORS_FORMAT: SafetensorsFormatError, STORAGE_QUOTA: StorageQuotaError, TOKENIZER: TokenizerError, UNSUPPORTED_MODEL: UnsupportedModelError,
   WEBGPU_UNAVAILABLE: WebGPUUnavailableError,
 };
 

@@ -1,7 +1,7 @@
 // Downloaded model bytes kept in the browser's Cache API: a second load reads no weight byte from the
 // network and still reproduces the goldens; clearing the cache brings the downloads back.
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { CachedModelFiles, HttpModelFiles, MODEL_CACHE_NAME, TriEngine, clearModelCache } from '../../src/index.ts';
+import { CachedModelFiles, HttpModelFiles, MODEL_CACHE_NAME, StorageQuotaError, TriEngine, clearModelCache, deleteCachedModel, listCachedModels } from '../../src/index.ts';
 
 const modelUrl = (name: string) => new URL(`${inject('modelsUrl')}${name}/`, location.origin).href;
 const realFetch = globalThis.fetch;
@@ -92,5 +92,45 @@ describe('model byte cache (Cache API)', () => {
     expect(healed.stats.misses).toBe(1);
     const again = await load();
     expect(again.stats).toMatchObject({ corrupt: 0, misses: 0 });
+  });
+
+  it('plans with the cached bytes, lists and deletes cached models, and refuses a download the quota cannot hold', async () => {
+    await clearModelCache();
+    const url = modelUrl('tri-tiny');
+    const before = await TriEngine.plan(url, { weights: { format: 'f32' } });
+    expect(before).toMatchObject({ kind: 'checkpoint', fits: true });
+    expect(before.cachedBytes, 'only the small files the plan read').toBeLessThan(before.downloadBytes / 10);
+    expect(before.storage?.quota).toBeGreaterThan(0);
+    (await TriEngine.load(url, { weights: { format: 'f32' } })).dispose();
+    const after = await TriEngine.plan(url, { weights: { format: 'f32' } });
+    // Every weight byte is cached now (plus the small files the plan itself read).
+    expect(after.cachedBytes).toBeGreaterThanOrEqual(after.downloadBytes);
+    const listed = await listCachedModels();
+    expect(listed).toEqual([expect.objectContaining({ location: url, bytes: after.cachedBytes })]);
+    expect(await deleteCachedModel(url)).toBe(listed[0]!.entries);
+    expect(await listCachedModels()).toEqual([]);
+
+    // A quota smaller than the download: refused before any weight byte is fetched.
+    const estimate = navigator.storage.estimate;
+    navigator.storage.estimate = async () => ({ usage: 0, quota: 1_000_000 });
+    try {
+      const plan = await TriEngine.plan(url);
+      expect(plan.fits).toBe(false);
+      expect(plan.reasons.join(' ')).toMatch(/browser storage/);
+      let weightRequests = 0;
+      globalThis.fetch = (input, init) => {
+        if (/safetensors/.test(String(input)) && new Headers(init?.headers).has('range')) weightRequests++;
+        return realFetch(input, init);
+      };
+      const error = await TriEngine.load(url).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StorageQuotaError);
+      expect(weightRequests, 'at most the two shards\' headers were read (length, then JSON)').toBeLessThanOrEqual(4);
+      const uncached = await TriEngine.load(url, { cache: false, weights: { format: 'f32' } });
+      expect(uncached.contextLength).toBeGreaterThan(0);
+      uncached.dispose();
+    } finally {
+      navigator.storage.estimate = estimate;
+      globalThis.fetch = realFetch;
+    }
   });
 });

@@ -246,6 +246,22 @@ describe('engine lifecycle (Node)', () => {
 });
 
 describe('memory plan (Node)', () => {
+  it('plans a load without reading weights: download bytes, GPU bytes by group, limits, fits', async () => {
+    const gpu = await getNodeGpu();
+    const plan = await TriEngine.plan(new NodeModelFiles(modelDir('tri-tiny')), { gpu });
+    expect(plan.kind).toBe('checkpoint');
+    expect(plan.settings).toMatchObject({ weights: { format: 'f32' }, kvCache: 'f32', contextLength: 1024 });
+    expect(plan.downloadBytes).toBeGreaterThan(10_000_000);
+    expect(plan.cachedBytes).toBe(0);
+    expect(plan.gpuBytes.weights + plan.gpuBytes.kvCache + plan.gpuBytes.activations).toBe(plan.gpuBytes.total);
+    const { numLayers, numKvHeads, headDim } = plan.spec;
+    expect(plan.gpuBytes.kvCache).toBe(2 * numLayers * 1024 * numKvHeads * headDim * 4); // k and v, 1024 positions, f32
+    expect(plan).toMatchObject({ fits: true, reasons: [], storage: undefined });
+    const tight = await TriEngine.plan(new NodeModelFiles(modelDir('tri-tiny')), { gpu, maxGpuBytes: 2 ** 20, weights: { format: 'q4' } });
+    expect(tight.fits).toBe(false);
+    expect(tight.reasons[0]).toMatch(/more than the 0\.00 GiB this device can hold/);
+  });
+
   it('refuses a model beyond the device budget before allocating or reading anything', async () => {
     const gpu = await getNodeGpu();
     let read = 0;
