@@ -9,7 +9,7 @@ import {
 import type { AttentionPolicy } from '../kv/documents.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 import { ChatCompletions, Completions } from '../runtime/openai.ts';
-import type { GenerateOptions, Generation, GenerationChunk, GenerationResult, PackedDocument, Prompt } from '../runtime/engine.ts';
+import type { GenerateOptions, Generation, GenerationChunk, GenerationResult, LoadProgress, PackedDocument, Prompt } from '../runtime/engine.ts';
 import { AsyncQueue, GenerationStream, streamResult } from '../runtime/stream.ts';
 import { resolveFolderUrl } from '../model/byte-source.ts';
 import type { FromWorker, SerializedError, ToWorker, WorkerLoadOptions } from './protocol.ts';
@@ -87,7 +87,7 @@ export class WorkerEngine {
    * serveEngine(self). `signal` aborts the load: the promise rejects at once with the signal's reason and
    * the worker stops downloading and frees what it allocated.
    */
-  static load(worker: Worker, url: string, options: WorkerLoadOptions & { onProgress?: (progress: { loadedBytes: number; totalBytes: number }) => void; signal?: AbortSignal } = {}): Promise<WorkerEngine> {
+  static load(worker: Worker, url: string, options: WorkerLoadOptions & { onProgress?: (progress: LoadProgress) => void; signal?: AbortSignal } = {}): Promise<WorkerEngine> {
     const { onProgress, signal, ...loadOptions } = options;
     return new Promise((resolve, reject) => {
       if (signal?.aborted) {
@@ -104,7 +104,7 @@ export class WorkerEngine {
       const listener = (event: MessageEvent<FromWorker>) => {
         const message = event.data;
         if (!('loadId' in message) || message.loadId !== loadId) return;
-        if (message.type === 'progress') onProgress?.({ loadedBytes: message.loadedBytes, totalBytes: message.totalBytes });
+        if (message.type === 'progress') onProgress?.({ loadedBytes: message.loadedBytes, totalBytes: message.totalBytes, bytesPerSecond: message.bytesPerSecond, etaSeconds: message.etaSeconds });
         if (message.type === 'loaded') {
           cleanup();
           resolve(new WorkerEngine(worker, message, absoluteUrl));

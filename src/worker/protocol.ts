@@ -1,7 +1,7 @@
 // Messages between WorkerEngine (the page) and serveEngine (the worker). Plain structured-cloneable data.
 import type { WeightFormatOptions } from '../model/quant.ts';
 import type { AttentionPolicy } from '../kv/documents.ts';
-import type { GenerateOptions, GenerationChunk, GenerationResult, PackedDocument, Prompt } from '../runtime/engine.ts';
+import type { GenerateOptions, GenerationChunk, GenerationResult, LoadProgress, PackedDocument, Prompt } from '../runtime/engine.ts';
 import type { KvCacheFormat } from '../model/llama-gpu.ts';
 
 /** GenerateOptions without the AbortSignal (not cloneable): abort is a message of its own. */
@@ -32,7 +32,7 @@ export interface SerializedError {
 }
 
 export type FromWorker =
-  | { type: 'progress'; loadId: number; loadedBytes: number; totalBytes: number }
+  | ({ type: 'progress'; loadId: number } & LoadProgress)
   | { type: 'loaded'; loadId: number; weights: WeightFormatOptions; contextLength: number; hasChatTemplate: boolean }
   | { type: 'loadError'; loadId: number; error: SerializedError }
   | { type: 'chunk'; id: number; chunk: GenerationChunk }

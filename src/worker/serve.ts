@@ -58,7 +58,7 @@ export function serveEngine(endpoint: MessageEndpoint): void {
         TriEngine.load(message.url, {
           ...message.options,
           signal: controller.signal,
-          onProgress: ({ loadedBytes, totalBytes }) => endpoint.postMessage({ type: 'progress', loadId, loadedBytes, totalBytes }),
+          onProgress: (progress) => endpoint.postMessage({ type: 'progress', loadId, ...progress }),
         }).then(
           (loaded) => {
             loading.delete(loadId);
