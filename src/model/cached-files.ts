@@ -7,6 +7,7 @@
 import type { ByteSource, ModelFiles } from './byte-source.ts';
 
 export const MODEL_CACHE_NAME = 'tri-webgpu-model-bytes-v2';
+const OLD_CACHE_NAME = 'tri-webgpu-model-bytes-v1';
 const DIGEST_HEADER = 'x-tri-webgpu-sha256';
 const BYTES_HEADER = 'x-tri-webgpu-bytes';
 
@@ -28,6 +29,7 @@ export class CachedModelFiles implements ModelFiles {
   static async open(inner: ModelFiles): Promise<ModelFiles> {
     if (typeof caches === 'undefined') return inner;
     try {
+      void caches.delete(OLD_CACHE_NAME); // entries of version 1 carry no digests: never read again
       return new CachedModelFiles(inner, await caches.open(MODEL_CACHE_NAME));
     } catch {
       return inner; // storage disabled (private browsing, policy): download as before
@@ -160,6 +162,6 @@ export async function storageEstimate(): Promise<{ usage: number; quota: number 
 /** Forgets every cached model byte (e.g. from a "clear downloaded models" button). */
 export async function clearModelCache(): Promise<boolean> {
   if (typeof caches === 'undefined') return false;
-  await caches.delete('tri-webgpu-model-bytes-v1'); // entries of earlier versions, stored without digests
+  await caches.delete(OLD_CACHE_NAME);
   return caches.delete(MODEL_CACHE_NAME);
 }
