@@ -4,7 +4,8 @@
 // document ranges and skips, whole, every document it may not see; within a visible range it walks keys
 // page by page (KV_PAGE_TOKENS per page) through σ's page table. Online softmax (flash-attention style)
 // in registers; a row that sees no key gets zeros, never NaN.
-//   kCache/vCache [page][KV_PAGE_TOKENS][kvHeads·headDim] (f32, or f16 with KV_F16);  q, out [rows][heads·headDim]
+//   kCache/vCache [page][KV_PAGE_TOKENS][kvHeads·headDim] as f32, f16 pairs or, for int8, per head
+//   headDim/4 words of four int8 then one f32 scale (rope-kv.wgsl);  q, out [rows][heads·headDim]
 // The batch's tables share one u32 buffer (WebGPU guarantees only 8 storage buffers per stage), at the
 // offsets in Params (src/ops/batch-tables.ts):
 //   row r = (sequence slot, position, document, 0)
@@ -29,25 +30,37 @@ struct Params {
 }
 
 override SPLITS: u32 = 1u;
-override KV_F16: bool = false;   // K/V stored as f16 pairs packed in u32 (rope-kv.wgsl)
+override KV_FORMAT: u32 = 0u;   // K/V as f32 (0), f16 pairs packed in u32 (1) or int8 with a scale per head (2)
 const PAGE_TOKENS = 16u;
 const MAX_HEAD_DIM_VEC4 = 32u; // head_dim ≤ 128
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4f>;
 @group(0) @binding(2) var<storage, read> tables: array<u32>;
-@group(0) @binding(3) var<storage, read> kCache: array<vec2u>;
-@group(0) @binding(4) var<storage, read> vCache: array<vec2u>;
+@group(0) @binding(3) var<storage, read> kCache: array<u32>;
+@group(0) @binding(4) var<storage, read> vCache: array<u32>;
 @group(0) @binding(5) var<storage, read_write> partials: array<vec4f>; // SPLITS > 1: [rows·heads·SPLITS][headDim/4 + 1]
 @group(0) @binding(6) var<storage, read_write> out: array<vec4f>;
 
-// Four consecutive K or V values starting at element 4·i, from f32 (two vec2u) or packed f16 (one vec2u).
-fn load4(cache: ptr<storage, array<vec2u>, read>, i: u32) -> vec4f {
-  if (KV_F16) {
-    let words = (*cache)[i];
-    return vec4f(unpack2x16float(words.x), unpack2x16float(words.y));
-  }
-  return bitcast<vec4f>(vec4u((*cache)[2u * i], (*cache)[2u * i + 1u]));
+// Where a token's head starts in the cache, in u32 words (int8 rows hold a scale word per head).
+fn headWord(token: u32, kvHead: u32) -> u32 {
+  let dim4 = params.headDim / 4u;
+  if (KV_FORMAT == 2u) { return (token * params.kvHeads + kvHead) * (dim4 + 1u); }
+  let words = select(4u, 2u, KV_FORMAT == 1u); // per four values
+  return (token * params.kvHeads + kvHead) * dim4 * words;
+}
+
+// Values 4·i .. 4·i + 3 of the head at `head` (int8: before its scale).
+fn load4(cache: ptr<storage, array<u32>, read>, head: u32, i: u32) -> vec4f {
+  if (KV_FORMAT == 2u) { return unpack4x8snorm((*cache)[head + i]); }
+  if (KV_FORMAT == 1u) { return vec4f(unpack2x16float((*cache)[head + 2u * i]), unpack2x16float((*cache)[head + 2u * i + 1u])); }
+  let at = head + 4u * i;
+  return bitcast<vec4f>(vec4u((*cache)[at], (*cache)[at + 1u], (*cache)[at + 2u], (*cache)[at + 3u]));
+}
+
+fn headScale(cache: ptr<storage, array<u32>, read>, head: u32) -> f32 {
+  if (KV_FORMAT == 2u) { return bitcast<f32>((*cache)[head + params.headDim / 4u]); }
+  return 1.0;
 }
 
 fn entry(offset: u32, index: u32) -> vec4u {
@@ -68,7 +81,6 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) group
   let visible = entry(params.documentsOffset, sequence.z + row.z).z;
   let dim4 = params.headDim / 4u;
   let kvHead = head / (params.heads / params.kvHeads);
-  let kvDim4 = params.kvHeads * dim4;
 
   var query = array<vec4f, MAX_HEAD_DIM_VEC4>();
   let qBase = (r * params.heads + head) * dim4;
@@ -87,14 +99,16 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) group
     let document = entry(params.documentsOffset, sequence.z + e);
     for (var j = max(document.x, lo); j < min(document.y, hi); j++) {
       let page = tables[params.pageTableOffset + sequence.x + j / PAGE_TOKENS];
-      let base = (page * PAGE_TOKENS + j % PAGE_TOKENS) * kvDim4 + kvHead * dim4;
+      let base = headWord(page * PAGE_TOKENS + j % PAGE_TOKENS, kvHead);
       var score = 0.0;
-      for (var i = 0u; i < dim4; i++) { score += dot(query[i], load4(&kCache, base + i)); }
+      for (var i = 0u; i < dim4; i++) { score += dot(query[i], load4(&kCache, base, i)); }
+      score *= headScale(&kCache, base);
       let newMax = max(runningMax, score);
       let correction = exp(runningMax - newMax);
       let weight = exp(score - newMax);
       total = total * correction + weight;
-      for (var i = 0u; i < dim4; i++) { acc[i] = acc[i] * correction + load4(&vCache, base + i) * weight; }
+      let valueWeight = weight * headScale(&vCache, base);
+      for (var i = 0u; i < dim4; i++) { acc[i] = acc[i] * correction + load4(&vCache, base, i) * valueWeight; }
       runningMax = newMax;
     }
   }

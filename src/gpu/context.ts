@@ -35,14 +35,19 @@ function isCpuAdapter(info: GPUAdapterInfo | undefined): boolean {
   return Boolean((info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe|software/i.test(text);
 }
 
-/** The machine's memory: Node's os.totalmem(), else navigator.deviceMemory (GiB, rounded down by browsers). */
-async function systemMemoryBytes(): Promise<number | undefined> {
-  const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
-  if (node) {
-    const moduleName = 'node:os'; // a variable, so that browser bundlers leave it alone
-    const os = (await import(/* @vite-ignore */ moduleName)) as { totalmem(): number };
-    return os.totalmem();
-  }
+let systemMemory: number | undefined;
+
+/** The machine's memory in bytes, for CPU adapters' budget: set by tri-webgpu/node (os.totalmem()). */
+export function setSystemMemory(bytes: number): void {
+  systemMemory = bytes;
+}
+
+/**
+ * The machine's memory: what tri-webgpu/node set, else navigator.deviceMemory (GiB, rounded down by
+ * browsers). No `node:os` import here: browser bundles of this module must not name Node builtins.
+ */
+function systemMemoryBytes(): number | undefined {
+  if (systemMemory !== undefined) return systemMemory;
   const gib = (globalThis.navigator as { deviceMemory?: number } | undefined)?.deviceMemory;
   return gib ? gib * 2 ** 30 : undefined;
 }
@@ -98,7 +103,7 @@ export class GpuContext {
       maxBufferSize: device.limits.maxBufferSize,
       maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
       adapterDescription: [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ') || 'unknown adapter',
-      memoryBudgetBytes: isCpuAdapter(info) ? await systemMemoryBytes() : undefined,
+      memoryBudgetBytes: isCpuAdapter(info) ? systemMemoryBytes() : undefined,
     });
   }
 

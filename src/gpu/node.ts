@@ -1,7 +1,9 @@
 // Node-only WebGPU through Dawn for Node (the npm package `webgpu`, an optional peer dependency: browser
 // apps never install it). On machines without a GPU, point Vulkan at SwiftShader:
 // VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json.
+import { totalmem } from 'node:os';
 import { WebGPUUnavailableError } from '../errors.ts';
+import { setSystemMemory } from './context.ts';
 
 // Dawn aborts ("Owner died") if this object is garbage-collected while a device lives, so it is
 // created once and held for the life of the process.
@@ -32,5 +34,6 @@ async function loadDawn(): Promise<GPU> {
     );
   }
   Object.assign(globalThis, dawn.globals);
+  setSystemMemory(totalmem()); // SwiftShader (no GPU) allocates system memory: the budget of a CPU adapter
   return dawn.create([]) as GPU;
 }

@@ -11,7 +11,7 @@ import { type GpuContext, checkBufferSize } from '../gpu/context.ts';
 import { CommandRecorder } from '../gpu/recorder.ts';
 import { type DocumentSpan, documentAt } from '../kv/documents.ts';
 import { KV_PAGE_TOKENS, type KvPageCopy, PagedKvCache } from '../kv/paged-cache.ts';
-import { attention, attentionPartialBytes } from '../ops/attention.ts';
+import { type KvCacheFormat, attention, attentionPartialBytes, kvTokenBytes } from '../ops/attention.ts';
 import { type BatchTables, batchTablesBytes, packBatchTables } from '../ops/batch-tables.ts';
 import { embedding } from '../ops/embedding.ts';
 import { gatherRows } from '../ops/gather-rows.ts';
@@ -50,7 +50,7 @@ export interface GpuLlamaOptions {
   signal?: AbortSignal;
 }
 
-export type KvCacheFormat = 'f32' | 'f16';
+export type { KvCacheFormat };
 
 const DEFAULT_CHUNK_TOKENS = 64;
 const DEFAULT_MAX_SEQUENCES = 16;
@@ -113,7 +113,7 @@ function activationBytes(spec: LlamaSpec, { rows, slots, contextLength }: Capaci
   };
 }
 
-const kvCacheBytes = (spec: LlamaSpec, pages: number, format: KvCacheFormat) => pages * KV_PAGE_TOKENS * spec.numKvHeads * spec.headDim * (format === 'f16' ? 2 : 4);
+const kvCacheBytes = (spec: LlamaSpec, pages: number, format: KvCacheFormat) => pages * KV_PAGE_TOKENS * kvTokenBytes(spec.numKvHeads, spec.headDim, format);
 
 /** The matrices of the graph, as stacks of checkpoint tensors; each RMSNorm weight is folded into the matrix it feeds. */
 export function matrixSpecs(spec: LlamaSpec): { embed: MatrixSpec; layers: Record<keyof LayerMatrices, MatrixSpec>[]; lmHead: MatrixSpec } {
@@ -526,11 +526,11 @@ export class GpuLlama {
       const tables = { tables: act.tables, layout };
       const splitK = this.linearSplitK;
       linear(recorder, { x: act.x, weights: layer.qkv, y: act.qkv, m: rowCount, normalizeEps: eps, splitK });
-      const kvF16 = this.kvCacheFormat === 'f16';
-      ropeKv(recorder, { ...tables, qkv: act.qkv, cosSin: this.ropeTable, q: act.q, kCache, vCache, kvF16, tokens: rowCount, heads: numHeads, kvHeads: numKvHeads, headDim });
+      const kvFormat = this.kvCacheFormat;
+      ropeKv(recorder, { ...tables, qkv: act.qkv, cosSin: this.ropeTable, q: act.q, kCache, vCache, kvFormat, tokens: rowCount, heads: numHeads, kvHeads: numKvHeads, headDim });
       attention(recorder, {
         ...tables, q: act.q, kCache, vCache, partials: splits > 1 ? act.partials : placeholderBuffer(this.gpu, 'write'),
-        out: act.attended, rowCount, heads: numHeads, kvHeads: numKvHeads, headDim, splits, kvF16,
+        out: act.attended, rowCount, heads: numHeads, kvHeads: numKvHeads, headDim, splits, kvFormat,
       });
       linear(recorder, { x: act.attended, weights: layer.o, y: act.x, m: rowCount, epilogue: 'accumulate', splitK });
       linear(recorder, { x: act.x, weights: layer.gateUp, y: act.gate, m: rowCount, normalizeEps: eps, epilogue: 'siluGate', splitK });

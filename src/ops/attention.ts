@@ -31,8 +31,20 @@ export interface AttentionArgs {
   headDim: number;
   /** Key ranges per (row, head) searched in parallel; > 1 adds the reduce pass (decode). */
   splits: number;
-  /** K and V are stored as packed f16. */
-  kvF16?: boolean;
+  /** K/V element type (default f32). */
+  kvFormat?: KvCacheFormat;
+}
+
+/**
+ * KV cache element types: f32 (exact), f16 (half the memory) or int8 with one f32 scale per token and
+ * head (headDim + 4 bytes per head: Tri-7B's 4096-position cache in 1.03 GiB instead of 2).
+ */
+export type KvCacheFormat = 'f32' | 'f16' | 'int8';
+export const KV_FORMAT_CODE: Record<KvCacheFormat, number> = { f32: 0, f16: 1, int8: 2 }; // KV_FORMAT in WGSL
+
+/** Bytes one token takes in one layer's K (or V) cache. */
+export function kvTokenBytes(kvHeads: number, headDim: number, format: KvCacheFormat): number {
+  return kvHeads * (format === 'int8' ? headDim + 4 : headDim * (format === 'f16' ? 2 : 4));
 }
 
 export const attentionPartialBytes = (rows: number, heads: number, headDim: number, splits: number) => rows * heads * splits * (headDim + 4) * 4;
@@ -49,7 +61,7 @@ export function attention(recorder: CommandRecorder, args: AttentionArgs): void 
     },
     [args.q, args.tables, args.kCache, args.vCache, args.partials, args.out],
     Math.ceil((rowCount * heads * splits) / 64),
-    { SPLITS: splits, KV_F16: args.kvF16 ? 1 : 0 },
+    { SPLITS: splits, KV_FORMAT: KV_FORMAT_CODE[args.kvFormat ?? 'f32'] },
   );
   if (splits === 1) return;
   recorder.dispatch(attentionReduceKernel, { rows: rowCount, heads, headDim, splits }, [args.partials, args.out], Math.ceil((rowCount * heads * headDim) / 4 / 64));

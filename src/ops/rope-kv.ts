@@ -2,6 +2,7 @@ import code from '../../kernels/rope-kv.wgsl?raw';
 import { GpuLimitError } from '../errors.ts';
 import type { Binding, CommandRecorder, Kernel, ParamLayout } from '../gpu/recorder.ts';
 import type { BatchTables } from './batch-tables.ts';
+import { KV_FORMAT_CODE, type KvCacheFormat } from './attention.ts';
 
 export const ropeKvKernel = {
   name: 'rope-kv',
@@ -17,8 +18,8 @@ export interface RopeKvArgs {
   q: Binding; //         [tokens][heads·headDim], rotated
   kCache: Binding; //    [page][KV_PAGE_TOKENS][kvHeads·headDim], f32 or packed f16
   vCache: Binding;
-  /** Store K and V as f16 (half the memory). */
-  kvF16?: boolean;
+  /** K/V element type (default f32). */
+  kvFormat?: KvCacheFormat;
   tokens: number;
   heads: number;
   kvHeads: number;
@@ -34,6 +35,6 @@ export function ropeKv(recorder: CommandRecorder, args: RopeKvArgs): void {
     { tokens, heads, kvHeads, headDim, sequencesOffset: args.layout.sequencesOffset, pageTableOffset: args.layout.pageTableOffset },
     [args.cosSin, args.qkv, args.tables, args.q, args.kCache, args.vCache],
     Math.ceil((tokens * (heads + 2 * kvHeads) * (headDim / 2)) / 64),
-    { KV_F16: args.kvF16 ? 1 : 0 },
+    { KV_FORMAT: KV_FORMAT_CODE[args.kvFormat ?? 'f32'] },
   );
 }

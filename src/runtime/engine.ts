@@ -30,7 +30,10 @@ export interface LoadOptions {
   contextLength?: number;
   /** Most sequences decoding together (default 16). */
   maxSequences?: number;
-  /** KV cache element type: f32 (exact) or f16 (half the memory). Default: f32 with f32 weights, else f16. */
+  /**
+   * KV cache element type: f32 (exact), f16 (half the memory) or int8 with a scale per token and head
+   * (about a quarter). Default: f32 with f32 weights, else f16.
+   */
   kvCache?: KvCacheFormat;
   /**
    * Weight format on the GPU, converted from the checkpoint at load. Default: f32 when the model's
@@ -313,7 +316,7 @@ function checkLoadOptions(options: LoadOptions): void {
   const { contextLength, maxSequences, kvCache, weights } = options;
   check(contextLength === undefined || (Number.isInteger(contextLength) && contextLength >= 2), `contextLength must be a whole number ≥ 2 (got ${contextLength})`);
   check(maxSequences === undefined || (Number.isInteger(maxSequences) && maxSequences >= 1 && maxSequences <= 256), `maxSequences must be a whole number in 1..256 (got ${maxSequences})`);
-  check(kvCache === undefined || kvCache === 'f32' || kvCache === 'f16', `kvCache must be 'f32' or 'f16' (got ${String(kvCache)})`);
+  check(kvCache === undefined || kvCache === 'f32' || kvCache === 'f16' || kvCache === 'int8', `kvCache must be 'f32', 'f16' or 'int8' (got ${String(kvCache)})`);
   check(options.maxGpuBytes === undefined || (Number.isFinite(options.maxGpuBytes) && options.maxGpuBytes > 0), `maxGpuBytes must be a positive number (got ${options.maxGpuBytes})`);
   if (weights !== undefined) {
     check(typeof weights === 'object' && weights !== null && WEIGHT_FORMATS.includes(weights.format), `weights.format must be one of ${WEIGHT_FORMATS.join(', ')} (got ${String(weights?.format)})`);

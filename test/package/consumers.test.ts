@@ -227,7 +227,9 @@ describe('(a) a Vite + TypeScript app (create-vite vanilla-ts)', () => {
 
   it('bundles with esbuild too, with no loader configured', async () => {
     await run('npx', ['esbuild', 'src/main.ts', 'src/engine.worker.ts', '--bundle', '--format=esm', '--outdir=esbuild-out'], viteApp);
-    expect(readFileSync(join(viteApp, 'esbuild-out/main.js'), 'utf8')).toMatch(/@compute @workgroup_size/);
+    const bundle = readFileSync(join(viteApp, 'esbuild-out/main.js'), 'utf8');
+    expect(bundle).toMatch(/@compute @workgroup_size/);
+    expect(bundle, 'no Node builtin in a browser bundle').not.toMatch(/["']node:/);
   });
 
   for (const mode of ['dev server', 'vite build + preview'] as const) {
