@@ -66,25 +66,26 @@ const copyContext = await GpuContext.create(gpu);
 const copyGBs = Math.max(...(await benchCopy(copyContext)).map((row) => row.gbPerSecond));
 copyContext.destroy();
 
-const plan = await TriEngine.plan(url, { gpu, contextLength: 4096 });
-rows.push(['plan: GPU bytes at 4096 positions, f16 KV', `${(plan.gpuBytes.total / 2 ** 30).toFixed(2)} GiB (weights ${(plan.gpuBytes.weights / 2 ** 30).toFixed(2)}, KV ${(plan.gpuBytes.kvCache / 2 ** 30).toFixed(2)}, activations ${(plan.gpuBytes.activations / 2 ** 30).toFixed(2)}); fits: ${plan.fits}`]);
+for (const kvCache of ['f16', 'int8'] as const) {
+  const plan = await TriEngine.plan(url, { gpu, contextLength: 4096, kvCache });
+  rows.push([`plan: GPU bytes at 4096 positions, ${kvCache} KV`, `${(plan.gpuBytes.total / 2 ** 30).toFixed(2)} GiB = ${(plan.gpuBytes.total / 1e9).toFixed(2)} GB (weights ${(plan.gpuBytes.weights / 2 ** 30).toFixed(2)}, KV ${(plan.gpuBytes.kvCache / 2 ** 30).toFixed(2)}, activations ${(plan.gpuBytes.activations / 2 ** 30).toFixed(2)} GiB); fits: ${plan.fits}`]);
 
-start = performance.now();
-let peakHeap = 0;
-const sampler = setInterval(() => (peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)), 50);
-const engine = await TriEngine.load(url, { gpu, contextLength: 4096, onProgress: () => (peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)) });
-clearInterval(sampler);
-rows.push(['load over HTTP (verify + upload, no conversion)', `${seconds(start).toFixed(1)} s, peak JS heap ${(peakHeap / 2 ** 20).toFixed(0)} MiB`]);
+  start = performance.now();
+  let peakHeap = 0;
+  const sampler = setInterval(() => (peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)), 50);
+  const engine = await TriEngine.load(url, { gpu, contextLength: 4096, kvCache, onProgress: () => (peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)) });
+  clearInterval(sampler);
+  rows.push([`${kvCache} KV: load over HTTP (verify + upload, no conversion)`, `${seconds(start).toFixed(1)} s, peak JS heap ${(peakHeap / 2 ** 20).toFixed(0)} MiB`]);
 
-const prompt = { tokenIds: [1, 17, 300, 4000, 12, 99, 2048, 7] };
-const result = await engine.complete(prompt, { maxNewTokens: 4 });
-const bytesPerToken = plan.gpuBytes.weights; // every weight once per decoded token (the KV read is small at 12 positions)
-const roofline = (copyGBs * 1e9) / bytesPerToken;
-rows.push(['decode (4 tokens after an 8-token prompt)', `${result.timings.decodeTokensPerSecond.toFixed(3)} tok/s; roofline ${roofline.toFixed(3)} tok/s at ${copyGBs.toFixed(2)} GB/s copy → ${(result.timings.decodeTokensPerSecond / roofline).toFixed(2)} of it`]);
-rows.push(['prefill (8 tokens)', `${result.timings.prefillSeconds.toFixed(1)} s`]);
-rows.push(['dispatches per decoded token', String(engine.dispatchesPerDecodedToken)]);
-rows.push(['adapter', engine.gpu.capabilities.adapterDescription]);
-engine.dispose();
+  const prompt = { tokenIds: [1, 17, 300, 4000, 12, 99, 2048, 7] };
+  const result = await engine.complete(prompt, { maxNewTokens: 4 });
+  const bytesPerToken = plan.gpuBytes.weights; // every weight once per decoded token (the KV read is small at 12 positions)
+  const roofline = (copyGBs * 1e9) / bytesPerToken;
+  rows.push([`${kvCache} KV: decode (4 tokens after an 8-token prompt)`, `${result.timings.decodeTokensPerSecond.toFixed(3)} tok/s; roofline ${roofline.toFixed(3)} tok/s at ${copyGBs.toFixed(2)} GB/s copy → ${(result.timings.decodeTokensPerSecond / roofline).toFixed(2)} of it; prefill ${result.timings.prefillSeconds.toFixed(1)} s; ids ${result.tokenIds.join(' ')}`]);
+  rows.push([`${kvCache} KV: dispatches per decoded token`, String(engine.dispatchesPerDecodedToken)]);
+  rows.push(['adapter', engine.gpu.capabilities.adapterDescription]);
+  engine.dispose();
+}
 server.close();
 
 console.log(`## Tri-7B-shaped random model (q4 artifact), Node\n| measure | value |\n|---|---|\n${rows.map((row) => `| ${row.join(' | ')} |`).join('\n')}`);
