@@ -63,6 +63,7 @@ export class GenerationStream<T, R> {
   private started: ReturnType<GenerationStream<T, R>['start']> | undefined;
   private settle!: { resolve: (result: R) => void; reject: (error: unknown) => void };
   private finished = false;
+  private closed = false;
 
   constructor(start: () => { events: AsyncGenerator<T, R>; close: () => void }) {
     this.start = start;
@@ -74,6 +75,7 @@ export class GenerationStream<T, R> {
   }
 
   async next(): Promise<IteratorResult<T, R>> {
+    if (this.closed) return { done: true, value: undefined as R }; // after return(): as a closed generator
     try {
       this.started ??= this.start();
       const step = await this.started.events.next();
@@ -101,7 +103,8 @@ export class GenerationStream<T, R> {
 
   /** Stops the generation; the rest of the stream is drained in the background into `result`. */
   private closeEarly(): void {
-    if (this.finished) return;
+    if (this.finished || this.closed) return;
+    this.closed = true;
     if (!this.started) {
       this.finished = true;
       this.settle.reject(new DOMException('the stream was closed before it started', 'AbortError'));
