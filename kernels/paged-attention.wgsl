@@ -15,8 +15,10 @@
 // invocation each, writing (unnormalised sum, max, total) to `partials`; attention-reduce.wgsl combines
 // them. Decode uses it to spread one token's keys over many invocations; prefill runs SPLITS = 1.
 // Grid: one invocation per (row, head, split), 64 per workgroup, 2D-folded. No barriers.
-// Measured (bench/kernels.bench.ts, decode over 2048 positions, split-KV 16, K+V bytes read): 0.38–0.62
-// of the copy kernel in Node, 0.60–0.61 in Chromium (SwiftShader, two runs).
+// Measured (bench/kernels.bench.ts, decode over 2048 positions, split-KV 16, K+V bytes read, f32 cache):
+// 0.38–0.62 of the copy kernel in Node, 0.60–0.61 in Chromium (SwiftShader, two runs) with vec2u loads;
+// with the u32 loads that the int8 layout needs, 0.58–0.78 in Node and 0.40–0.46 in Chromium (one run,
+// 2026-12-02; Chromium's copy kernel ran faster that run, 3.0 GB/s against 2.6–2.9).
 
 struct Params {
   rows: u32,
