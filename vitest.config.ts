@@ -49,6 +49,7 @@ export default defineConfig({
         test: {
           name: 'browser',
           include: ['test/browser/**/*.test.ts'],
+          globalSetup: ['test/browser/artifact-setup.ts'],
           testTimeout: 120_000,
           // Fixture models are served by Vite's dev server from ../shared/models (Range requests work there).
           provide: { modelsUrl: `/@fs${fileURLToPath(new URL('../shared/models/', import.meta.url))}` },

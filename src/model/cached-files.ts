@@ -5,11 +5,14 @@
 // the SHA-256 of its bytes, checked on every hit: a corrupted entry (disk, extension, a partial write) is
 // dropped and downloaded again instead of loading as garbage on every visit.
 import type { ByteSource, ModelFiles } from './byte-source.ts';
+import { OpfsByteSource, opfsModelDirectory, opfsModels, removeOpfsModels } from './opfs-store.ts';
 
 export const MODEL_CACHE_NAME = 'tri-webgpu-model-bytes-v2';
 const OLD_CACHE_NAME = 'tri-webgpu-model-bytes-v1';
 const DIGEST_HEADER = 'x-tri-webgpu-sha256';
 const BYTES_HEADER = 'x-tri-webgpu-bytes';
+/** Files of an artifact's weights (FORMAT.md): stored in OPFS, not the Cache API. */
+const ARTIFACT_SHARD = /^weights-\d+\.bin$/;
 
 /** Wraps ModelFiles (normally HttpModelFiles) with the Cache API; reads that miss go to the wrapped files. */
 export class CachedModelFiles implements ModelFiles {
@@ -36,13 +39,20 @@ export class CachedModelFiles implements ModelFiles {
     }
   }
 
-  /** Bytes of this model folder already in the cache (any version of its files). */
+  /** Bytes of this model folder already stored (Cache API and OPFS, any version of its files). */
   async cachedBytes(): Promise<number> {
-    return (await cachedModels(this.cache)).find((model) => model.location === cacheBase(this.location))?.bytes ?? 0;
+    const inCache = (await cachedModels(this.cache)).find((model) => model.location === cacheBase(this.location))?.bytes ?? 0;
+    const inOpfs = (await opfsModels()).find((model) => model.location === this.location)?.bytes ?? 0;
+    return inCache + inOpfs;
   }
 
   async open(fileName: string, signal?: AbortSignal): Promise<ByteSource> {
     const source = await this.inner.open(fileName, signal);
+    // Artifact shards (read whole, in order) go to OPFS where the browser has it; the rest to the Cache API.
+    if (ARTIFACT_SHARD.test(fileName)) {
+      const directory = await opfsModelDirectory(this.location, true);
+      if (directory) return OpfsByteSource.open(source, directory);
+    }
     const version = `${source.size}-${source.version ?? 'unversioned'}`;
     const prefix = new URL(`${encodeURIComponent(fileName)}?version=${encodeURIComponent(version)}`, cacheBase(this.location)).href;
     return new CachedByteSource(source, this.cache, prefix, this.stats);
@@ -132,16 +142,27 @@ async function cachedModels(cache: Cache): Promise<CachedModel[]> {
 
 /** The model folders in the browser's cache, with their sizes (empty where the Cache API is missing). */
 export async function listCachedModels(): Promise<CachedModel[]> {
-  if (typeof caches === 'undefined') return [];
-  return cachedModels(await caches.open(MODEL_CACHE_NAME));
+  const models = typeof caches === 'undefined' ? [] : await cachedModels(await caches.open(MODEL_CACHE_NAME));
+  for (const stored of await opfsModels()) {
+    const location = cacheBase(stored.location);
+    const model = models.find((m) => m.location === location);
+    if (model) {
+      model.bytes += stored.bytes;
+      model.entries += stored.files;
+    } else {
+      models.push({ location, bytes: stored.bytes, entries: stored.files });
+    }
+  }
+  return models;
 }
 
 /** Deletes one cached model folder (`location` as listCachedModels gives it, or the URL it was loaded from). */
 export async function deleteCachedModel(location: string): Promise<number> {
-  if (typeof caches === 'undefined') return 0;
-  const cache = await caches.open(MODEL_CACHE_NAME);
   const base = cacheBase(new URL(location, (globalThis as { location?: { href: string } }).location?.href).href);
-  let deleted = 0;
+  let deleted = (await opfsModels()).find((model) => cacheBase(model.location) === base)?.files ?? 0;
+  await removeOpfsModels(base);
+  if (typeof caches === 'undefined') return deleted;
+  const cache = await caches.open(MODEL_CACHE_NAME);
   for (const request of await cache.keys()) {
     if (request.url.startsWith(base) && !request.url.slice(base.length).includes('/')) {
       await cache.delete(request);
@@ -161,6 +182,7 @@ export async function storageEstimate(): Promise<{ usage: number; quota: number 
 
 /** Forgets every cached model byte (e.g. from a "clear downloaded models" button). */
 export async function clearModelCache(): Promise<boolean> {
+  await removeOpfsModels();
   if (typeof caches === 'undefined') return false;
   await caches.delete(OLD_CACHE_NAME);
   return caches.delete(MODEL_CACHE_NAME);
