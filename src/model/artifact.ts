@@ -11,7 +11,7 @@ import { type GpuMatrix, type GpuMatrixPart, placeholderBuffer } from '../ops/li
 import { type ByteSource, type ModelFiles, readJsonIfPresent } from './byte-source.ts';
 import { type MatrixSpec, type PartPlan, planMatrix, tensorShapes } from './gpu-weights.ts';
 import { type PackedWeights, type WeightFormatOptions, type WeightLayout, packRows } from './quant.ts';
-import { type SafetensorsCheckpoint, type TensorInfo, halfToFloat, readTensorRows } from './safetensors.ts';
+import { type SafetensorsCheckpoint, type TensorInfo, readTensorRows, tensorToFloat32 } from './safetensors.ts';
 
 export const MANIFEST_FILE = 'tri-webgpu-manifest.json';
 export const ARTIFACT_FORMAT = 'tri-webgpu-artifact';
@@ -76,21 +76,6 @@ export interface ConvertOptions {
 function tensorsDigest(checkpoint: SafetensorsCheckpoint): string {
   const table = [...checkpoint.tensors].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, info]) => [name, info.dtype, info.shape, info.byteLength]);
   return bytesToHex(sha256(new TextEncoder().encode(JSON.stringify(table))));
-}
-
-/** f32 values of `rows` whole rows of a tensor (its checkpoint bytes as read). */
-function rowsToFloat32(info: TensorInfo, bytes: Uint8Array): Float32Array {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const count = info.dtype === 'F32' ? bytes.byteLength / 4 : bytes.byteLength / 2;
-  const out = new Float32Array(count);
-  if (info.dtype === 'F32') for (let i = 0; i < count; i++) out[i] = view.getFloat32(4 * i, true);
-  else if (info.dtype === 'BF16') {
-    const bits = new Uint32Array(out.buffer);
-    for (let i = 0; i < count; i++) bits[i] = view.getUint16(2 * i, true) << 16;
-  }
-  else if (info.dtype === 'F16') for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
-  else throw new SafetensorsFormatError(info.source.name, `dtype ${info.dtype} is not a float weight type`, info.name);
-  return out;
 }
 
 /**
@@ -168,7 +153,7 @@ async function packPart(part: PartPlan, byName: Map<string, TensorInfo>, columnS
     for (let row = 0; row < slice.rows; row += rowsPerChunk) {
       const rows = Math.min(rowsPerChunk, slice.rows - row);
       const bytes = await readTensorRows(info, slice.sourceRow + row, rows, signal);
-      const values = rowsToFloat32(info, bytes);
+      const values = tensorToFloat32(info, bytes);
       checkFinite(values, info, slice.sourceRow + row, info.shape[1]!);
       packRows(packed, values, rows, slice.destRow + row, columnScale);
       onBytes(bytes.byteLength);

@@ -335,8 +335,13 @@ export function resolveFolderUrl(url: string): string {
  * another origin must not make us read it (and echo it in errors).
  */
 export function checkFileName(name: unknown, location: string): string {
-  if (typeof name !== 'string' || !/^[\w.-]+$/.test(name) || /^\.+$/.test(name)) {
+  if (!isPlainFileName(name)) {
     throw new ModelFileReadError(String(name), `is not a plain file name inside ${location}; model files must sit in the model folder`);
   }
   return name;
+}
+
+/** Letters, digits, `_`, `.` and `-` only, and not `.` or `..`: a name that cannot leave its folder. */
+export function isPlainFileName(name: unknown): name is string {
+  return typeof name === 'string' && /^[\w.-]+$/.test(name) && !/^\.+$/.test(name);
 }

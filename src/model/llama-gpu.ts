@@ -136,6 +136,15 @@ export function graphMatrices(spec: LlamaSpec): MatrixSpec[] {
   return [specs.embed, ...specs.layers.flatMap((layer) => [layer.qkv, layer.o, layer.gateUp, layer.down]), specs.lmHead];
 }
 
+/**
+ * Weight bytes a load reads (what its progress counts): an artifact's shards; or each graph matrix's
+ * tensors once (a tied head twice: it is converted again with the final norm folded in).
+ */
+export function weightBytesRead(spec: LlamaSpec, source: SafetensorsCheckpoint | ArtifactWeights): number {
+  if (source instanceof ArtifactWeights) return source.manifest.shards.reduce((sum, shard) => sum + shard.bytes, 0);
+  return graphMatrices(spec).flatMap((m) => m.tensors).reduce((sum, name) => sum + source.get(name)!.byteLength, 0);
+}
+
 /** The shapes of the tensors stacked in each graph matrix, by label, from the config alone. */
 function matrixShapes(spec: LlamaSpec): (label: string) => number[][] {
   const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize } = spec;
@@ -280,12 +289,7 @@ export class GpuLlama {
 
     const specs = matrixSpecs(spec);
     const shapes = matrixShapes(spec);
-    const graphMatrices = [specs.embed, ...specs.layers.flatMap((l) => Object.values(l)), specs.lmHead];
-    // Bytes read: an artifact's shards; or every matrix once (a tied head twice: it is converted again
-    // with the final norm folded in).
-    const totalBytes = artifact
-      ? artifact.manifest.shards.reduce((sum, shard) => sum + shard.bytes, 0)
-      : graphMatrices.flatMap((m) => m.tensors).reduce((sum, name) => sum + checkpoint!.get(name)!.byteLength, 0);
+    const totalBytes = weightBytesRead(spec, source);
     let loadedBytes = 0;
     const onBytes = (bytes: number) => options.onProgress?.((loadedBytes += bytes), totalBytes);
     const uploader = new GpuWeightUploader(gpu, { signal: options.signal, onBytes });

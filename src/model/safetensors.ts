@@ -2,7 +2,7 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?}, then the data; offsets are
 // relative to the end of the header. Tensors are read one byte range at a time, never whole files.
 import { ModelFileMissingError, SafetensorsFormatError } from '../errors.ts';
-import { type ByteSource, type ModelFiles, readJsonIfPresent } from './byte-source.ts';
+import { type ByteSource, type ModelFiles, isPlainFileName, readJsonIfPresent } from './byte-source.ts';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I8' | 'U8' | 'I32';
 
@@ -97,7 +97,7 @@ export function readTensorRows(info: TensorInfo, firstRow: number, rows: number,
 
 /** Widens F32/F16/BF16 tensor bytes to a Float32Array (a copy; `bytes` may be unaligned). */
 export function tensorToFloat32(info: TensorInfo, bytes: Uint8Array): Float32Array<ArrayBuffer> {
-  const count = info.byteLength / DTYPE_BYTES[info.dtype];
+  const count = bytes.byteLength / DTYPE_BYTES[info.dtype]; // the whole tensor, or the rows that were read
   const out = new Float32Array(count);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (info.dtype) {
@@ -144,7 +144,7 @@ export class SafetensorsCheckpoint {
       throw new SafetensorsFormatError(indexName, 'has no "weight_map" object');
     }
     for (const [name, shard] of Object.entries(weightMap)) {
-      if (typeof shard !== 'string' || !/^[\w.-]+$/.test(shard) || /^\.+$/.test(shard)) {
+      if (!isPlainFileName(shard)) {
         throw new SafetensorsFormatError(indexName, `weight_map places this tensor in ${JSON.stringify(shard)}, which is not a plain file name in the model folder`, name);
       }
     }

@@ -9,10 +9,10 @@ import { HttpModelFiles, type ModelFiles } from '../model/byte-source.ts';
 import { CachedModelFiles, storageEstimate } from '../model/cached-files.ts';
 import type { LlamaSpec } from '../model/config.ts';
 import { ArtifactWeights } from '../model/artifact.ts';
-import { GpuLlama, type KvCacheFormat } from '../model/llama-gpu.ts';
+import { GpuLlama, type KvCacheFormat, weightBytesRead } from '../model/llama-gpu.ts';
 import { llamaTensors } from '../model/llama-weights.ts';
 import { type OpenedWeights, openWeights } from '../model/open.ts';
-import { type LoadPlan, type LoadSettings, planLoad, weightBytes } from './plan.ts';
+import { type LoadPlan, type LoadSettings, planLoad } from './plan.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 import { type SamplingOptions, samplingConfig } from './sampling.ts';
 import type { ChatMessage, TextCodec } from '../text/tokenizer.ts';
@@ -143,10 +143,10 @@ export class TriEngine {
   static async load(source: string | ModelFiles, options: LoadOptions | null = {}): Promise<TriEngine> {
     options ??= {};
     const { signal } = options;
-    const { opened, cache, gpu, settings } = await TriEngine.open(source, options);
+    const { opened, cache, gpu, settings, name } = await TriEngine.open(source, options);
     try {
       signal?.throwIfAborted();
-      if (cache) await TriEngine.reserveStorage(cache, weightBytes(opened));
+      if (cache) await TriEngine.reserveStorage(cache, weightBytesRead(opened.spec, opened.weights));
       const started = performance.now();
       const model = await GpuLlama.load(gpu, opened.spec, opened.weights, {
         ...settings,
@@ -159,7 +159,7 @@ export class TriEngine {
         },
       });
       signal?.throwIfAborted();
-      return new TriEngine(gpu, model, opened.text, settings.weights, typeof source === 'string' ? new HttpModelFiles(source).location : 'local model');
+      return new TriEngine(gpu, model, opened.text, settings.weights, name);
     } catch (error) {
       gpu.destroy();
       throw error;
@@ -167,7 +167,7 @@ export class TriEngine {
   }
 
   /** Files, spec, tokenizer and headers (or manifest), a GPU, and the settings a load would use. */
-  private static async open(source: string | ModelFiles, options: LoadOptions): Promise<{ opened: OpenedWeights; cache: CachedModelFiles | undefined; gpu: GpuContext; settings: LoadSettings }> {
+  private static async open(source: string | ModelFiles, options: LoadOptions): Promise<{ opened: OpenedWeights; cache: CachedModelFiles | undefined; gpu: GpuContext; settings: LoadSettings; name: string }> {
     checkLoadOptions(options);
     const { signal } = options;
     signal?.throwIfAborted();
@@ -189,7 +189,8 @@ export class TriEngine {
       maxSequences: options.maxSequences,
     };
     const gpu = await GpuContext.create(options.gpu);
-    return { opened, cache: files instanceof CachedModelFiles ? files : undefined, gpu, settings };
+    const name = typeof source === 'string' ? remote.location : 'local model';
+    return { opened, cache: files instanceof CachedModelFiles ? files : undefined, gpu, settings, name };
   }
 
   /**

@@ -129,16 +129,19 @@ const COMPLETION_FIELDS = new Set([...COMMON_FIELDS, 'prompt', 'echo']);
 
 let nextId = 1;
 
-/** `engine.chat.completions`: OpenAI's chat completion API over the engine's chat template. */
-export class ChatCompletions {
-  private readonly engine: CompletionEngine;
-  private readonly model: string;
+/** What both OpenAI-style resources hold: the engine they run on and the model name they report. */
+abstract class OpenAiResource {
+  protected readonly engine: CompletionEngine;
+  protected readonly model: string;
 
   constructor(engine: CompletionEngine, model: string) {
     this.engine = engine;
     this.model = model;
   }
+}
 
+/** `engine.chat.completions`: OpenAI's chat completion API over the engine's chat template. */
+export class ChatCompletions extends OpenAiResource {
   create(request: ChatCompletionRequest & { stream: true }, options?: RequestOptions): AsyncIterable<ChatCompletionChunk>;
   create(request: ChatCompletionRequest & { stream?: false | null }, options?: RequestOptions): Promise<ChatCompletion>;
   create(request: ChatCompletionRequest, options?: RequestOptions): AsyncIterable<ChatCompletionChunk> | Promise<ChatCompletion>;
@@ -150,8 +153,9 @@ export class ChatCompletions {
       return this.engine.generate(messages, generateOptions(request, options, request.max_completion_tokens));
     };
     const base = { id: `chatcmpl-${uniqueId()}`, created: Math.floor(Date.now() / 1000), model: request.model ?? this.model };
-    if (request.stream) return this.stream(run, base, request.stream_options?.include_usage === true, options.signal ?? request.signal);
-    return whole(run, options.signal ?? request.signal).then((result): ChatCompletion => ({
+    const signal = options.signal ?? request.signal;
+    if (request.stream) return this.stream(run, base, request.stream_options?.include_usage === true, signal);
+    return whole(run, signal).then((result): ChatCompletion => ({
       ...base, object: 'chat.completion',
       choices: [{ index: 0, message: { role: 'assistant', content: result.text, refusal: null }, finish_reason: result.finishReason as CompletionFinishReason, logprobs: null }],
       usage: usage(result),
@@ -177,15 +181,7 @@ export class ChatCompletions {
 }
 
 /** `engine.completions`: OpenAI's (legacy) completion API: a raw prompt, no chat template. */
-export class Completions {
-  private readonly engine: CompletionEngine;
-  private readonly model: string;
-
-  constructor(engine: CompletionEngine, model: string) {
-    this.engine = engine;
-    this.model = model;
-  }
-
+export class Completions extends OpenAiResource {
   create(request: CompletionRequest & { stream: true }, options?: RequestOptions): AsyncIterable<CompletionChunk>;
   create(request: CompletionRequest & { stream?: false | null }, options?: RequestOptions): Promise<Completion>;
   create(request: CompletionRequest, options?: RequestOptions): AsyncIterable<CompletionChunk> | Promise<Completion>;

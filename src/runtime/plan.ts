@@ -5,7 +5,7 @@
 import type { GpuContext } from '../gpu/context.ts';
 import { ArtifactWeights } from '../model/artifact.ts';
 import type { LlamaSpec } from '../model/config.ts';
-import { graphMatrices, gpuLlamaMemoryPlan, type KvCacheFormat } from '../model/llama-gpu.ts';
+import { gpuLlamaMemoryPlan, type KvCacheFormat, weightBytesRead } from '../model/llama-gpu.ts';
 import type { OpenedWeights } from '../model/open.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 
@@ -36,14 +36,6 @@ export interface LoadPlan {
 
 const GiB = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 
-/** Bytes a load reads: an artifact's shards, or each graph matrix's tensors (a tied head twice) and the norms. */
-export function weightBytes(opened: OpenedWeights): number {
-  if (opened.weights instanceof ArtifactWeights) return opened.weights.manifest.shards.reduce((sum, shard) => sum + shard.bytes, 0);
-  const checkpoint = opened.weights;
-  return graphMatrices(opened.spec).reduce((sum, matrix) => sum + [...matrix.tensors, ...(matrix.columnScaleTensor ? [matrix.columnScaleTensor] : [])]
-    .reduce((bytes, name) => bytes + checkpoint.get(name)!.byteLength, 0), 0);
-}
-
 export function planLoad(
   opened: OpenedWeights, settings: LoadSettings, gpu: GpuContext,
   cache: { cachedBytes: number; storage: { usage: number; quota: number } | undefined } | undefined, maxGpuBytes: number | undefined,
@@ -66,7 +58,7 @@ export function planLoad(
   if (budget !== undefined && memory.totalBytes > budget) {
     reasons.push(`the GPU buffers need ${GiB(memory.totalBytes)}, more than the ${GiB(budget)} this device can hold: use q4 weights, an f16 KV cache or a shorter context`);
   }
-  const downloadBytes = weightBytes(opened);
+  const downloadBytes = weightBytesRead(opened.spec, opened.weights);
   const cachedBytes = cache?.cachedBytes ?? 0;
   const storage = cache?.storage;
   const toStore = Math.max(0, downloadBytes - cachedBytes);

@@ -1,29 +1,12 @@
 // Downloaded model bytes kept in the browser's Cache API: a second load reads no weight byte from the
 // network and still reproduces the goldens; clearing the cache brings the downloads back.
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
+import { rangeRequests } from './range-requests.ts';
 import { CachedModelFiles, HttpModelFiles, MODEL_CACHE_NAME, StorageQuotaError, TriEngine, clearModelCache, deleteCachedModel, listCachedModels } from '../../src/index.ts';
 
 const modelUrl = (name: string) => new URL(`${inject('modelsUrl')}${name}/`, location.origin).href;
-const realFetch = globalThis.fetch;
-
-afterEach(() => {
-  globalThis.fetch = realFetch;
-});
-
 /** Counts the ranged GETs (file bytes) the page sends while `action` runs. */
-async function countRangeRequests(action: () => Promise<void>): Promise<number> {
-  let count = 0;
-  globalThis.fetch = (input, init) => {
-    if (new Headers(init?.headers).has('range')) count++;
-    return realFetch(input, init);
-  };
-  try {
-    await action();
-  } finally {
-    globalThis.fetch = realFetch;
-  }
-  return count;
-}
+const countRangeRequests = async (action: () => Promise<void>) => (await rangeRequests(action)).length;
 
 describe('model byte cache (Cache API)', () => {
   it('serves a second load from the cache, with the same golden ids', async () => {
@@ -117,20 +100,17 @@ describe('model byte cache (Cache API)', () => {
       const plan = await TriEngine.plan(url);
       expect(plan.fits).toBe(false);
       expect(plan.reasons.join(' ')).toMatch(/browser storage/);
-      let weightRequests = 0;
-      globalThis.fetch = (input, init) => {
-        if (/safetensors/.test(String(input)) && new Headers(init?.headers).has('range')) weightRequests++;
-        return realFetch(input, init);
-      };
-      const error = await TriEngine.load(url).catch((e: unknown) => e);
+      let error: unknown;
+      const weightRequests = await rangeRequests(async () => {
+        error = await TriEngine.load(url).catch((e: unknown) => e);
+      }, (file) => /safetensors/.test(file));
       expect(error).toBeInstanceOf(StorageQuotaError);
-      expect(weightRequests, 'at most the two shards\' headers were read (length, then JSON)').toBeLessThanOrEqual(4);
+      expect(weightRequests.length, 'at most the two shards\' headers were read (length, then JSON)').toBeLessThanOrEqual(4);
       const uncached = await TriEngine.load(url, { cache: false, weights: { format: 'f32' } });
       expect(uncached.contextLength).toBeGreaterThan(0);
       uncached.dispose();
     } finally {
       navigator.storage.estimate = estimate;
-      globalThis.fetch = realFetch;
     }
   });
 });

@@ -1,32 +1,14 @@
 // Artifact shards in OPFS (src/model/opfs-store.ts), in Chromium: the first load stores each verified
 // shard, the next one fetches none, a shard cut off midway resumes from its stored bytes, a corrupted
 // stored shard fails its SHA-256, is dropped and fetched again (healed), and the storage helpers see it.
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { TriEngine, clearModelCache, deleteCachedModel, listCachedModels } from '../../src/index.ts';
+import { rangeRequests } from './range-requests.ts';
 
 const modelUrl = (name: string) => new URL(`${inject('modelsUrl')}${name}/`, location.origin).href;
 const artifactUrl = new URL(inject('artifactUrl'), location.origin).href;
-const realFetch = globalThis.fetch;
-
-afterEach(() => {
-  globalThis.fetch = realFetch;
-});
-
 /** The Range headers of the shard requests the page sends while `action` runs. */
-async function shardRanges(action: () => Promise<void>): Promise<string[]> {
-  const ranges: string[] = [];
-  globalThis.fetch = (input, init) => {
-    const range = new Headers(init?.headers).get('range');
-    if (range && /weights-\d+\.bin/.test(String(input))) ranges.push(range);
-    return realFetch(input, init);
-  };
-  try {
-    await action();
-  } finally {
-    globalThis.fetch = realFetch;
-  }
-  return ranges;
-}
+const shardRanges = (action: () => Promise<void>) => rangeRequests(action, (url) => /weights-\d+\.bin/.test(url));
 
 async function storedShard(): Promise<FileSystemFileHandle> {
   const root = await (await navigator.storage.getDirectory()).getDirectoryHandle('tri-webgpu-models');
