@@ -63,8 +63,14 @@ export class TokenizerError extends TriWebGPUError {
 /** navigator.gpu is missing or no adapter could be obtained. */
 export class WebGPUUnavailableError extends TriWebGPUError {
   override name = 'WebGPUUnavailableError';
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * What is missing, so an app can say what to do: the API itself (another browser), an adapter (GPU
+   * blocklisted or hardware acceleration off), or a device (the adapter refused the limits we need).
+   */
+  readonly reason: 'no-webgpu' | 'no-adapter' | 'no-device';
+  constructor(message: string, options?: { cause?: unknown; reason?: 'no-webgpu' | 'no-adapter' | 'no-device' }) {
     super('WEBGPU_UNAVAILABLE', message, options);
+    this.reason = options?.reason ?? 'no-webgpu';
   }
 }
 

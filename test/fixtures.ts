@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const MODELS_DIR = fileURLToPath(new URL('../../shared/models/', import.meta.url));
-export const modelDir = (name: 'stories260k' | 'tri-tiny') => `${MODELS_DIR}${name}`;
+export const modelDir = (name: 'stories260k' | 'tri-tiny' | 'tri-tiny-chat') => `${MODELS_DIR}${name}`;
 
 export interface StoriesCase {
   prompt: string;
@@ -26,6 +26,13 @@ export interface TriTinyCase {
 
 export function storiesGolden(): StoriesCase[] {
   return JSON.parse(readFileSync(`${modelDir('stories260k')}/golden.json`, 'utf8')).cases;
+}
+
+/** tri-tiny-chat's goldens: chat cases only (messages, prompt_ids, greedy_ids, decoded_text, min_gap). */
+export type TriTinyChatCase = Omit<TriTinyCase, 'prompt' | 'messages'> & { messages: { role: string; content: string }[]; min_gap: number };
+
+export function triTinyChatGolden(): TriTinyChatCase[] {
+  return JSON.parse(readFileSync(`${modelDir('tri-tiny-chat')}/golden.json`, 'utf8')).prompts;
 }
 
 export function triTinyGolden(): TriTinyCase[] {

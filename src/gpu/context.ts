@@ -58,7 +58,11 @@ export class GpuContext {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly stagingBuffers = new Map<number, GPUBuffer[]>();
   private lostReason: string | undefined;
-  private readonly lost: Promise<unknown>;
+  /**
+   * Settles with the reason when the device is lost, including by destroy(): an app that holds a model
+   * idle learns of a lost GPU (driver reset, GPU process crash) before the next request fails.
+   */
+  readonly lost: Promise<{ reason: string; message: string }>;
   private firstError: string | undefined;
 
   private constructor(device: GPUDevice, capabilities: GpuCapabilities) {
@@ -66,6 +70,7 @@ export class GpuContext {
     this.capabilities = capabilities;
     this.lost = device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message}`;
+      return { reason: String(info.reason), message: info.message };
     });
     // Validation and out-of-memory errors surface here; checkHealthy() turns them into exceptions so a
     // broken dispatch can never pass as a (fast, wrong) result.
@@ -76,7 +81,7 @@ export class GpuContext {
 
   static async create(gpu: GPU = browserGpu(), options: { powerPreference?: GPUPowerPreference } = {}): Promise<GpuContext> {
     const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
-    if (!adapter) throw new WebGPUUnavailableError('WebGPU is present but no GPU adapter is available (blocklisted driver or GPU disabled).');
+    if (!adapter) throw new WebGPUUnavailableError('WebGPU is present but no GPU adapter is available (blocklisted driver or GPU disabled).', { reason: 'no-adapter' });
     const wanted: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
     const requiredFeatures = wanted.filter((feature) => adapter.features.has(feature));
     const limits = adapter.limits;
@@ -92,7 +97,7 @@ export class GpuContext {
         },
       });
     } catch (error) {
-      throw new WebGPUUnavailableError(`the GPU adapter refused to create a device: ${(error as Error).message}`, { cause: error });
+      throw new WebGPUUnavailableError(`the GPU adapter refused to create a device: ${(error as Error).message}`, { cause: error, reason: 'no-device' });
     }
     const info = adapter.info;
     return new GpuContext(device, {

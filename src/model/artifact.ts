@@ -25,7 +25,7 @@ const SHARD_BYTES = 128 * 2 ** 20;
 /** Bytes read (and hashed) per request; bounds JS memory while streaming a shard. */
 const READ_CHUNK_BYTES = 32 * 2 ** 20;
 /** Files beside the weights that the loader reads (the ones present are copied). */
-const METADATA_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'];
+const METADATA_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'];
 
 export interface ArtifactRegion {
   shard: number;

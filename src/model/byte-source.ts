@@ -35,9 +35,18 @@ export async function readJson(files: ModelFiles, fileName: string, signal?: Abo
 }
 
 /** The parsed file, or undefined when it does not exist (one open, not an existence check plus a read). */
-export async function readJsonIfPresent(files: ModelFiles, fileName: string, signal?: AbortSignal): Promise<unknown> {
+export function readJsonIfPresent(files: ModelFiles, fileName: string, signal?: AbortSignal): Promise<unknown> {
+  return ifPresent(readJson(files, fileName, signal));
+}
+
+/** The file's text, or undefined when it does not exist. */
+export function readTextIfPresent(files: ModelFiles, fileName: string, signal?: AbortSignal): Promise<string | undefined> {
+  return ifPresent(readText(files, fileName, signal));
+}
+
+async function ifPresent<T>(read: Promise<T>): Promise<T | undefined> {
   try {
-    return await readJson(files, fileName, signal);
+    return await read;
   } catch (error) {
     if (error instanceof ModelFileMissingError) return undefined;
     throw error;
@@ -103,6 +112,13 @@ export interface RetryPolicy {
 
 const DEFAULT_RETRY: RetryPolicy = { retries: 5, initialDelayMs: 500, stallTimeoutMs: 30_000 };
 
+/**
+ * A server that ignores Range (python -m http.server, some static hosts) sends the whole file for any
+ * read. Files up to this size are then kept whole in memory for the reads that follow (a small model
+ * still loads); a larger one is refused with a message saying what the host needs.
+ */
+export const WHOLE_FILE_FALLBACK_BYTES = 128 * 2 ** 20;
+
 /** A response or network failure worth trying again (the server or the connection, not the request). */
 class TransientReadError extends Error {}
 
@@ -141,7 +157,8 @@ function responseVersion(response: Response): string | undefined {
 
 /**
  * A file over HTTP(S), read with Range requests. The size comes from a HEAD request; a server that
- * ignores Range (answers 200 with the whole body) is refused rather than silently downloading gigabytes.
+ * ignores Range (answers 200 with the whole body) is read whole once for files up to
+ * WHOLE_FILE_FALLBACK_BYTES, and refused for larger ones rather than downloading gigabytes per read.
  * Interrupted downloads resume: a dropped connection, a body cut short or stalled, HTTP 408/429/5xx are
  * retried with backoff (HEAD too), asking only for the bytes still missing, so a flaky network costs
  * seconds, not the model. Every 206 must say (Content-Range) that it holds the bytes asked for, and a file
@@ -154,6 +171,8 @@ export class HttpRangeSource implements ByteSource {
   /** The server's ETag (else Last-Modified), when it sends one. */
   readonly version: string | undefined;
   private readonly retry: RetryPolicy;
+  /** The whole file, once a server that ignores Range has sent it. */
+  private wholeFile: Uint8Array | undefined;
   private constructor(url: string, name: string, size: number, version: string | undefined, retry: RetryPolicy) {
     this.url = url;
     this.name = name;
@@ -195,6 +214,7 @@ export class HttpRangeSource implements ByteSource {
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     checkRange(this, offset, length);
+    if (this.wholeFile) return this.wholeFile.slice(offset, offset + length);
     const out = new Uint8Array(length);
     if (length === 0) return out;
     const progress = { received: 0 };
@@ -216,8 +236,16 @@ export class HttpRangeSource implements ByteSource {
         throw new TransientReadError(watch.stalled ? `GET ${this.url}: no answer for ${this.retry.stallTimeoutMs / 1000} s` : `could not reach ${this.url}: ${(error as Error).message}`);
       }
       if (response.status === 200 && !(start === 0 && out.length === this.size)) {
-        await response.body?.cancel();
-        throw new ModelFileReadError(this.name, `server ignored the Range header for ${this.url}`);
+        if (this.size > WHOLE_FILE_FALLBACK_BYTES) {
+          await response.body?.cancel();
+          throw new ModelFileReadError(this.name,
+            `the server ignored the Range header for ${this.url}: files over ${WHOLE_FILE_FALLBACK_BYTES / 2 ** 20} MiB load only from a host that answers ` +
+            'Range requests with 206 Partial Content (most static hosts and CDNs, the Hugging Face hub, vite preview; not python -m http.server)');
+        }
+        this.wholeFile = await this.readWholeBody(response, watch);
+        out.set(this.wholeFile.subarray(start, end + 1), progress.received);
+        progress.received = out.length;
+        return;
       }
       if (response.status === 408 || response.status === 429 || response.status >= 500) {
         await response.body?.cancel();
@@ -255,6 +283,29 @@ export class HttpRangeSource implements ByteSource {
     } finally {
       watch.stop();
     }
+  }
+
+  /** The body of a 200 answer: the whole file, exactly its HEAD size. */
+  private async readWholeBody(response: Response, watch: StallWatch): Promise<Uint8Array> {
+    const whole = new Uint8Array(this.size);
+    let received = 0;
+    if (!response.body) throw new ModelFileReadError(this.name, `GET ${this.url} had no body`);
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        watch.progress();
+        if (received + value.length > whole.length) throw new ModelFileReadError(this.name, `the server sent more than the ${this.size} bytes HEAD announced`);
+        whole.set(value, received);
+        received += value.length;
+      }
+    } catch (error) {
+      if (error instanceof ModelFileReadError) throw error;
+      throw new TransientReadError(`the connection dropped after ${received} of ${this.size} bytes: ${(error as Error).message}`);
+    }
+    if (received < whole.length) throw new TransientReadError(`the body ended after ${received} of ${this.size} bytes`);
+    return whole;
   }
 
   /** A 206 must hold exactly the bytes asked for (a proxy or cache answering another range would load garbage). */

@@ -6,11 +6,14 @@ import { type LlamaSpec, parseLlamaConfig } from './config.ts';
 import { checkLlamaCheckpoint } from './llama-weights.ts';
 import { SafetensorsCheckpoint } from './safetensors.ts';
 import { ArtifactWeights, readManifest } from './artifact.ts';
+import { type SamplingOptions, generationDefaults } from '../runtime/sampling.ts';
 
 export interface OpenedModel {
   readonly spec: LlamaSpec;
   readonly checkpoint: SafetensorsCheckpoint;
   readonly text: TextCodec;
+  /** The sampling generation_config.json asks for (greedy when it does not sample). */
+  readonly generationDefaults: SamplingOptions;
 }
 
 type Json = Record<string, unknown>;
@@ -20,27 +23,28 @@ export interface OpenedWeights {
   readonly spec: LlamaSpec;
   readonly text: TextCodec;
   readonly weights: SafetensorsCheckpoint | ArtifactWeights;
+  readonly generationDefaults: SamplingOptions;
 }
 
 /** Opens an artifact when the folder has a manifest, else the checkpoint (both read no weights yet). */
 export async function openWeights(files: ModelFiles, signal?: AbortSignal): Promise<OpenedWeights> {
   const manifest = await readManifest(files, signal);
   if (!manifest) {
-    const opened = await openModel(files, signal);
-    return { spec: opened.spec, text: opened.text, weights: opened.checkpoint };
+    const { checkpoint, ...opened } = await openModel(files, signal);
+    return { ...opened, weights: checkpoint };
   }
-  const { spec, text } = await openSpecAndText(files, signal);
-  return { spec, text, weights: new ArtifactWeights(files, manifest) };
+  const opened = await openSpecAndText(files, signal);
+  return { ...opened, weights: new ArtifactWeights(files, manifest) };
 }
 
 export async function openModel(files: ModelFiles, signal?: AbortSignal): Promise<OpenedModel> {
-  const { spec, text } = await openSpecAndText(files, signal);
+  const opened = await openSpecAndText(files, signal);
   const checkpoint = await SafetensorsCheckpoint.open(files, signal);
-  checkLlamaCheckpoint(spec, checkpoint);
-  return { spec, checkpoint, text };
+  checkLlamaCheckpoint(opened.spec, checkpoint);
+  return { ...opened, checkpoint };
 }
 
-async function openSpecAndText(files: ModelFiles, signal: AbortSignal | undefined): Promise<{ spec: LlamaSpec; text: TextCodec }> {
+async function openSpecAndText(files: ModelFiles, signal: AbortSignal | undefined): Promise<{ spec: LlamaSpec; text: TextCodec; generationDefaults: SamplingOptions }> {
   const config = (await readJson(files, 'config.json', signal)) as Json;
   const generationConfig = ((await readJsonIfPresent(files, 'generation_config.json', signal)) ?? {}) as Json;
   const parsed = parseLlamaConfig(config, generationConfig);
@@ -53,5 +57,5 @@ async function openSpecAndText(files: ModelFiles, signal: AbortSignal | undefine
       : [...parsed.eosTokenIds, tokenizerEos],
   };
   if (spec.eosTokenIds.length === 0) throw new UnsupportedModelError('no eos_token_id in config.json, generation_config.json or tokenizer_config.json');
-  return { spec, text };
+  return { spec, text, generationDefaults: generationDefaults(generationConfig) };
 }

@@ -103,6 +103,11 @@ export class TriEngine {
   readonly gpu: GpuContext;
   /** The weight format the model runs in. */
   readonly weights: WeightFormatOptions;
+  /**
+   * The sampling the model's generation_config.json asks for (greedy when it does not sample). Not applied
+   * by itself: generate() is greedy unless told otherwise; pass `{ ...engine.generationDefaults, ... }`.
+   */
+  readonly generationDefaults: SamplingOptions;
   /** OpenAI-style: `engine.chat.completions.create({ messages, stream: true })`. */
   readonly chat: { readonly completions: ChatCompletions };
   /** OpenAI-style raw-prompt completions: `engine.completions.create({ prompt, stream: true })`. */
@@ -111,8 +116,10 @@ export class TriEngine {
   private readonly scheduler: Scheduler;
   private disposed = false;
 
-  private constructor(gpu: GpuContext, model: GpuLlama, text: TextCodec, weights: WeightFormatOptions, modelName: string) {
+  private constructor(gpu: GpuContext, model: GpuLlama, opened: OpenedWeights, weights: WeightFormatOptions, modelName: string) {
+    const { text } = opened;
     this.gpu = gpu;
+    this.generationDefaults = opened.generationDefaults;
     this.model = model;
     this.spec = model.spec;
     this.text = text;
@@ -159,7 +166,7 @@ export class TriEngine {
         },
       });
       signal?.throwIfAborted();
-      return new TriEngine(gpu, model, opened.text, settings.weights, name);
+      return new TriEngine(gpu, model, opened, settings.weights, name);
     } catch (error) {
       gpu.destroy();
       throw error;

@@ -23,6 +23,24 @@ export interface SamplingOptions {
 
 export type SamplingConfig = Required<SamplingOptions>;
 
+/**
+ * The sampling a model's generation_config.json asks for, read as Hugging Face transformers reads it:
+ * `do_sample: false` (or absent) is greedy; with `do_sample: true`, temperature 1, top-k 50 and top-p 1
+ * unless set. Values the sampler would refuse are left out, so defaults never make a request invalid.
+ */
+export function generationDefaults(generationConfig: Record<string, unknown>): SamplingOptions {
+  if (generationConfig.do_sample !== true) return { temperature: 0 };
+  const number = (value: unknown, ok: (n: number) => boolean) => (typeof value === 'number' && ok(value) ? value : undefined);
+  const defaults: SamplingOptions = {
+    temperature: number(generationConfig.temperature ?? 1, (n) => n >= 0),
+    topK: number(generationConfig.top_k ?? 50, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 31),
+    topP: number(generationConfig.top_p ?? 1, (n) => n > 0 && n <= 1),
+    minP: number(generationConfig.min_p ?? 0, (n) => n >= 0 && n < 1),
+    repetitionPenalty: number(generationConfig.repetition_penalty ?? 1, (n) => n > 0),
+  };
+  return Object.fromEntries(Object.entries(defaults).filter(([, value]) => value !== undefined));
+}
+
 /** Fills defaults and refuses values that would make the sampler meaningless. */
 export function samplingConfig(options: SamplingOptions | null = {}): SamplingConfig {
   options ??= {};

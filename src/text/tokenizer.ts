@@ -2,7 +2,7 @@
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelFileMissingError, TokenizerError } from '../errors.ts';
-import { type ModelFiles, readJsonIfPresent } from '../model/byte-source.ts';
+import { type ModelFiles, readJsonIfPresent, readTextIfPresent } from '../model/byte-source.ts';
 import { renderBounded } from './template-budget.ts';
 
 export interface ChatMessage {
@@ -70,6 +70,11 @@ export class TextCodec {
     if (!isObject(tokenizerJson)) throw new TokenizerError('tokenizer.json is not a JSON object');
     const tokenizerConfig = (await readJsonIfPresent(files, 'tokenizer_config.json', signal)) ?? {};
     if (!isObject(tokenizerConfig)) throw new TokenizerError('tokenizer_config.json is not a JSON object');
+    // transformers 5 saves the template beside the config (chat_template.jinja); hub repos use either layout.
+    if (tokenizerConfig.chat_template === undefined || tokenizerConfig.chat_template === null) {
+      const template = await readTextIfPresent(files, 'chat_template.jinja', signal);
+      if (template !== undefined) return new TextCodec(tokenizerJson, { ...tokenizerConfig, chat_template: template });
+    }
     return new TextCodec(tokenizerJson, tokenizerConfig);
   }
 

@@ -12,7 +12,9 @@ import { ChatCompletions, Completions } from '../runtime/openai.ts';
 import type { GenerateOptions, Generation, GenerationChunk, GenerationResult, LoadProgress, PackedDocument, Prompt } from '../runtime/engine.ts';
 import { AsyncQueue, GenerationStream, streamResult } from '../runtime/stream.ts';
 import { resolveFolderUrl } from '../model/byte-source.ts';
-import type { FromWorker, SerializedError, ToWorker, WorkerLoadOptions } from './protocol.ts';
+import type { LoadPlan } from '../runtime/plan.ts';
+import type { SamplingOptions } from '../runtime/sampling.ts';
+import type { FromWorker, SerializedError, ToWorker, WorkerLoadOptions, WorkerModelSource } from './protocol.ts';
 
 /** Error classes by code (codes, unlike class names, survive minification on both sides). */
 const ERROR_CLASSES: Record<string, { prototype: TriWebGPUError }> = {
@@ -44,6 +46,13 @@ export class WorkerEngine {
   readonly weights: WeightFormatOptions;
   readonly contextLength: number;
   readonly hasChatTemplate: boolean;
+  /** The sampling the model's generation_config.json asks for (see TriEngine.generationDefaults). */
+  readonly generationDefaults: SamplingOptions;
+  /**
+   * Resolves when the worker reports that the model's GPU device was lost (a driver reset, a GPU process
+   * crash): the engine is unusable from then on (calls throw this error); load the model again.
+   */
+  readonly lost: Promise<DeviceLostError>;
   /** OpenAI-style: `engine.chat.completions.create({ messages, stream: true })`. */
   readonly chat: { readonly completions: ChatCompletions };
   /** OpenAI-style raw-prompt completions. */
@@ -59,9 +68,18 @@ export class WorkerEngine {
     this.weights = loaded.weights;
     this.contextLength = loaded.contextLength;
     this.hasChatTemplate = loaded.hasChatTemplate;
+    this.generationDefaults = loaded.generationDefaults;
     this.chat = { completions: new ChatCompletions(this, modelName) };
     this.completions = new Completions(this, modelName);
-    worker.addEventListener('message', (event: MessageEvent<FromWorker>) => this.receive(event.data));
+    let reportLost: (error: DeviceLostError) => void = () => {};
+    this.lost = new Promise((resolve) => (reportLost = resolve));
+    worker.addEventListener('message', (event: MessageEvent<FromWorker>) => {
+      const message = event.data;
+      if (message.type !== 'deviceLost') return this.receive(message);
+      const error = new DeviceLostError(message.message);
+      this.fail(error);
+      reportLost(error);
+    });
     // A worker that crashes (or whose module fails) ends every pending call with a typed error.
     worker.addEventListener('error', (event) => this.fail(new TriWebGPUError('WORKER', `the engine worker failed: ${event.message || 'it stopped'}`)));
     worker.addEventListener('messageerror', () => this.fail(new TriWebGPUError('WORKER', 'a message from the engine worker could not be read')));
@@ -83,36 +101,60 @@ export class WorkerEngine {
   }
 
   /**
-   * Loads a model folder (URL, relative ones against the page) in `worker`, which must call
-   * serveEngine(self). `signal` aborts the load: the promise rejects at once with the signal's reason and
-   * the worker stops downloading and frees what it allocated.
+   * Loads a model in `worker`, which must call serveEngine(self): a folder URL (relative ones against the
+   * page) or the files of a folder the user picked (`<input webkitdirectory>`, drag and drop; read in
+   * place, never uploaded). `signal` aborts the load: the promise rejects at once with the signal's
+   * reason and the worker stops downloading and frees what it allocated.
    */
-  static load(worker: Worker, url: string, options: WorkerLoadOptions & { onProgress?: (progress: LoadProgress) => void; signal?: AbortSignal } = {}): Promise<WorkerEngine> {
+  static async load(worker: Worker, source: string | Iterable<File>, options: WorkerLoadOptions & { onProgress?: (progress: LoadProgress) => void; signal?: AbortSignal } = {}): Promise<WorkerEngine> {
     const { onProgress, signal, ...loadOptions } = options;
+    const workerSource = toWorkerSource(source);
+    const modelName = typeof workerSource === 'string' ? workerSource : 'local model';
+    return WorkerEngine.request(worker, { type: 'load', source: workerSource, options: loadOptions }, signal, (message, resolve) => {
+      if (message.type === 'progress') onProgress?.({ loadedBytes: message.loadedBytes, totalBytes: message.totalBytes, bytesPerSecond: message.bytesPerSecond, etaSeconds: message.etaSeconds });
+      if (message.type === 'loaded') resolve(new WorkerEngine(worker, message, modelName));
+    });
+  }
+
+  /**
+   * TriEngine.plan in the worker: what loading `source` will take (download, cached bytes, GPU memory
+   * against this device, storage quota) and whether it fits, reading only config, tokenizer and headers.
+   */
+  static async plan(worker: Worker, source: string | Iterable<File>, options: WorkerLoadOptions & { signal?: AbortSignal } = {}): Promise<LoadPlan> {
+    const { signal, ...planOptions } = options;
+    return WorkerEngine.request(worker, { type: 'plan', source: toWorkerSource(source), options: planOptions }, signal, (message, resolve) => {
+      if (message.type === 'planned') resolve(message.plan);
+    });
+  }
+
+  /** Sends a numbered load or plan request and settles on its answer, a loadError, a crash or the signal. */
+  private static request<T>(
+    worker: Worker, request: { type: 'load' | 'plan'; source: WorkerModelSource; options: WorkerLoadOptions },
+    signal: AbortSignal | undefined, answer: (message: FromWorker & { loadId: number }, resolve: (value: T) => void) => void,
+  ): Promise<T> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) {
         reject(signal.reason);
         return;
       }
-      const absoluteUrl = resolveFolderUrl(url);
+      const loadId = nextLoadId++;
       const cleanup = () => {
         worker.removeEventListener('message', listener);
         worker.removeEventListener('error', failed);
         signal?.removeEventListener('abort', aborted);
       };
-      const loadId = nextLoadId++;
       const listener = (event: MessageEvent<FromWorker>) => {
         const message = event.data;
         if (!('loadId' in message) || message.loadId !== loadId) return;
-        if (message.type === 'progress') onProgress?.({ loadedBytes: message.loadedBytes, totalBytes: message.totalBytes, bytesPerSecond: message.bytesPerSecond, etaSeconds: message.etaSeconds });
-        if (message.type === 'loaded') {
-          cleanup();
-          resolve(new WorkerEngine(worker, message, absoluteUrl));
-        }
         if (message.type === 'loadError') {
           cleanup();
           reject(deserializeError(message.error));
+          return;
         }
+        answer(message, (value) => {
+          cleanup();
+          resolve(value);
+        });
       };
       const failed = (event: ErrorEvent) => {
         cleanup();
@@ -126,7 +168,7 @@ export class WorkerEngine {
       worker.addEventListener('message', listener);
       worker.addEventListener('error', failed);
       signal?.addEventListener('abort', aborted, { once: true });
-      worker.postMessage({ type: 'load', loadId, url: absoluteUrl, options: loadOptions } satisfies ToWorker);
+      worker.postMessage({ ...request, loadId } as ToWorker);
     });
   }
 
@@ -182,10 +224,20 @@ export class WorkerEngine {
   }
 
   private receive(message: FromWorker): void {
+    if (message.type === 'deviceLost') return;
     if (!('id' in message)) return;
     const queue = this.pending.get(message.id);
     if (message.type === 'chunk') queue?.push(message.chunk);
     if (message.type === 'done') queue?.end(message.result);
     if (message.type === 'error') queue?.fail(deserializeError(message.error));
   }
+}
+
+/** A URL resolved against the page, or picked files as an array (FileList and other iterables clone as arrays). */
+function toWorkerSource(source: string | Iterable<File>): WorkerModelSource {
+  if (typeof source === 'string') return resolveFolderUrl(source);
+  if (source === null || typeof source !== 'object' || !(Symbol.iterator in source)) {
+    throw new InvalidRequestError('the model source must be a URL string or the files of a model folder');
+  }
+  return [...source];
 }

@@ -3,6 +3,8 @@ import type { WeightFormatOptions } from '../model/quant.ts';
 import type { AttentionPolicy } from '../kv/documents.ts';
 import type { GenerateOptions, GenerationChunk, GenerationResult, LoadProgress, PackedDocument, Prompt } from '../runtime/engine.ts';
 import type { KvCacheFormat } from '../model/llama-gpu.ts';
+import type { LoadPlan } from '../runtime/plan.ts';
+import type { SamplingOptions } from '../runtime/sampling.ts';
 
 /** GenerateOptions without the AbortSignal (not cloneable): abort is a message of its own. */
 export type WorkerGenerateOptions = Omit<GenerateOptions, 'signal'>;
@@ -13,10 +15,15 @@ export interface WorkerLoadOptions {
   maxSequences?: number;
   weights?: WeightFormatOptions;
   kvCache?: KvCacheFormat;
+  maxGpuBytes?: number;
 }
 
+/** A model folder URL (absolute), or the files of a folder the user picked (Files clone across). */
+export type WorkerModelSource = string | File[];
+
 export type ToWorker =
-  | { type: 'load'; loadId: number; url: string; options: WorkerLoadOptions }
+  | { type: 'load'; loadId: number; source: WorkerModelSource; options: WorkerLoadOptions }
+  | { type: 'plan'; loadId: number; source: WorkerModelSource; options: WorkerLoadOptions }
   | { type: 'generate'; id: number; prompt: Prompt; options: WorkerGenerateOptions }
   | { type: 'generatePacked'; id: number; documents: PackedDocument[]; policy: AttentionPolicy; options: WorkerGenerateOptions }
   | { type: 'abort'; id: number }
@@ -33,8 +40,11 @@ export interface SerializedError {
 
 export type FromWorker =
   | ({ type: 'progress'; loadId: number } & LoadProgress)
-  | { type: 'loaded'; loadId: number; weights: WeightFormatOptions; contextLength: number; hasChatTemplate: boolean }
+  | { type: 'loaded'; loadId: number; weights: WeightFormatOptions; contextLength: number; hasChatTemplate: boolean; generationDefaults: SamplingOptions }
+  | { type: 'planned'; loadId: number; plan: LoadPlan }
   | { type: 'loadError'; loadId: number; error: SerializedError }
+  /** The loaded model's GPU device was lost (not by dispose): every later call fails until a new load. */
+  | { type: 'deviceLost'; message: string }
   | { type: 'chunk'; id: number; chunk: GenerationChunk }
   | { type: 'done'; id: number; result: GenerationResult }
   | { type: 'error'; id: number; error: SerializedError };

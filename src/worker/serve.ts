@@ -4,9 +4,10 @@
 //   import { serveEngine } from 'tri-webgpu/worker';
 //   serveEngine(self);
 import { EngineDisposedError, TriWebGPUError } from '../errors.ts';
+import { BlobModelFiles } from '../model/byte-source.ts';
 import { TriEngine } from '../runtime/engine.ts';
 import type { GenerationChunk, GenerationResult } from '../runtime/engine.ts';
-import type { FromWorker, SerializedError, ToWorker } from './protocol.ts';
+import type { FromWorker, SerializedError, ToWorker, WorkerModelSource } from './protocol.ts';
 
 interface MessageEndpoint {
   postMessage(message: FromWorker): void;
@@ -23,6 +24,11 @@ export function serializeError(error: unknown): SerializedError {
 /** The fields that can cross postMessage (strings, numbers, booleans). */
 function structuredCloneable(fields: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => ['string', 'number', 'boolean'].includes(typeof value)));
+}
+
+/** A URL as it is; picked files as a folder of their names (a folder picker gives each a relative path). */
+function modelSource(source: WorkerModelSource): string | BlobModelFiles {
+  return typeof source === 'string' ? source : new BlobModelFiles(source, 'the selected folder');
 }
 
 export function serveEngine(endpoint: MessageEndpoint): void {
@@ -55,7 +61,7 @@ export function serveEngine(endpoint: MessageEndpoint): void {
         const { loadId } = message;
         const controller = new AbortController();
         loading.set(loadId, controller);
-        TriEngine.load(message.url, {
+        TriEngine.load(modelSource(message.source), {
           ...message.options,
           signal: controller.signal,
           onProgress: (progress) => endpoint.postMessage({ type: 'progress', loadId, ...progress }),
@@ -64,12 +70,26 @@ export function serveEngine(endpoint: MessageEndpoint): void {
             loading.delete(loadId);
             engine?.dispose();
             engine = loaded;
-            endpoint.postMessage({ type: 'loaded', loadId, weights: loaded.weights, contextLength: loaded.contextLength, hasChatTemplate: loaded.text.hasChatTemplate });
+            void loaded.gpu.lost.then(({ reason, message: why }) => {
+              if (reason !== 'destroyed' && engine === loaded) endpoint.postMessage({ type: 'deviceLost', message: `the GPU device was lost (${reason}: ${why}); reload the model` });
+            });
+            endpoint.postMessage({
+              type: 'loaded', loadId, weights: loaded.weights, contextLength: loaded.contextLength,
+              hasChatTemplate: loaded.text.hasChatTemplate, generationDefaults: loaded.generationDefaults,
+            });
           },
           (error: unknown) => {
             loading.delete(loadId);
             endpoint.postMessage({ type: 'loadError', loadId, error: serializeError(error) });
           },
+        );
+        return;
+      }
+      case 'plan': {
+        const { loadId } = message;
+        TriEngine.plan(modelSource(message.source), message.options).then(
+          (plan) => endpoint.postMessage({ type: 'planned', loadId, plan }),
+          (error: unknown) => endpoint.postMessage({ type: 'loadError', loadId, error: serializeError(error) }),
         );
         return;
       }

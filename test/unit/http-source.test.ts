@@ -3,12 +3,13 @@ import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelFileMissingError, ModelFileReadError } from '../../src/errors.ts';
-import { HttpModelFiles } from '../../src/model/byte-source.ts';
+import { HttpModelFiles, WHOLE_FILE_FALLBACK_BYTES } from '../../src/model/byte-source.ts';
 import { SafetensorsCheckpoint } from '../../src/model/safetensors.ts';
 
 const body = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 256));
 const requests: string[] = [];
 const stalls: string[] = [];
+const lazyGets: string[] = [];
 let server: Server;
 let base: string;
 
@@ -61,7 +62,13 @@ beforeAll(async () => {
     } else if (request.url?.startsWith('/unsized/')) {
       response.writeHead(200, { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' });
       response.end(request.method === 'HEAD' ? undefined : body);
+    } else if (request.url === '/lazy/big.bin') {
+      // Ignores Range for a file too big to read whole: the reader must give up after the headers.
+      response.writeHead(200, { 'content-length': WHOLE_FILE_FALLBACK_BYTES + 1 });
+      if (request.method === 'HEAD') response.end();
+      else response.write(body, () => setTimeout(() => response.destroy(), 50));
     } else if (request.url?.endsWith('/data.bin')) {
+      if (request.method === 'GET') lazyGets.push(request.headers.range ?? '');
       response.writeHead(200, { 'content-length': body.length }); // ignores Range
       response.end(request.method === 'HEAD' ? undefined : body);
     } else {
@@ -81,10 +88,19 @@ describe('HttpModelFiles', () => {
     expect([...(await file.read(300, 5))]).toEqual([44, 45, 46, 47, 48]);
   });
 
-  it('refuses a server that ignores Range instead of downloading the whole file', async () => {
+  it('reads a small file whole, once, from a server that ignores Range, and serves later reads from it', async () => {
     const file = await new HttpModelFiles(`${base}/lazy/`).open('data.bin');
-    await expect(file.read(300, 5)).rejects.toThrow(ModelFileReadError);
-    await expect(file.read(300, 5)).rejects.toThrow(/server ignored the Range header/);
+    expect([...(await file.read(300, 5))]).toEqual([44, 45, 46, 47, 48]);
+    expect([...(await file.read(998, 2))]).toEqual([230, 231]);
+    expect([...(await file.read(0, 1000))]).toEqual([...body]);
+    expect(lazyGets).toEqual(['bytes=300-304']);
+  });
+
+  it('refuses a big file from a server that ignores Range, saying what the host needs, instead of downloading it per read', async () => {
+    const file = await new HttpModelFiles(`${base}/lazy/`).open('big.bin');
+    const read = file.read(300, 5);
+    await expect(read).rejects.toThrow(ModelFileReadError);
+    await expect(read).rejects.toThrow(/server ignored the Range header.*only from a host that answers Range requests with 206/);
   });
 
   it('reports a missing file by name', async () => {
