@@ -40,6 +40,14 @@ async function run(command: string, args: string[], cwd: string, env: Record<str
   }
 }
 
+/** The last JSON line a program printed: drivers may add their own lines (Vulkan loaders print
+ *  "error: XDG_RUNTIME_DIR is invalid or not set" on some machines). */
+function lastJsonLine(output: string): unknown {
+  const line = output.split('\n').reverse().find((candidate) => candidate.trimStart().startsWith('{'));
+  if (line === undefined) throw new Error(`no JSON line in the output:\n${output}`);
+  return JSON.parse(line);
+}
+
 const npmInstall = (cwd: string) => run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], cwd);
 
 function writeFiles(dir: string, files: Record<string, string>): void {
@@ -256,7 +264,7 @@ describe('(a) a Vite + TypeScript app (create-vite vanilla-ts)', () => {
 
   it('tells a Node user without the optional `webgpu` package what to install', async () => {
     const script = "import('tri-webgpu/node').then((m) => m.getNodeGpu()).catch((e) => console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })));";
-    const error = JSON.parse(await run('node', ['--input-type=module', '-e', script], viteApp));
+    const error = lastJsonLine(await run('node', ['--input-type=module', '-e', script], viteApp)) as { message: string };
     expect(error).toMatchObject({ name: 'WebGPUUnavailableError', code: 'WEBGPU_UNAVAILABLE' });
     expect(error.message).toMatch(/npm install webgpu/);
   });
@@ -265,7 +273,7 @@ describe('(a) a Vite + TypeScript app (create-vite vanilla-ts)', () => {
 describe('(b) plain Node ESM JavaScript with webgpu installed', () => {
   it('generates the golden ids and text', async () => {
     const out = await run('node', ['main.mjs', modelDir('tri-tiny'), plain.prompt, String(plain.greedy_ids.length)], nodeApp, VULKAN_ENV);
-    const result = JSON.parse(out.trim().split('\n').at(-1)!);
+    const result = lastJsonLine(out) as { ids: number[]; text: string };
     expect(result.ids).toEqual(plain.greedy_ids);
     expect(result.text).toBe(plain.decoded_text);
   }, 120_000);
@@ -274,7 +282,7 @@ describe('(b) plain Node ESM JavaScript with webgpu installed', () => {
     const out = join(nodeApp, 'tri-tiny-f32');
     const log = await run('npx', ['tri-webgpu', 'convert', modelDir('tri-tiny'), out, '--weights', 'f32'], nodeApp);
     expect(log).toMatch(/1 shard\(s\)/);
-    const result = JSON.parse((await run('node', ['main.mjs', out, plain.prompt, String(plain.greedy_ids.length)], nodeApp, VULKAN_ENV)).trim().split('\n').at(-1)!);
+    const result = lastJsonLine(await run('node', ['main.mjs', out, plain.prompt, String(plain.greedy_ids.length)], nodeApp, VULKAN_ENV)) as { ids: number[] };
     expect(result.ids).toEqual(plain.greedy_ids);
     await expect(run('npx', ['tri-webgpu', 'convert', join(nodeApp, 'no-such-folder'), out], nodeApp)).rejects.toThrow(/ModelFileMissingError: config\.json is missing/);
   }, 120_000);
