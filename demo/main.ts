@@ -72,8 +72,8 @@ function showProblem(problem: Problem | undefined): void {
     reloadModel: t('reloadModel'), retry: t('retry'), chooseModel: t('chooseModel'), manageModels: t('manageModels'),
     newChat: t('newChat'), tryInt8: t('tryInt8'), tryShorter: t('tryShorter'),
   };
-  $('problem-actions').replaceChildren(...problem.actions.map((action) => {
-    const button = Object.assign(document.createElement('button'), { type: 'button', textContent: labels[action] });
+  $('problem-actions').replaceChildren(...problem.actions.map((action, index) => {
+    const button = Object.assign(document.createElement('button'), { type: 'button', textContent: labels[action], className: index === 0 ? 'primary' : '' });
     button.dataset.action = action;
     return button;
   }));
