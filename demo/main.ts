@@ -193,13 +193,17 @@ function draftConversation(): Conversation {
   return { id: newId(), title: '', createdAt: now, updatedAt: now, settings: defaultSettings(), messages: [] };
 }
 
+/** Conversations the user deleted: a reply still finishing in one must not bring it back. */
+const deleted = new Set<string>();
+
 async function persist(conversation: Conversation): Promise<void> {
-  if (conversation.messages.length === 0) return;
+  if (conversation.messages.length === 0 || deleted.has(conversation.id)) return;
   conversation.updatedAt = Date.now();
   if (!conversations.includes(conversation)) conversations.unshift(conversation);
   conversations.sort((a, b) => b.updatedAt - a.updatedAt);
   renderSidebar();
-  await history.save(conversation);
+  // A failed write (storage full, private mode) must not break the chat: the conversation stays in memory.
+  await history.save(conversation).catch((error: unknown) => console.warn('the conversation could not be saved:', error));
 }
 
 function stopGeneration(): void {
@@ -370,13 +374,12 @@ async function reply(conversation: Conversation): Promise<void> {
     if (generation?.controller === controller) generation = undefined;
     if (shown()) {
       updateMessage(message);
-      const previous = current.messages.at(-3);
-      if (previous) updateMessage(previous);
       scrollToEnd();
     }
+    // Saved before the page says it is ready again, so a reload right after keeps the whole reply.
+    await persist(conversation);
     if (document.body.dataset.state === 'generating') setState(host.engine ? 'ready' : 'error');
     if (shown() && document.body.dataset.state === 'ready') composer.focus();
-    await persist(conversation);
   }
 }
 
@@ -517,6 +520,7 @@ $('conversation-list').addEventListener('click', async (event) => {
   if (button.dataset.action === 'delete') {
     if (!confirm(t('deleteConfirm', { title: conversation.title || t('untitled') }))) return;
     if (generation?.conversation === conversation) stopGeneration();
+    deleted.add(conversation.id);
     conversations = conversations.filter((candidate) => candidate !== conversation);
     await history.delete(conversation.id);
     if (current === conversation) openConversation(draftConversation());
@@ -565,6 +569,7 @@ function fillSettings(settings: ChatSettings): void {
 
 $('settings-button').addEventListener('click', () => {
   fillSettings(current.settings);
+  settingsDialog.returnValue = ''; // Escape keeps the last returnValue: never let it re-apply an old "save"
   settingsDialog.showModal();
 });
 $('reset-settings').addEventListener('click', () => fillSettings({ ...defaultSettings(), systemPrompt: (settingsForm.elements.namedItem('systemPrompt') as HTMLTextAreaElement).value }));
@@ -656,8 +661,12 @@ async function gpuProblem(): Promise<Problem | undefined> {
 }
 
 async function start(): Promise<void> {
-  const weights = new URLSearchParams(location.search).get('weights');
+  const query = new URLSearchParams(location.search);
+  const weights = query.get('weights');
   if (weights === 'f32' || weights === 'f16' || weights === 'q4') loadOptions.weights = { format: weights };
+  // ?gpuBudgetMB=: behave as on a GPU with this much memory (what a phone would say, tried on a desktop).
+  const budget = Number(query.get('gpuBudgetMB'));
+  if (budget > 0) loadOptions.maxGpuBytes = budget * 2 ** 20;
   history = await History.open();
   conversations = await history.list();
   const last = conversations.find((conversation) => conversation.id === history.lastOpened);

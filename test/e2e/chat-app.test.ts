@@ -343,6 +343,20 @@ describe('chat app', () => {
     await context.close();
   });
 
+  it('too little GPU memory: the advice offers the 8-bit KV cache, which then fits and answers', async () => {
+    // tri-tiny-chat needs 29.5 MB of GPU buffers with its f32 KV cache at 4096 positions, about 24 MB with int8.
+    const { context, page, errors } = await openApp(`${baseUrl}?gpuBudgetMB=26`);
+    await page.waitForSelector('body[data-state="error"]', { timeout: 60_000 });
+    expect(await page.textContent('#problem-title')).toBe('Not enough GPU memory');
+    expect(await page.textContent('#problem-detail')).toMatch(/GiB/);
+    await page.screenshot({ path: join(SHOTS, 'chat-out-of-memory.png') });
+    await page.click('#problem-actions button:text-is("Use 8-bit KV cache")');
+    await ready(page);
+    expect((await sendAndWait(page, 'Hello!')).length).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
   it('survives a lost GPU: the reply is marked, the banner offers Reload, and the reloaded model answers', async () => {
     const { context, page, errors } = await openApp();
     await ready(page);
