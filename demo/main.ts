@@ -53,6 +53,7 @@ function setState(state: AppState): void {
   sendButton.disabled = !canSend;
   sendButton.hidden = state === 'generating';
   stopButton.hidden = state !== 'generating';
+  for (const chip of welcome.querySelectorAll<HTMLButtonElement>('.suggestion')) chip.disabled = !canSend;
 }
 
 /** Screen readers hear state changes once, not every streamed token. */

@@ -435,13 +435,16 @@ describe('the built chat app', () => {
   let outDir: string;
   let staticServer: Server;
   let appUrl: string;
+  let stall: Promise<void> = Promise.resolve();
   beforeAll(async () => {
     outDir = mkdtempSync(join(tmpdir(), 'tri-chat-build-'));
     execFileSync('npx', ['vite', 'build', '--outDir', outDir, '--logLevel', 'warn'], { cwd: ROOT, stdio: 'pipe' });
     // A plain static server under /sub/path/ that ignores Range (always 200, the whole file), as many do.
     const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json' };
-    staticServer = createHttpServer((request, response) => {
+    staticServer = createHttpServer(async (request, response) => {
       const path = decodeURIComponent(new URL(request.url!, 'http://x').pathname);
+      // While `stall` is set, weight files wait (a slow link), so a test can cancel a load midway.
+      if (path.endsWith('.safetensors')) await stall;
       if (!path.startsWith('/sub/path/')) return void response.writeHead(404).end();
       let file = normalize(join(outDir, path.slice('/sub/path/'.length)));
       if (file.endsWith('/') || (existsSync(file) && statSync(file).isDirectory())) file = join(file, 'index.html');
@@ -460,6 +463,25 @@ describe('the built chat app', () => {
 
   it('runs from a sub-path on a static server without Range support', async () => {
     const { context, page, errors } = await openApp(appUrl);
+    await ready(page);
+    expect(await sendAndWait(page, 'Hello!')).toBe(golden.hello_en);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it('cancels a load that is waiting on the network, says so, and loads on "Try again"', async () => {
+    let release: () => void = () => {};
+    stall = new Promise((resolve) => (release = resolve));
+    const { context, page, errors } = await openApp(appUrl);
+    await page.waitForSelector('body[data-state="loading"] #load-panel:not([hidden])');
+    await page.waitForTimeout(500);
+    await page.click('#cancel-load');
+    await page.waitForSelector('body[data-state="error"]');
+    expect(await page.textContent('#problem-title')).toBe('Loading was cancelled. The previous model is no longer loaded.');
+    expect(await page.isHidden('#load-panel')).toBe(true);
+    release();
+    stall = Promise.resolve();
+    await page.click('#problem-actions button:text-is("Try again")');
     await ready(page);
     expect(await sendAndWait(page, 'Hello!')).toBe(golden.hello_en);
     expect(errors).toEqual([]);
