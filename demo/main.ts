@@ -334,6 +334,7 @@ async function reply(conversation: Conversation): Promise<void> {
   conversation.messages.push(message);
   const controller = new AbortController();
   generation = { controller, conversation };
+  showProblem(undefined); // an earlier reply's failure is over once a new one starts
   renderConversation();
   updateMessage(message, true);
   setState('generating');
