@@ -130,7 +130,7 @@ export class GpuWeightUploader {
   allocate(spec: MatrixSpec, checkpoint: SafetensorsCheckpoint, format: WeightFormatOptions): PendingMatrix {
     const infos = tensorShapes(spec, checkpoint);
     const { layout, parts: plans } = planMatrix(spec, infos.map((info) => info.shape), format, bindingLimit(this.gpu));
-    const parts = plans.map((plan, i) => this.createPart(`${spec.label}[${i}]`, plan));
+    const parts = plans.map((plan, i) => createPart(this.gpu, `${spec.label}[${i}]`, plan));
     return { spec, checkpoint, infos, plans, matrix: { layout, gatedPair: spec.gatedPair ?? false, parts } };
   }
 
@@ -153,12 +153,6 @@ export class GpuWeightUploader {
       columnScale?.destroy();
     }
     return matrix;
-  }
-
-  private createPart(label: string, plan: PartPlan): GpuMatrixPart {
-    const data = this.gpu.createBuffer(label, plan.layout.dataBytes);
-    const scales = plan.layout.scaleBytes ? this.gpu.createBuffer(`${label}.scales`, plan.layout.scaleBytes) : placeholderBuffer(this.gpu, 'write');
-    return { outputStart: plan.outputStart, outputs: plan.outputs, layout: plan.layout, data, scales };
   }
 
   private async convert(info: TensorInfo, slice: RowSlice, part: GpuMatrixPart, columnScale: GPUBuffer | undefined): Promise<void> {
@@ -207,6 +201,18 @@ export class GpuWeightUploader {
     this.nonFinite?.destroy();
     this.nonFinite = undefined;
   }
+}
+
+function createPart(gpu: GpuContext, label: string, plan: PartPlan): GpuMatrixPart {
+  const data = gpu.createBuffer(label, plan.layout.dataBytes);
+  const scales = plan.layout.scaleBytes ? gpu.createBuffer(`${label}.scales`, plan.layout.scaleBytes) : placeholderBuffer(gpu, 'write');
+  return { outputStart: plan.outputStart, outputs: plan.outputs, layout: plan.layout, data, scales };
+}
+
+/** The (zeroed) buffers of a matrix of the given tensor shapes, split into parts as a load would split it. */
+export function allocateMatrix(gpu: GpuContext, spec: MatrixSpec, shapes: readonly (readonly number[])[], format: WeightFormatOptions): GpuMatrix {
+  const { layout, parts: plans } = planMatrix(spec, shapes, format, bindingLimit(gpu));
+  return { layout, gatedPair: spec.gatedPair ?? false, parts: plans.map((plan, i) => createPart(gpu, `${spec.label}[${i}]`, plan)) };
 }
 
 function padTo4(bytes: Uint8Array): Uint8Array<ArrayBuffer> {

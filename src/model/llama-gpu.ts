@@ -21,10 +21,11 @@ import { sample } from '../ops/sample.ts';
 import { type SamplingConfig, samplingConfig, usesTokenCounts } from '../runtime/sampling.ts';
 import { ArtifactWeights } from './artifact.ts';
 import { type LlamaSpec, ropeCosSinTable } from './config.ts';
-import { GpuWeightUploader, type MatrixSpec, type PendingMatrix, destroyGpuMatrix, gpuMatrixBuffers } from './gpu-weights.ts';
+import { GpuWeightUploader, type MatrixSpec, type PendingMatrix, allocateMatrix, destroyGpuMatrix, gpuMatrixBuffers } from './gpu-weights.ts';
 import { checkLlamaCheckpoint, llamaTensorLayout } from './llama-weights.ts';
 import type { WeightFormatOptions } from './quant.ts';
 import type { SafetensorsCheckpoint } from './safetensors.ts';
+import { SyntheticWeights } from './synthetic.ts';
 
 export interface GpuLlamaOptions {
   /** KV cache length in tokens; defaults to the model's max_position_embeddings. */
@@ -140,7 +141,8 @@ export function graphMatrices(spec: LlamaSpec): MatrixSpec[] {
  * Weight bytes a load reads (what its progress counts): an artifact's shards; or each graph matrix's
  * tensors once (a tied head twice: it is converted again with the final norm folded in).
  */
-export function weightBytesRead(spec: LlamaSpec, source: SafetensorsCheckpoint | ArtifactWeights): number {
+export function weightBytesRead(spec: LlamaSpec, source: SafetensorsCheckpoint | ArtifactWeights | SyntheticWeights): number {
+  if (source instanceof SyntheticWeights) return 0;
   if (source instanceof ArtifactWeights) return source.manifest.shards.reduce((sum, shard) => sum + shard.bytes, 0);
   return graphMatrices(spec).flatMap((m) => m.tensors).reduce((sum, name) => sum + source.get(name)!.byteLength, 0);
 }
@@ -261,9 +263,10 @@ export class GpuLlama {
    * Loads the weights onto the GPU: a checkpoint's tensors converted there (kernels/quantize.wgsl), or a
    * pre-converted artifact's buffers uploaded as they are (src/model/artifact.ts, verified per shard).
    */
-  static async load(gpu: GpuContext, spec: LlamaSpec, source: SafetensorsCheckpoint | ArtifactWeights, options: GpuLlamaOptions = {}): Promise<GpuLlama> {
+  static async load(gpu: GpuContext, spec: LlamaSpec, source: SafetensorsCheckpoint | ArtifactWeights | SyntheticWeights, options: GpuLlamaOptions = {}): Promise<GpuLlama> {
     const artifact = source instanceof ArtifactWeights ? source : undefined;
-    const checkpoint = artifact ? undefined : (source as SafetensorsCheckpoint);
+    const synthetic = source instanceof SyntheticWeights ? source : undefined;
+    const checkpoint = artifact || synthetic ? undefined : (source as SafetensorsCheckpoint);
     const contextLength = Math.min(options.contextLength ?? spec.maxPositions, spec.maxPositions);
     const chunkTokens = Math.min(options.chunkTokens ?? DEFAULT_CHUNK_TOKENS, contextLength);
     const weights = artifact ? artifact.checkFormat(options.weights) : (options.weights ?? { format: 'f32' });
@@ -295,9 +298,11 @@ export class GpuLlama {
     const uploader = new GpuWeightUploader(gpu, { signal: options.signal, onBytes });
     const pending: PendingMatrix[] = [];
     const artifactMatrices = new Map<string, GpuMatrix>();
+    const syntheticMatrices: GpuMatrix[] = [];
     let model: GpuLlama | undefined;
     const releaseAll = () => {
       for (const { matrix } of pending) destroyGpuMatrix(matrix);
+      for (const matrix of syntheticMatrices) destroyGpuMatrix(matrix);
       for (const matrix of artifactMatrices.values()) destroyGpuMatrix(matrix);
       model?.destroyBuffers();
     };
@@ -306,6 +311,11 @@ export class GpuLlama {
         if (artifact) {
           const allocated = artifact.allocate(gpu, artifact.matrix(matrix, shapes(matrix.label)));
           artifactMatrices.set(matrix.label, allocated);
+          return allocated;
+        }
+        if (synthetic) {
+          const allocated = allocateMatrix(gpu, matrix, shapes(matrix.label), format);
+          syntheticMatrices.push(allocated);
           return allocated;
         }
         const result = uploader.allocate(matrix, checkpoint!, format);
@@ -327,6 +337,7 @@ export class GpuLlama {
       gpu.device.queue.writeBuffer(model!.ropeTable, 0, ropeCosSinTable(spec, contextLength));
       if (artifact) await artifact.fill(gpu, artifactMatrices, { onBytes, signal: options.signal });
       for (const matrix of pending) await uploader.fill(matrix);
+      synthetic?.fill(gpu, syntheticMatrices);
       await gpu.device.queue.onSubmittedWorkDone();
       gpu.checkHealthy();
       model!.linearSplitK = options.linearSplitK ?? (await model!.fastestSplitK());
