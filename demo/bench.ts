@@ -1,9 +1,12 @@
 // The benchmark page: the kernel table of bench/kernel-bench.ts on this browser's GPU, then end-to-end
 // decode speed on the bundled tri-tiny; and the runtime table (several sequences, prefix sharing, the
-// roofline on a 111M random Llama). `?run` starts the first at once (`?full` adds the M=128 rows),
-// `?runtime` the second; the page then sets body[data-state=done] (the Node bench runners use this).
+// roofline on a 111M random Llama); and the synthetic Tri-7B (weights made on the GPU, no download).
+// `?run` starts the first at once (`?full` adds the M=128 rows), `?runtime` the second, `?synthetic` the
+// third (`&syntheticConfig=tiny` with a small config, for tests); the page then sets body[data-state=done]
+// (the Node bench runners use this).
 import { benchAttention, benchCopy, benchLinear, type BenchRow } from '../bench/kernel-bench.ts';
 import { decodeRow, runtimeRows } from '../bench/runtime-bench.ts';
+import { type SyntheticOptions, syntheticRows } from '../bench/synthetic-bench.ts';
 import { GpuContext, TriEngine, type WeightFormatOptions } from '../src/index.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -84,12 +87,41 @@ async function runRuntime(): Promise<void> {
   runtimeButton.disabled = false;
 }
 
-const reportFailure = (error: Error) => {
+const syntheticButton = $<HTMLButtonElement>('run-synthetic');
+/** A small config of Tri-7B's proportions: the whole suite in seconds, even on a software GPU. */
+const TINY_SYNTHETIC = { hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 4, head_dim: 64, vocab_size: 1000, max_position_embeddings: 512 };
+
+async function runSynthetic(): Promise<void> {
+  syntheticButton.disabled = true;
+  document.body.dataset.state = 'busy';
+  $('synthetic').querySelector('tbody')!.replaceChildren();
+  status.textContent = 'Measuring copy bandwidth…';
+  const gpu = await GpuContext.create();
+  try {
+    const copyGBs = Math.max(...(await benchCopy(gpu)).map((row) => row.gbPerSecond));
+    // A software GPU (SwiftShader) takes ~16 s per Tri-7B token: fewer tokens there, and a short prefill.
+    const slow = gpu.capabilities.memoryBudgetBytes !== undefined;
+    const options: SyntheticOptions = query.get('syntheticConfig') === 'tiny'
+      ? { config: TINY_SYNTHETIC, weights: { format: 'q4' }, decodePositions: [32, 128], prefillLengths: [16, 64], decodeTokens: 4 }
+      : { weights: { format: 'q4' }, decodePositions: [128, 1024, 4096], prefillLengths: slow ? [16] : [128, 512, 2048], decodeTokens: slow ? 2 : 16 };
+    status.textContent = 'Making the synthetic model on the GPU and measuring it…';
+    for (const row of await syntheticRows(gpu, copyGBs, options)) addRow('synthetic', row);
+  } finally {
+    gpu.destroy();
+  }
+  status.textContent = 'Done.';
+  document.body.dataset.state = 'done';
+  syntheticButton.disabled = false;
+}
+
+const reportFailure = (button: HTMLButtonElement) => (error: Error) => {
   status.textContent = `Benchmark failed: ${error.message}`;
   document.body.dataset.state = 'error';
+  button.disabled = false; // a failed run can be tried again
 };
-runButton.addEventListener('click', () => run().catch(reportFailure));
-runtimeButton.addEventListener('click', () => runRuntime().catch(reportFailure));
+runButton.addEventListener('click', () => run().catch(reportFailure(runButton)));
+runtimeButton.addEventListener('click', () => runRuntime().catch(reportFailure(runtimeButton)));
+syntheticButton.addEventListener('click', () => runSynthetic().catch(reportFailure(syntheticButton)));
 if (!('gpu' in navigator)) {
   status.textContent = 'This browser has no WebGPU. Use a recent Chrome or Edge (113+), Safari 26+, or Firefox 141+ on Windows.';
   document.body.dataset.state = 'error';
@@ -97,7 +129,9 @@ if (!('gpu' in navigator)) {
   status.textContent = 'Ready.';
   runButton.disabled = false;
   runtimeButton.disabled = false;
+  syntheticButton.disabled = false;
   if (query.has('full')) quick.checked = false;
   if (query.has('run')) runButton.click();
   else if (query.has('runtime')) runtimeButton.click();
+  else if (query.has('synthetic')) syntheticButton.click();
 }

@@ -390,6 +390,16 @@ export class GpuLlama {
     return this.kv.sequence(this.ownSequence).tokens.length;
   }
 
+  /**
+   * For benchmarks: extends the single sequence by `count` positions without computing them (their K/V
+   * are whatever the cache holds), so decode can be timed at a long context without paying its prefill.
+   */
+  assumePositions(count: number): void {
+    if (this.length + count > this.contextLength) throw new ContextOverflowError(this.length + count, this.contextLength);
+    const { copies } = this.kv.append(this.ownSequence, new Array<number>(count).fill(0));
+    this.copyKvPages(copies);
+  }
+
   /** Starts the single sequence over (its pages return to the pool). */
   reset(): void {
     this.kv.finish(this.ownSequence);

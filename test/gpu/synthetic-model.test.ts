@@ -3,7 +3,7 @@
 // format, and planned like a real load: Tri-7B's shapes on a device that cannot hold them are refused
 // with GpuOutOfMemoryError before anything is allocated.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { GpuOutOfMemoryError } from '../../src/errors.ts';
+import { ContextOverflowError, GpuOutOfMemoryError } from '../../src/errors.ts';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { GpuLlama, gpuLlamaMemoryPlan } from '../../src/model/llama-gpu.ts';
 import { SyntheticWeights, syntheticSpec } from '../../src/model/synthetic.ts';
@@ -38,6 +38,22 @@ describe('synthetic model', () => {
       expect(await logits(43, format)).not.toEqual(first);
     });
   }
+
+  it('decodes at an assumed long position (benchmarks skip the prefill), and refuses positions past the context', async () => {
+    const model = await GpuLlama.load(gpu, syntheticSpec(SMALL), new SyntheticWeights(1), { weights: { format: 'q4' }, contextLength: 128, linearSplitK: 1 });
+    try {
+      model.assumePositions(100);
+      expect(model.length).toBe(100);
+      const id = await model.forwardSample([7]);
+      expect(id).toBeGreaterThanOrEqual(0);
+      expect(id).toBeLessThan(1000);
+      expect(model.length).toBe(101);
+      expect(() => model.assumePositions(28)).toThrow(ContextOverflowError);
+      expect(model.length).toBe(101);
+    } finally {
+      model.destroy();
+    }
+  });
 
   it('plans Tri-7B q4 like the real model and refuses it on a device that cannot hold it, before allocating', async () => {
     const spec = syntheticSpec();

@@ -1,0 +1,24 @@
+// `npm run bench -- synthetic`: decode and prefill of a synthetic model with Tri-7B's exact shapes (q4,
+// f16 KV cache), weights made on the GPU from a seed, in Node (Dawn), against the copy-kernel roofline of
+// the same run. Not a test: it prints, it asserts nothing. On a CPU adapter (SwiftShader) a Tri-7B token
+// takes ~16 s, so there decode is timed for 2 tokens per position and prefill only at 16 tokens;
+// BENCH_SYNTHETIC_FULL=1 runs the full suite (prefill 128/512/2048) anyway.
+import { bench, describe } from 'vitest';
+import { GpuContext } from '../src/gpu/context.ts';
+import { getNodeGpu } from '../src/gpu/node.ts';
+import { benchCopy } from './kernel-bench.ts';
+import { syntheticRows } from './synthetic-bench.ts';
+
+const gpu = await GpuContext.create(await getNodeGpu());
+const copyGBs = Math.max(...(await benchCopy(gpu)).map((row) => row.gbPerSecond));
+const slow = gpu.capabilities.memoryBudgetBytes !== undefined && !process.env.BENCH_SYNTHETIC_FULL; // a CPU adapter
+const rows = await syntheticRows(gpu, copyGBs, {
+  weights: { format: 'q4' }, decodePositions: [128, 1024, 4096], prefillLengths: slow ? [16] : [128, 512, 2048], decodeTokens: slow ? 2 : 16,
+});
+gpu.destroy();
+console.log(`## Synthetic Tri-7B (Node, ${gpu.capabilities.adapterDescription}; best copy ${copyGBs.toFixed(2)} GB/s)\n`);
+console.log(['| measure | value | note |', '|---|---:|---|', ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n'));
+
+describe('synthetic', () => {
+  bench('report printed above', () => {}, { iterations: 1, warmupIterations: 0 });
+});

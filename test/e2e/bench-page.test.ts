@@ -1,0 +1,48 @@
+// The benchmark page's synthetic-model section in the system Chromium (SwiftShader), on a small config so
+// it runs in seconds: the weights are made on the GPU, and every row comes back with a number.
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium } from 'playwright';
+import { type ViteDevServer, createServer } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM_PATH, CHROMIUM_WEBGPU_ARGS } from '../chromium.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+let server: ViteDevServer;
+let browser: Browser;
+
+beforeAll(async () => {
+  server = await createServer({ configFile: join(ROOT, 'vite.config.ts'), server: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
+  await server.listen();
+  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_WEBGPU_ARGS, headless: true });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+describe('benchmark page', () => {
+  it('measures a synthetic model made on the GPU (?synthetic&syntheticConfig=tiny): setup, decode at two positions with the roofline, prefill', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(`${server.resolvedUrls!.local[0]}bench.html?synthetic&syntheticConfig=tiny`);
+    await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 120_000 });
+    expect(await page.textContent('#status')).toBe('Done.');
+    const rows = await page.locator('#synthetic tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent ?? '')));
+    expect(rows.map((row) => row[0])).toEqual([
+      'synthetic 4×256 q4 G=32: setup (weights made on the GPU)',
+      'synthetic 4×256 q4 G=32 decode at position 32',
+      'synthetic 4×256 q4 G=32 decode at position 128',
+      'synthetic 4×256 q4 G=32 prefill, 16 tokens',
+      'synthetic 4×256 q4 G=32 prefill, 64 tokens',
+    ]);
+    expect(rows[0]![1]).toMatch(/^\d+\.\d s$/);
+    for (const row of rows.slice(1)) expect(row[1]).toMatch(/^\d+(\.\d+)? tok\/s$/);
+    for (const row of rows.slice(1, 3)) expect(row[2]).toMatch(/^\d\.\d\d of roofline .* \d+ dispatches\/token$/);
+    expect(await page.isEnabled('#run-synthetic')).toBe(true);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+});
