@@ -59,7 +59,7 @@ export function bytesPerDecodedToken(spec: LlamaSpec, weights: WeightFormatOptio
 export type LoadEngine = (model: 'tri-tiny' | 'random-111m', weights: WeightFormatOptions, options?: { maxSequences?: number }) => Promise<TriEngine>;
 
 /** The runtime table: label, value, and a note (roofline fractions, dispatch counts). */
-export async function runtimeRows(load: LoadEngine, copyGBs: number): Promise<[string, string, string][]> {
+export async function runtimeRows(load: LoadEngine, copyGBs: number, withRandomModel = true): Promise<[string, string, string][]> {
   const rows: [string, string, string][] = [];
   const tiny = await load('tri-tiny', { format: 'f32' }, { maxSequences: 16 });
   try {
@@ -71,6 +71,10 @@ export async function runtimeRows(load: LoadEngine, copyGBs: number): Promise<[s
     rows.push(['tri-tiny 5-turn chat: prompt tokens from the KV cache', `${cachedTokens} of ${promptTokens}`, `${((100 * cachedTokens) / promptTokens).toFixed(0)}% of prefill saved`]);
   } finally {
     tiny.dispose();
+  }
+  if (!withRandomModel) {
+    rows.push(['random 111M rows', 'not measured', 'give its folder with ?randomModel=URL (npm run bench -- runtime writes it); the synthetic Tri-7B below needs no download']);
+    return rows;
   }
   for (const format of ['f32', 'q4'] as const) {
     const loadStart = performance.now();

@@ -37,13 +37,20 @@ async function decodeSpeed(weights: WeightFormatOptions): Promise<string[]> {
   }
 }
 
+function showAdapter(gpu: GpuContext): void {
+  const { adapterDescription, shaderF16, subgroups, timestampQuery, maxBufferSize, maxStorageBufferBindingSize } = gpu.capabilities;
+  const yes = (value: boolean) => (value ? 'yes' : 'no');
+  $('adapter').textContent = `Adapter: ${adapterDescription}; shader-f16 ${yes(shaderF16)}, subgroups ${yes(subgroups)}, timestamp-query ${yes(timestampQuery)}; ` +
+    `largest buffer ${(maxBufferSize / 2 ** 30).toFixed(2)} GiB, largest storage binding ${(maxStorageBufferBindingSize / 2 ** 30).toFixed(2)} GiB`;
+}
+
 async function run(): Promise<void> {
   runButton.disabled = true;
   document.body.dataset.state = 'busy';
   for (const table of ['results', 'decode']) $(table).querySelector('tbody')!.replaceChildren();
   const gpu = await GpuContext.create();
   try {
-    $('adapter').textContent = `Adapter: ${gpu.capabilities.adapterDescription}; shader-f16 ${gpu.capabilities.shaderF16 ? 'yes' : 'no'}, subgroups ${gpu.capabilities.subgroups ? 'yes' : 'no'}`;
+    showAdapter(gpu);
     status.textContent = 'Measuring copy bandwidth…';
     const copy = await benchCopy(gpu);
     showKernelRows(copy);
@@ -59,6 +66,7 @@ async function run(): Promise<void> {
     addRow('decode', await decodeSpeed(weights));
   }
   status.textContent = 'Done.';
+  finished();
   document.body.dataset.state = 'done';
   runButton.disabled = false;
 }
@@ -78,11 +86,11 @@ async function runRuntime(): Promise<void> {
   const randomModel = query.get('randomModel');
   const urls = { 'tri-tiny': new URL('models/tri-tiny/', location.href).href, 'random-111m': randomModel ? new URL(randomModel, location.href).href : '' };
   const rows = await runtimeRows(async (model, weights, options) => {
-    if (!urls[model]) throw new Error('give the random model folder with ?randomModel=URL (npm run bench -- runtime writes it)');
     return TriEngine.load(urls[model], { weights, ...options });
-  }, copyGBs);
+  }, copyGBs, Boolean(randomModel));
   for (const row of rows) addRow('runtime', row);
   status.textContent = 'Done.';
+  finished();
   document.body.dataset.state = 'done';
   runtimeButton.disabled = false;
 }
@@ -98,6 +106,7 @@ async function runSynthetic(): Promise<void> {
   status.textContent = 'Measuring copy bandwidth…';
   const gpu = await GpuContext.create();
   try {
+    showAdapter(gpu);
     const copyGBs = Math.max(...(await benchCopy(gpu)).map((row) => row.gbPerSecond));
     // A software GPU (SwiftShader) takes ~16 s per Tri-7B token: fewer tokens there, and a short prefill.
     const slow = gpu.capabilities.memoryBudgetBytes !== undefined;
@@ -110,9 +119,65 @@ async function runSynthetic(): Promise<void> {
     gpu.destroy();
   }
   status.textContent = 'Done.';
+  finished();
   document.body.dataset.state = 'done';
   syntheticButton.disabled = false;
 }
+
+// ---- Results: the tables as JSON, downloaded or kept in localStorage (the last five runs) ----
+
+const HISTORY_KEY = 'tri-webgpu.bench-runs';
+interface StoredRun {
+  at: string;
+  adapter: string;
+  tables: Record<string, string[][]>;
+}
+
+function currentResults(): StoredRun {
+  const tables: Record<string, string[][]> = {};
+  for (const id of ['results', 'decode', 'runtime', 'synthetic']) {
+    const rows = [...$(id).querySelectorAll('tbody tr')].map((tr) => [...tr.children].map((cell) => cell.textContent ?? ''));
+    if (rows.length > 0) tables[id] = rows;
+  }
+  return { at: new Date().toISOString(), adapter: $('adapter').textContent ?? '', tables };
+}
+
+function storedRuns(): StoredRun[] {
+  try {
+    return JSON.parse(localStorage.getItem(HISTORY_KEY) ?? '[]') as StoredRun[];
+  } catch {
+    return [];
+  }
+}
+
+function downloadJson(run: StoredRun): void {
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(new Blob([`${JSON.stringify(run, null, 2)}\n`], { type: 'application/json' }));
+  link.download = `tri-webgpu-bench-${run.at.replace(/[:.]/g, '-')}.json`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+function showHistory(): void {
+  const runs = storedRuns();
+  $('history').replaceChildren(...runs.map((run) => {
+    const item = document.createElement('li');
+    const button = Object.assign(document.createElement('button'), { type: 'button', textContent: `${new Date(run.at).toLocaleString()} · ${Object.keys(run.tables).join(', ')}` });
+    button.addEventListener('click', () => downloadJson(run));
+    item.append(button);
+    return item;
+  }));
+}
+
+/** A run finished: keep it, and let it be downloaded. */
+function finished(): void {
+  const run = currentResults();
+  localStorage.setItem(HISTORY_KEY, JSON.stringify([run, ...storedRuns()].slice(0, 5)));
+  showHistory();
+  $<HTMLButtonElement>('download').disabled = false;
+}
+$('download').addEventListener('click', () => downloadJson(currentResults()));
+showHistory();
 
 const reportFailure = (button: HTMLButtonElement) => (error: Error) => {
   status.textContent = `Benchmark failed: ${error.message}`;

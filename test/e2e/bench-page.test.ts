@@ -1,5 +1,6 @@
 // The benchmark page's synthetic-model section in the system Chromium (SwiftShader), on a small config so
 // it runs in seconds: the weights are made on the GPU, and every row comes back with a number.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright';
@@ -23,7 +24,7 @@ afterAll(async () => {
 });
 
 describe('benchmark page', () => {
-  it('measures a synthetic model made on the GPU (?synthetic&syntheticConfig=tiny): setup, decode at two positions with the roofline, prefill', async () => {
+  it('measures a synthetic model made on the GPU (?synthetic&syntheticConfig=tiny): setup, decode at two positions with the roofline, prefill; downloads and keeps the results; fits a phone', async () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(error.message));
@@ -42,6 +43,17 @@ describe('benchmark page', () => {
     for (const row of rows.slice(1)) expect(row[1]).toMatch(/^\d+(\.\d+)? tok\/s$/);
     for (const row of rows.slice(1, 3)) expect(row[2]).toMatch(/^\d\.\d\d of roofline .* \d+ dispatches\/token$/);
     expect(await page.isEnabled('#run-synthetic')).toBe(true);
+    // The results download as JSON, and the run is kept for later comparison.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+    const results = JSON.parse(readFileSync((await download.path())!, 'utf8'));
+    expect(results.adapter).toMatch(/^Adapter: .+; shader-f16 (yes|no), subgroups (yes|no), timestamp-query (yes|no); largest buffer [\d.]+ GiB/);
+    expect(results.tables.synthetic).toEqual(rows);
+    expect(await page.locator('#history li').count()).toBe(1);
+    await page.reload();
+    expect(await page.locator('#history li').count()).toBe(1);
+    // On a phone the wide tables scroll inside themselves; the page does not scroll sideways.
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     expect(errors).toEqual([]);
     await page.close();
   });
