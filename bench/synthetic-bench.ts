@@ -51,13 +51,17 @@ export async function syntheticRows(gpu: GpuContext, copyGBs: number, options: S
       model.assumePositions(position - 1);
       let id = await model.forwardSample([1]); // compiles and warms at this context length
       start = performance.now();
-      for (let i = 0; i < options.decodeTokens; i++) id = await model.forwardSample([id % 1000]);
+      let hostMs = 0;
+      for (let i = 0; i < options.decodeTokens; i++) {
+        id = await model.forwardSample([id % 1000]);
+        hostMs += model.lastHostMs;
+      }
       const tokensPerSecond = options.decodeTokens / seconds(start);
       const bytes = decodeBytesAt(spec, options.weights, position);
       const roofline = (copyGBs * 1e9) / bytes;
       push([
         `${name} ${format} decode at position ${position}`, `${tokensPerSecond.toFixed(tokensPerSecond < 1 ? 3 : 1)} tok/s`,
-        `${(tokensPerSecond / roofline).toFixed(2)} of roofline (${roofline.toFixed(roofline < 1 ? 3 : 1)} tok/s = ${copyGBs.toFixed(1)} GB/s ÷ ${(bytes / 1e6).toFixed(0)} MB/token); ${model.lastDispatchCount} dispatches/token`,
+        `${(tokensPerSecond / roofline).toFixed(2)} of roofline (${roofline.toFixed(roofline < 1 ? 3 : 1)} tok/s = ${copyGBs.toFixed(1)} GB/s ÷ ${(bytes / 1e6).toFixed(0)} MB/token); ${model.lastDispatchCount} dispatches/token, host ${(hostMs / options.decodeTokens).toFixed(2)} ms/token`,
       ]);
     }
     model.reset();

@@ -221,6 +221,8 @@ export class GpuLlama {
   linearSplitK = 1;
   /** Dispatches recorded by the last step (or single-sequence forward call). */
   lastDispatchCount = 0;
+  /** Host (JS) time of the last step: building its tables, recording its dispatches and submitting them, in ms. */
+  lastHostMs = 0;
   private readonly gpu: GpuContext;
   private readonly embed: GpuMatrix;
   private readonly layers: LayerMatrices[];
@@ -464,6 +466,7 @@ export class GpuLlama {
     if (rowCount > this.chunkTokens) throw new RangeError(`a step takes at most ${this.chunkTokens} tokens (got ${rowCount})`);
     if (batch.length > this.maxSequences) throw new RangeError(`a step takes at most ${this.maxSequences} sequences (got ${batch.length})`);
     this.gpu.checkHealthy();
+    const hostStart = performance.now();
     const { vocabSize, hiddenSize: h } = this.spec;
     const queue = this.gpu.device.queue;
 
@@ -524,6 +527,7 @@ export class GpuLlama {
     }
     recorder.submit();
     this.lastDispatchCount = recorder.dispatchCount;
+    this.lastHostMs = performance.now() - hostStart;
 
     const result: StepResult = { tokenIds: batch.map(() => undefined), logits: batch.map(() => undefined) };
     // A step with nothing to read back (a prefill chunk) still waits for the GPU: otherwise a long prompt
