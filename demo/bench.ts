@@ -6,6 +6,7 @@
 // (the Node bench runners use this).
 import { benchAttention, benchCopy, benchLinear, type BenchRow } from '../bench/kernel-bench.ts';
 import { decodeRow, runtimeRows } from '../bench/runtime-bench.ts';
+import { TINY_SYNTHETIC_CONFIG } from '../bench/suite.ts';
 import { type SyntheticOptions, syntheticRows } from '../bench/synthetic-bench.ts';
 import { GpuContext, TriEngine, type WeightFormatOptions } from '../src/index.ts';
 
@@ -96,8 +97,6 @@ async function runRuntime(): Promise<void> {
 }
 
 const syntheticButton = $<HTMLButtonElement>('run-synthetic');
-/** A small config of Tri-7B's proportions: the whole suite in seconds, even on a software GPU. */
-const TINY_SYNTHETIC = { hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 4, head_dim: 64, vocab_size: 1000, max_position_embeddings: 512 };
 
 async function runSynthetic(): Promise<void> {
   syntheticButton.disabled = true;
@@ -111,7 +110,7 @@ async function runSynthetic(): Promise<void> {
     // A software GPU (SwiftShader) takes ~16 s per Tri-7B token: fewer tokens there, and a short prefill.
     const slow = gpu.capabilities.memoryBudgetBytes !== undefined;
     const options: SyntheticOptions = query.get('syntheticConfig') === 'tiny'
-      ? { config: TINY_SYNTHETIC, weights: { format: 'q4' }, decodePositions: [32, 128], prefillLengths: [16, 64], decodeTokens: 4 }
+      ? { config: TINY_SYNTHETIC_CONFIG, weights: { format: 'q4' }, decodePositions: [32, 128], prefillLengths: [16, 64], decodeTokens: 4 }
       : { weights: { format: 'q4' }, decodePositions: [128, 1024, 4096], prefillLengths: slow ? [16] : [128, 512, 2048], decodeTokens: slow ? 2 : 16 };
     status.textContent = 'Making the synthetic model on the GPU and measuring it…';
     for (const row of await syntheticRows(gpu, copyGBs, options)) addRow('synthetic', row);

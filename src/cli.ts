@@ -1,12 +1,32 @@
 #!/usr/bin/env node
 // `npx tri-webgpu convert <hf-model-folder> <out-folder> [--weights q4|q4-min|f16|f32] [--group 32|64|128]`:
 // a pre-converted artifact (FORMAT.md) on the CPU, no GPU needed.
+// `npx tri-webgpu bench [--model <folder>] [--json <file>] [--tiny]`: the benchmark suite (bench/suite.ts)
+// on this machine's GPU through Dawn (the optional `webgpu` package); --model adds forced-decoding
+// agreement with the CPU reference on that model.
 import { parseArgs } from 'node:util';
 import { TriWebGPUError } from './errors.ts';
 import { convertModelFolder } from './model/node-convert.ts';
 import type { Q4GroupSize, WeightFormatOptions } from './model/quant.ts';
 
-const USAGE = 'usage: tri-webgpu convert <hf-model-folder> <out-folder> [--weights q4|q4-min|f16|f32] [--group 32|64|128]';
+const USAGE = [
+  'usage: tri-webgpu convert <hf-model-folder> <out-folder> [--weights q4|q4-min|f16|f32] [--group 32|64|128]',
+  '       tri-webgpu bench [--model <folder>] [--json <file>] [--tiny]',
+].join('\n');
+
+async function bench(options: { model?: string; json?: string; tiny: boolean }): Promise<void> {
+  const [{ getNodeGpu }, { GpuContext }, { NodeModelFiles }, { runBenchSuite, suiteFailed }, { writeFile }] = await Promise.all([
+    import('./gpu/node.ts'), import('./gpu/context.ts'), import('./model/node-files.ts'), import('../bench/suite.ts'), import('node:fs/promises'),
+  ]);
+  const gpu = await GpuContext.create(await getNodeGpu());
+  try {
+    const result = await runBenchSuite(gpu, { tiny: options.tiny, ...(options.model ? { correctnessModel: new NodeModelFiles(options.model) } : {}), print: (text) => console.log(text) });
+    if (options.json) await writeFile(options.json, `${JSON.stringify(result, null, 2)}\n`);
+    if (suiteFailed(result)) process.exitCode = 1;
+  } finally {
+    gpu.destroy();
+  }
+}
 
 function weightsOption(name: string, group: number): WeightFormatOptions {
   if (![32, 64, 128].includes(group)) throw new Error(`--group must be 32, 64 or 128 (got ${group})`);
@@ -18,9 +38,15 @@ function weightsOption(name: string, group: number): WeightFormatOptions {
 async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv, allowPositionals: true,
-    options: { weights: { type: 'string', default: 'q4' }, group: { type: 'string', default: '32' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      weights: { type: 'string', default: 'q4' }, group: { type: 'string', default: '32' }, help: { type: 'boolean', short: 'h' },
+      model: { type: 'string' }, json: { type: 'string' }, tiny: { type: 'boolean', default: false },
+    },
   });
   const [command, input, output] = positionals;
+  if (command === 'bench' && !values.help) {
+    return bench({ tiny: values.tiny!, ...(values.model ? { model: values.model } : {}), ...(values.json ? { json: values.json } : {}) });
+  }
   if (values.help || command !== 'convert' || !input || !output) {
     console.log(USAGE);
     process.exitCode = values.help ? 0 : 2;
