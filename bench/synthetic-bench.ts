@@ -70,7 +70,7 @@ export async function syntheticRows(gpu: GpuContext, copyGBs: number, options: S
       model.reset();
       start = performance.now();
       await model.forwardSample(tokens(length));
-      push([`${name} ${format} prefill, ${length} tokens`, `${(length / seconds(start)).toFixed(1)} tok/s`, `${model.lastDispatchCount} dispatches in the last chunk`]);
+      push([`${name} ${format} prefill, ${length} tokens`, `${(length / seconds(start)).toFixed(length / seconds(start) < 1 ? 3 : 1)} tok/s`, `${model.lastDispatchCount} dispatches in the last chunk`]);
     }
   } finally {
     model.destroy();
