@@ -263,7 +263,8 @@ export class GpuLlama {
 
   /**
    * Loads the weights onto the GPU: a checkpoint's tensors converted there (kernels/quantize.wgsl), or a
-   * pre-converted artifact's buffers uploaded as they are (src/model/artifact.ts, verified per shard).
+   * pre-converted artifact's buffers uploaded as they are (src/model/artifact.ts, verified per shard), or
+   * a synthetic model's made on the GPU from a seed (src/model/synthetic.ts, for benchmarks).
    */
   static async load(gpu: GpuContext, spec: LlamaSpec, source: SafetensorsCheckpoint | ArtifactWeights | SyntheticWeights, options: GpuLlamaOptions = {}): Promise<GpuLlama> {
     const artifact = source instanceof ArtifactWeights ? source : undefined;
