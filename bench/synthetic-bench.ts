@@ -29,8 +29,17 @@ export function decodeBytesAt(spec: LlamaSpec, weights: WeightFormatOptions, pos
 const tokens = (length: number) => Array.from({ length }, (_, i) => (i * 7919 + 13) % 1000);
 const seconds = (start: number) => (performance.now() - start) / 1000;
 
-/** The table: label, value, note. */
-export async function syntheticRows(gpu: GpuContext, copyGBs: number, options: SyntheticOptions, onRow: (row: [string, string, string]) => void = () => {}): Promise<[string, string, string][]> {
+/** One decode measurement, for plots. */
+export interface DecodePoint {
+  position: number;
+  tokensPerSecond: number;
+  rooflineTokensPerSecond: number;
+}
+
+/** The table: label, value, note. Decode measurements are also appended to `points` when given. */
+export async function syntheticRows(
+  gpu: GpuContext, copyGBs: number, options: SyntheticOptions, onRow: (row: [string, string, string]) => void = () => {}, points: DecodePoint[] = [],
+): Promise<[string, string, string][]> {
   const spec = syntheticSpec(options.config);
   const name = options.config ? `synthetic ${spec.numLayers}×${spec.hiddenSize}` : 'synthetic Tri-7B';
   const format = `${options.weights.format}${options.weights.format === 'q4' ? ` G=${options.weights.groupSize ?? 32}` : ''}`;
@@ -59,6 +68,7 @@ export async function syntheticRows(gpu: GpuContext, copyGBs: number, options: S
       const tokensPerSecond = options.decodeTokens / seconds(start);
       const bytes = decodeBytesAt(spec, options.weights, position);
       const roofline = (copyGBs * 1e9) / bytes;
+      points.push({ position, tokensPerSecond, rooflineTokensPerSecond: roofline });
       push([
         `${name} ${format} decode at position ${position}`, `${tokensPerSecond.toFixed(tokensPerSecond < 1 ? 3 : 1)} tok/s`,
         `${(tokensPerSecond / roofline).toFixed(2)} of roofline (${roofline.toFixed(roofline < 1 ? 3 : 1)} tok/s = ${copyGBs.toFixed(1)} GB/s ÷ ${(bytes / 1e6).toFixed(0)} MB/token); ${model.lastDispatchCount} dispatches/token, host ${(hostMs / options.decodeTokens).toFixed(2)} ms/token`,

@@ -7,7 +7,9 @@
 import { benchAttention, benchCopy, benchLinear, type BenchRow } from '../bench/kernel-bench.ts';
 import { decodeRow, runtimeRows } from '../bench/runtime-bench.ts';
 import { TINY_SYNTHETIC_CONFIG } from '../bench/suite.ts';
-import { type SyntheticOptions, syntheticRows } from '../bench/synthetic-bench.ts';
+import { type DecodePoint, type SyntheticOptions, syntheticRows } from '../bench/synthetic-bench.ts';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
 import { GpuContext, TriEngine, type WeightFormatOptions } from '../src/index.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -98,6 +100,19 @@ async function runRuntime(): Promise<void> {
 
 const syntheticButton = $<HTMLButtonElement>('run-synthetic');
 
+/** Decode tok/s against context position, beside the roofline (uPlot: small, canvas, no dependencies). */
+function plotDecode(points: DecodePoint[]): void {
+  const chart = $('synthetic-chart');
+  chart.replaceChildren();
+  const data: uPlot.AlignedData = [points.map((p) => p.position), points.map((p) => p.tokensPerSecond), points.map((p) => p.rooflineTokensPerSecond)];
+  new uPlot({
+    title: 'Decode tok/s by context position', width: Math.min(chart.clientWidth || 600, 800), height: 260,
+    scales: { x: { time: false, distr: 3 }, y: { distr: 3 } }, // log axes: positions 128–4096, tok/s over decades
+    axes: [{ label: 'position' }, { label: 'tok/s' }],
+    series: [{ label: 'position' }, { label: 'measured', stroke: '#1a5fd0', width: 2, points: { size: 7 } }, { label: 'roofline', stroke: '#888', dash: [6, 4] }],
+  }, data, chart);
+}
+
 async function runSynthetic(): Promise<void> {
   syntheticButton.disabled = true;
   document.body.dataset.state = 'busy';
@@ -113,7 +128,9 @@ async function runSynthetic(): Promise<void> {
       ? { config: TINY_SYNTHETIC_CONFIG, weights: { format: 'q4' }, decodePositions: [32, 128], prefillLengths: [16, 64], decodeTokens: 4 }
       : { weights: { format: 'q4' }, decodePositions: [128, 1024, 4096], prefillLengths: slow ? [16] : [128, 512, 2048], decodeTokens: slow ? 2 : 16 };
     status.textContent = 'Making the synthetic model on the GPU and measuring it…';
-    for (const row of await syntheticRows(gpu, copyGBs, options)) addRow('synthetic', row);
+    const points: DecodePoint[] = [];
+    for (const row of await syntheticRows(gpu, copyGBs, options, undefined, points)) addRow('synthetic', row);
+    plotDecode(points);
   } finally {
     gpu.destroy();
   }

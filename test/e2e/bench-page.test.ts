@@ -43,6 +43,10 @@ describe('benchmark page', () => {
     for (const row of rows.slice(1)) expect(row[1]).toMatch(/^\d+(\.\d+)? tok\/s$/);
     for (const row of rows.slice(1, 3)) expect(row[2]).toMatch(/^\d\.\d\d of roofline .* \d+ dispatches\/token, host \d+\.\d\d ms\/token$/);
     expect(await page.isEnabled('#run-synthetic')).toBe(true);
+    // The plot of decode tok/s against position (uPlot draws on a canvas, with a legend of its series).
+    expect(await page.locator('#synthetic-chart canvas').count()).toBe(1);
+    expect(await page.locator('#synthetic-chart .u-legend').innerText()).toMatch(/measured[\s\S]*roofline/);
+    await page.locator('#synthetic-chart').screenshot({ path: join(ROOT, 'test-results/bench-synthetic-chart.png') });
     // The results download as JSON, and the run is kept for later comparison.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
     const results = JSON.parse(readFileSync((await download.path())!, 'utf8'));
