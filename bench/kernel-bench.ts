@@ -56,6 +56,9 @@ export async function benchCopy(gpu: GpuContext): Promise<BenchRow[]> {
   return rows;
 }
 
+/** The best copy kernel's GB/s: the bandwidth every ratio and roofline here is measured against. */
+export const bestCopyGBs = (copy: readonly BenchRow[]): number => Math.max(...copy.map((row) => row.gbPerSecond));
+
 export const TRI7B_SHAPES: { name: string; n: number; k: number }[] = [
   { name: 'q/o 4096×4096', n: 4096, k: 4096 },
   { name: 'gate/up 11008×4096', n: 11008, k: 4096 },

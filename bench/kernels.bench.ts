@@ -9,7 +9,7 @@ import { getNodeGpu } from '../src/gpu/node.ts';
 import { NodeModelFiles } from '../src/model/node-files.ts';
 import { TriEngine } from '../src/runtime/engine.ts';
 import { benchPageReport } from './bench-page.ts';
-import { benchAttention, benchCopy, benchLinear, formatBenchTable } from './kernel-bench.ts';
+import { benchAttention, benchCopy, benchLinear, bestCopyGBs, formatBenchTable } from './kernel-bench.ts';
 import { decodeRow } from './runtime-bench.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -18,7 +18,7 @@ const triTiny = fileURLToPath(new URL('../public/models/tri-tiny', import.meta.u
 async function nodeReport(): Promise<string> {
   const gpu = await GpuContext.create(await getNodeGpu());
   const copy = await benchCopy(gpu);
-  const copyGBs = Math.max(...copy.map((row) => row.gbPerSecond));
+  const copyGBs = bestCopyGBs(copy);
   const linearRows = await benchLinear(gpu, copyGBs, [['q4', { format: 'q4' }], ['f16', { format: 'f16' }]], undefined, quick ? [1] : [1, 128]);
   const attentionRows = await benchAttention(gpu, copyGBs);
   const lines = [formatBenchTable([...copy, ...linearRows, ...attentionRows], gpu.capabilities.adapterDescription)];

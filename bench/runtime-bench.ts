@@ -48,11 +48,14 @@ export async function chatPrefixSharing(engine: TriEngine): Promise<{ promptToke
   return { promptTokens, cachedTokens };
 }
 
-/** Bytes one decoded token reads: every matrix but the embedding (one row), plus a 64-position KV. */
-export function bytesPerDecodedToken(spec: LlamaSpec, weights: WeightFormatOptions): number {
+/**
+ * Bytes one decode step reads at `position`: every matrix but the embedding (one row), and the K and V
+ * so far (`kvValueBytes` each: 4 for an f32 cache, 2 for f16).
+ */
+export function bytesPerDecodedToken(spec: LlamaSpec, weights: WeightFormatOptions, position = 64, kvValueBytes = 4): number {
   const plan = gpuLlamaMemoryPlan(spec, 64, { weights, chunkTokens: 1, maxSequences: 1, kvPages: 4 });
   const matrices = plan.buffers.filter((b) => /\]$/.test(b.label) && !b.label.startsWith('embed'));
-  const kvPerLayer = 2 * 64 * spec.numKvHeads * spec.headDim * 4;
+  const kvPerLayer = 2 * position * spec.numKvHeads * spec.headDim * kvValueBytes;
   return matrices.reduce((sum, b) => sum + b.bytes, 0) + spec.numLayers * kvPerLayer;
 }
 

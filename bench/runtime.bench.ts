@@ -8,14 +8,14 @@ import { getNodeGpu } from '../src/gpu/node.ts';
 import { NodeModelFiles } from '../src/model/node-files.ts';
 import { TriEngine } from '../src/runtime/engine.ts';
 import { benchPageReport } from './bench-page.ts';
-import { benchCopy } from './kernel-bench.ts';
+import { benchCopy, bestCopyGBs } from './kernel-bench.ts';
 import { RANDOM_LLAMA_DIR, ensureRandomLlama } from './random-llama.ts';
 import { runtimeRows } from './runtime-bench.ts';
 
 ensureRandomLlama();
 const folders = { 'tri-tiny': fileURLToPath(new URL('../public/models/tri-tiny', import.meta.url)), 'random-111m': RANDOM_LLAMA_DIR };
 const gpu = await GpuContext.create(await getNodeGpu());
-const copyGBs = Math.max(...(await benchCopy(gpu)).map((row) => row.gbPerSecond));
+const copyGBs = bestCopyGBs(await benchCopy(gpu));
 gpu.destroy();
 const rows = await runtimeRows(async (model, weights, options) => TriEngine.load(new NodeModelFiles(folders[model]), { gpu: await getNodeGpu(), weights, ...options }), copyGBs);
 console.log(`## Node (Dawn), copy ${copyGBs.toFixed(2)} GB/s\n| measure | value | note |\n|---|---|---|\n${rows.map((row) => `| ${row.join(' | ')} |`).join('\n')}`);

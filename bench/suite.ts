@@ -5,11 +5,21 @@
 import type { GpuContext } from '../src/gpu/context.ts';
 import type { ModelFiles } from '../src/model/byte-source.ts';
 import { type Agreement, forcedDecodingAgreement } from './correctness.ts';
-import { benchAttention, benchCopy, benchLinear, formatBenchTable, TRI7B_SHAPES } from './kernel-bench.ts';
+import { benchAttention, benchCopy, benchLinear, bestCopyGBs, formatBenchTable, TRI7B_SHAPES } from './kernel-bench.ts';
 import { type SyntheticOptions, syntheticRows } from './synthetic-bench.ts';
 
 /** A small config of Tri-7B's proportions: the whole suite in seconds, even on a software GPU. */
 export const TINY_SYNTHETIC_CONFIG = { hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 4, head_dim: 64, vocab_size: 1000, max_position_embeddings: 512 };
+
+/**
+ * What the synthetic model measures: a tiny config in seconds (tests), or Tri-7B at 128/1K/4K positions.
+ * A software adapter (`slow`: SwiftShader, 16–22 s per Tri-7B token on 2 cores) times 2 tokens per
+ * position and a 16-token prefill instead of 16 tokens and 128/512/2K.
+ */
+export function syntheticOptionsFor(tiny: boolean, slow: boolean): SyntheticOptions {
+  if (tiny) return { config: TINY_SYNTHETIC_CONFIG, weights: { format: 'q4' }, decodePositions: [32, 128], prefillLengths: [16, 64], decodeTokens: 4 };
+  return { weights: { format: 'q4' }, decodePositions: [128, 1024, 4096], prefillLengths: slow ? [16] : [128, 512, 2048], decodeTokens: slow ? 2 : 16 };
+}
 
 export interface SuiteResult {
   tiny: boolean;
@@ -33,19 +43,16 @@ export async function runBenchSuite(gpu: GpuContext, options: { tiny: boolean; c
   print(`limits: maxBufferSize ${capabilities.maxBufferSize}, maxStorageBufferBindingSize ${capabilities.maxStorageBufferBindingSize}\n`);
 
   const copy = await benchCopy(gpu);
-  const copyGBs = Math.max(...copy.map((row) => row.gbPerSecond));
+  const copyGBs = bestCopyGBs(copy);
   const shapes = tiny ? [{ name: 'tiny 1024×256', n: 1024, k: 256 }] : TRI7B_SHAPES;
-  // A software adapter takes ~16 s per Tri-7B token: only M=1 kernels, fewer tokens and a short prefill there.
+  // A software adapter: only M=1 kernels (an M=128 Tri-7B row takes minutes there), and see syntheticOptionsFor.
   const slow = capabilities.memoryBudgetBytes !== undefined;
   const linear = await benchLinear(gpu, copyGBs, [['q4', { format: 'q4' }], ['f16', { format: 'f16' }]], shapes, tiny || slow ? [1] : [1, 128]);
   const kernels = [...copy, ...linear, ...(tiny ? [] : await benchAttention(gpu, copyGBs))];
   print(`## Kernels (${elapsed()})\n${formatBenchTable(kernels, capabilities.adapterDescription)}\n`);
 
-  const syntheticOptions: SyntheticOptions = tiny
-    ? { config: TINY_SYNTHETIC_CONFIG, weights: { format: 'q4' }, decodePositions: [32, 128], prefillLengths: [16, 64], decodeTokens: 4 }
-    : { weights: { format: 'q4' }, decodePositions: [128, 1024, 4096], prefillLengths: slow ? [16] : [128, 512, 2048], decodeTokens: slow ? 2 : 16 };
   print('## Synthetic model, weights made on the GPU');
-  const synthetic = await syntheticRows(gpu, copyGBs, syntheticOptions, (row) => print(`  ${row.join(' · ')} (${elapsed()})`));
+  const synthetic = await syntheticRows(gpu, copyGBs, syntheticOptionsFor(tiny, slow), (row) => print(`  ${row.join(' · ')} (${elapsed()})`));
   print(`\n${table(synthetic)}\n`);
 
   let agreement: Agreement[] = [];

@@ -5,9 +5,9 @@
 // them all the same) against the roofline: best copy GB/s ÷ bytes read per token (weights + K/V so far).
 import type { GpuContext } from '../src/gpu/context.ts';
 import { GpuLlama, gpuLlamaMemoryPlan } from '../src/model/llama-gpu.ts';
-import type { LlamaSpec } from '../src/model/config.ts';
 import type { WeightFormatOptions } from '../src/model/quant.ts';
 import { SyntheticWeights, syntheticSpec } from '../src/model/synthetic.ts';
+import { bytesPerDecodedToken } from './runtime-bench.ts';
 
 export interface SyntheticOptions {
   /** config.json fields over Tri-7B's (e.g. a tiny config for CI). */
@@ -17,13 +17,6 @@ export interface SyntheticOptions {
   prefillLengths: number[];
   /** Tokens timed per decode position. */
   decodeTokens: number;
-}
-
-/** Bytes one decode step reads at `position`: every matrix but the embedding (one row), and the f16 K/V so far. */
-export function decodeBytesAt(spec: LlamaSpec, weights: WeightFormatOptions, position: number): number {
-  const plan = gpuLlamaMemoryPlan(spec, 64, { weights, chunkTokens: 1, maxSequences: 1, kvPages: 4 });
-  const matrices = plan.buffers.filter((b) => /\]$/.test(b.label) && !b.label.startsWith('embed'));
-  return matrices.reduce((sum, b) => sum + b.bytes, 0) + spec.numLayers * 2 * position * spec.numKvHeads * spec.headDim * 2;
 }
 
 const tokens = (length: number) => Array.from({ length }, (_, i) => (i * 7919 + 13) % 1000);
@@ -66,7 +59,7 @@ export async function syntheticRows(
         hostMs += model.lastHostMs;
       }
       const tokensPerSecond = options.decodeTokens / seconds(start);
-      const bytes = decodeBytesAt(spec, options.weights, position);
+      const bytes = bytesPerDecodedToken(spec, options.weights, position, 2); // the f16 KV cache
       const roofline = (copyGBs * 1e9) / bytes;
       points.push({ position, tokensPerSecond, rooflineTokensPerSecond: roofline });
       push([

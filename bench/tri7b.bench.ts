@@ -19,7 +19,7 @@ import { getNodeGpu } from '../src/gpu/node.ts';
 import { MANIFEST_FILE } from '../src/model/artifact.ts';
 import { convertModelFolder } from '../src/model/node-convert.ts';
 import { TriEngine } from '../src/runtime/engine.ts';
-import { benchCopy } from './kernel-bench.ts';
+import { benchCopy, bestCopyGBs } from './kernel-bench.ts';
 import { TRI_7B_RANDOM, ensureRandomLlama } from './random-llama.ts';
 
 if (!process.env.BENCH_TRI7B) throw new Error('the 7B benchmark writes ~19 GB and runs for many minutes: start it with `npm run bench:tri7b`');
@@ -63,7 +63,7 @@ const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 
 const gpu = await getNodeGpu();
 const copyContext = await GpuContext.create(gpu);
-const copyGBs = Math.max(...(await benchCopy(copyContext)).map((row) => row.gbPerSecond));
+const copyGBs = bestCopyGBs(await benchCopy(copyContext));
 copyContext.destroy();
 
 for (const kvCache of ['f16', 'int8'] as const) {

@@ -4,10 +4,10 @@
 // `?run` starts the first at once (`?full` adds the M=128 rows), `?runtime` the second, `?synthetic` the
 // third (`&syntheticConfig=tiny` with a small config, for tests); the page then sets body[data-state=done]
 // (the Node bench runners use this).
-import { benchAttention, benchCopy, benchLinear, type BenchRow } from '../bench/kernel-bench.ts';
+import { benchAttention, benchCopy, benchLinear, type BenchRow, bestCopyGBs } from '../bench/kernel-bench.ts';
 import { decodeRow, runtimeRows } from '../bench/runtime-bench.ts';
-import { TINY_SYNTHETIC_CONFIG } from '../bench/suite.ts';
-import { type DecodePoint, type SyntheticOptions, syntheticRows } from '../bench/synthetic-bench.ts';
+import { syntheticOptionsFor } from '../bench/suite.ts';
+import { type DecodePoint, syntheticRows } from '../bench/synthetic-bench.ts';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { GpuContext, TriEngine, type WeightFormatOptions } from '../src/index.ts';
@@ -47,17 +47,35 @@ function showAdapter(gpu: GpuContext): void {
     `largest buffer ${(maxBufferSize / 2 ** 30).toFixed(2)} GiB, largest storage binding ${(maxStorageBufferBindingSize / 2 ** 30).toFixed(2)} GiB`;
 }
 
-async function run(): Promise<void> {
-  runButton.disabled = true;
+/**
+ * Runs one section: its button off and its tables emptied while it measures; then "Done.", the results
+ * kept, and the button back; or the error shown, and the button back so the run can be tried again.
+ */
+async function runSection(button: HTMLButtonElement, tables: string[], measure: () => Promise<void>): Promise<void> {
+  button.disabled = true;
   document.body.dataset.state = 'busy';
-  for (const table of ['results', 'decode']) $(table).querySelector('tbody')!.replaceChildren();
+  for (const table of tables) $(table).querySelector('tbody')!.replaceChildren();
+  try {
+    await measure();
+    status.textContent = 'Done.';
+    finished();
+    document.body.dataset.state = 'done';
+  } catch (error) {
+    status.textContent = `Benchmark failed: ${(error as Error).message}`;
+    document.body.dataset.state = 'error';
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function measureKernels(): Promise<void> {
   const gpu = await GpuContext.create();
   try {
     showAdapter(gpu);
     status.textContent = 'Measuring copy bandwidth…';
     const copy = await benchCopy(gpu);
     showKernelRows(copy);
-    const copyGBs = Math.max(...copy.map((row) => row.gbPerSecond));
+    const copyGBs = bestCopyGBs(copy);
     status.textContent = 'Measuring linear kernels…';
     showKernelRows(await benchLinear(gpu, copyGBs, [['q4', { format: 'q4' }], ['f16', { format: 'f16' }]], undefined, quick.checked ? [1] : [1, 128]));
     showKernelRows(await benchAttention(gpu, copyGBs));
@@ -68,22 +86,15 @@ async function run(): Promise<void> {
     status.textContent = `Decoding with ${weights.format} weights…`;
     addRow('decode', await decodeSpeed(weights));
   }
-  status.textContent = 'Done.';
-  finished();
-  document.body.dataset.state = 'done';
-  runButton.disabled = false;
 }
 
 const runtimeButton = $<HTMLButtonElement>('run-runtime');
 const query = new URLSearchParams(location.search);
 
-async function runRuntime(): Promise<void> {
-  runtimeButton.disabled = true;
-  document.body.dataset.state = 'busy';
-  $('runtime').querySelector('tbody')!.replaceChildren();
+async function measureRuntime(): Promise<void> {
   status.textContent = 'Measuring copy bandwidth…';
   const gpu = await GpuContext.create();
-  const copyGBs = Math.max(...(await benchCopy(gpu)).map((row) => row.gbPerSecond));
+  const copyGBs = bestCopyGBs(await benchCopy(gpu));
   gpu.destroy();
   status.textContent = 'Measuring the runtime…';
   const randomModel = query.get('randomModel');
@@ -92,10 +103,6 @@ async function runRuntime(): Promise<void> {
     return TriEngine.load(urls[model], { weights, ...options });
   }, copyGBs, Boolean(randomModel));
   for (const row of rows) addRow('runtime', row);
-  status.textContent = 'Done.';
-  finished();
-  document.body.dataset.state = 'done';
-  runtimeButton.disabled = false;
 }
 
 const syntheticButton = $<HTMLButtonElement>('run-synthetic');
@@ -113,20 +120,13 @@ function plotDecode(points: DecodePoint[]): void {
   }, data, chart);
 }
 
-async function runSynthetic(): Promise<void> {
-  syntheticButton.disabled = true;
-  document.body.dataset.state = 'busy';
-  $('synthetic').querySelector('tbody')!.replaceChildren();
+async function measureSynthetic(): Promise<void> {
   status.textContent = 'Measuring copy bandwidth…';
   const gpu = await GpuContext.create();
   try {
     showAdapter(gpu);
-    const copyGBs = Math.max(...(await benchCopy(gpu)).map((row) => row.gbPerSecond));
-    // A software GPU (SwiftShader) takes ~16 s per Tri-7B token: fewer tokens there, and a short prefill.
-    const slow = gpu.capabilities.memoryBudgetBytes !== undefined;
-    const options: SyntheticOptions = query.get('syntheticConfig') === 'tiny'
-      ? { config: TINY_SYNTHETIC_CONFIG, weights: { format: 'q4' }, decodePositions: [32, 128], prefillLengths: [16, 64], decodeTokens: 4 }
-      : { weights: { format: 'q4' }, decodePositions: [128, 1024, 4096], prefillLengths: slow ? [16] : [128, 512, 2048], decodeTokens: slow ? 2 : 16 };
+    const copyGBs = bestCopyGBs(await benchCopy(gpu));
+    const options = syntheticOptionsFor(query.get('syntheticConfig') === 'tiny', gpu.capabilities.memoryBudgetBytes !== undefined);
     status.textContent = 'Making the synthetic model on the GPU and measuring it…';
     const points: DecodePoint[] = [];
     for (const row of await syntheticRows(gpu, copyGBs, options, undefined, points)) addRow('synthetic', row);
@@ -134,10 +134,6 @@ async function runSynthetic(): Promise<void> {
   } finally {
     gpu.destroy();
   }
-  status.textContent = 'Done.';
-  finished();
-  document.body.dataset.state = 'done';
-  syntheticButton.disabled = false;
 }
 
 // ---- Results: the tables as JSON, downloaded or kept in localStorage (the last five runs) ----
@@ -195,14 +191,9 @@ function finished(): void {
 $('download').addEventListener('click', () => downloadJson(currentResults()));
 showHistory();
 
-const reportFailure = (button: HTMLButtonElement) => (error: Error) => {
-  status.textContent = `Benchmark failed: ${error.message}`;
-  document.body.dataset.state = 'error';
-  button.disabled = false; // a failed run can be tried again
-};
-runButton.addEventListener('click', () => run().catch(reportFailure(runButton)));
-runtimeButton.addEventListener('click', () => runRuntime().catch(reportFailure(runtimeButton)));
-syntheticButton.addEventListener('click', () => runSynthetic().catch(reportFailure(syntheticButton)));
+runButton.addEventListener('click', () => void runSection(runButton, ['results', 'decode'], measureKernels));
+runtimeButton.addEventListener('click', () => void runSection(runtimeButton, ['runtime'], measureRuntime));
+syntheticButton.addEventListener('click', () => void runSection(syntheticButton, ['synthetic'], measureSynthetic));
 if (!('gpu' in navigator)) {
   status.textContent = 'This browser has no WebGPU. Use a recent Chrome or Edge (113+), Safari 26+, or Firefox 141+ on Windows.';
   document.body.dataset.state = 'error';

@@ -298,6 +298,14 @@ function renderConversation(): void {
   scrollToEnd();
 }
 
+/** Shows a message just added at the end; the one before it loses its last-message action (Regenerate). */
+function appendMessage(message: StoredMessage): void {
+  const previous = current.messages.at(-2);
+  if (previous) updateMessage(previous);
+  messageList.append(messageItem(message));
+  welcome.hidden = true;
+}
+
 function scrollToEnd(): void {
   if (followReply) log.scrollTop = log.scrollHeight;
 }
@@ -312,7 +320,9 @@ async function send(text: string): Promise<void> {
   if (!host.engine || generation) return;
   const conversation = current;
   if (conversation.messages.length === 0) conversation.title = titleFrom(text);
-  conversation.messages.push({ id: newId(), role: 'user', content: text });
+  const message: StoredMessage = { id: newId(), role: 'user', content: text };
+  conversation.messages.push(message);
+  appendMessage(message);
   await reply(conversation);
 }
 
@@ -335,8 +345,11 @@ async function reply(conversation: Conversation): Promise<void> {
   const controller = new AbortController();
   generation = { controller, conversation };
   showProblem(undefined); // an earlier reply's failure is over once a new one starts
-  renderConversation();
+  // Only the new message is added: earlier ones keep their rendered Markdown and highlighted code.
+  appendMessage(message);
   updateMessage(message, true);
+  followReply = true;
+  scrollToEnd();
   setState('generating');
   announce(t('statusGenerating'));
   void persist(conversation);
@@ -415,6 +428,7 @@ messageList.addEventListener('click', async (event) => {
     case 'regenerate':
       if (generation || !host.engine) return;
       current.messages.splice(index, 1);
+      renderConversation();
       return reply(current);
     case 'edit':
       return editMessage(message, index);
@@ -461,6 +475,7 @@ function editMessage(message: StoredMessage, index: number): void {
     current.messages.splice(index);
     if (index === 0) current.title = titleFrom(text);
     current.messages.push({ id: newId(), role: 'user', content: text });
+    renderConversation();
     void reply(current);
   });
   box.addEventListener('keydown', (event) => {

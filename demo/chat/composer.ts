@@ -2,9 +2,9 @@
 // While an IME composes a syllable, the last syllable is not in the textarea's value yet: sending on that
 // Enter would drop it, and the IME would then commit it into the emptied box (a stray "요" left behind).
 // So Enter during composition only asks for a send, which happens at compositionend, once the syllable is
-// committed. Browsers differ in what follows: Safari fires a second Enter keydown after compositionend
-// (isComposing false), Chrome does not; a send in flight or an empty box makes that second Enter a no-op,
-// so one Enter always sends exactly once.
+// committed. Browsers differ in what follows: some (Safari, as reported; not tried here) fire a second
+// Enter keydown after compositionend with isComposing false, Chromium does not (tested over CDP); a send
+// in flight or an empty box makes that second Enter a no-op, so one Enter sends once either way.
 export class Composer {
   readonly textarea: HTMLTextAreaElement;
   private readonly onSend: (text: string) => void;

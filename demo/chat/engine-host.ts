@@ -1,6 +1,7 @@
 // Where the page's model lives: one Web Worker per loaded model. Loading another model terminates the
-// old worker first, which frees its GPU memory at once (the next model may need all of it); a lost GPU
-// device or a crashed worker leaves the page usable, and "Reload model" starts a fresh worker.
+// old worker first, and its GPU device with it, before the next model allocates (it may need all of the
+// memory). A lost GPU device or a crashed worker leaves the page usable; "Reload model" starts a fresh
+// worker.
 import type { LoadPlan, LoadProgress } from '../../src/index.ts';
 import { WorkerEngine } from '../../src/worker/client.ts';
 import type { WorkerLoadOptions } from '../../src/worker/protocol.ts';

@@ -72,10 +72,6 @@ export class History {
     else localStorage.removeItem(LAST_OPENED_KEY);
   }
 
-  get persistent(): boolean {
-    return this.db !== undefined;
-  }
-
   async list(): Promise<Conversation[]> {
     if (!this.db) return [];
     return (await this.db.getAllFromIndex('conversations', 'updatedAt')).reverse();

@@ -4,8 +4,6 @@
 export type Language = 'en' | 'ko';
 
 const en = {
-  appTitle: 'Tri chat',
-  appSubtitle: 'A bilingual model running on your GPU, in this page. Nothing you type leaves the browser.',
   newChat: 'New chat',
   conversations: 'Conversations',
   noConversations: 'No conversations yet.',
@@ -24,7 +22,6 @@ const en = {
   switchLanguageLabel: 'Switch to Korean',
   you: 'You',
   assistant: 'Assistant',
-  system: 'System',
   composerLabel: 'Message',
   composerPlaceholder: 'Ask in English or 한국어…',
   composerPlaceholderPlain: 'Text for the model to continue…',
@@ -75,6 +72,7 @@ const en = {
   loadModel: 'Load',
   loadModelSize: 'Download and load ({size})',
   planChecking: 'Checking what this model needs…',
+  selectionIncomplete: 'Enter a Hugging Face id or a folder URL, or choose a folder, first.',
   planSummary: 'Download {download} ({cached} already stored) · GPU memory {gpu} ({weights} weights, {kv} context) · {device}',
   planDeviceBudget: 'this device can hold about {budget}',
   planDeviceUnknown: 'your GPU does not report its memory',
@@ -144,8 +142,6 @@ const en = {
 type Strings = typeof en;
 
 const ko: Strings = {
-  appTitle: 'Tri 채팅',
-  appSubtitle: '이 페이지 안에서 내 GPU로 실행되는 한영 이중 언어 모델입니다. 입력한 내용은 브라우저 밖으로 나가지 않아요.',
   newChat: '새 대화',
   conversations: '대화 목록',
   noConversations: '아직 대화가 없어요.',
@@ -164,7 +160,6 @@ const ko: Strings = {
   switchLanguageLabel: '영어로 바꾸기',
   you: '나',
   assistant: '어시스턴트',
-  system: '시스템',
   composerLabel: '메시지',
   composerPlaceholder: '한국어나 영어로 물어보세요…',
   composerPlaceholderPlain: '모델이 이어 쓸 글…',
@@ -212,6 +207,7 @@ const ko: Strings = {
   loadModel: '불러오기',
   loadModelSize: '내려받고 불러오기 ({size})',
   planChecking: '이 모델에 필요한 것을 확인하는 중…',
+  selectionIncomplete: '먼저 Hugging Face ID나 폴더 URL을 입력하거나 폴더를 고르세요.',
   planSummary: '내려받기 {download} (이미 저장됨 {cached}) · GPU 메모리 {gpu} (가중치 {weights}, 컨텍스트 {kv}) · {device}',
   planDeviceBudget: '이 기기는 약 {budget}까지 쓸 수 있어요',
   planDeviceUnknown: 'GPU가 메모리 크기를 알려주지 않아요',

@@ -28,7 +28,8 @@ import xml from 'highlight.js/lib/languages/xml';
 import yaml from 'highlight.js/lib/languages/yaml';
 import { Marked, type Token, type Tokens } from 'marked';
 
-// The languages people ask a chat model about most; the full highlight.js set would add ~900 kB.
+// The languages people ask a chat model about most: the full highlight.js set (192 languages) is 1,041 kB
+// minified against 27 kB for the core (measured with vite's library build).
 const LANGUAGES = { bash, c, cpp, css, diff, go, ini, java, javascript, json, python, rust, shell, sql, typescript, xml, yaml };
 for (const [name, language] of Object.entries(LANGUAGES)) hljs.registerLanguage(name, language);
 
@@ -68,11 +69,6 @@ const SANITIZE = {
   FORBID_ATTR: ['style', 'id', 'name', 'srcset'],
   ALLOW_DATA_ATTR: false,
 };
-
-/** Markdown → sanitised HTML string. */
-export function renderMarkdown(markdown: string): string {
-  return purify.sanitize(marked.parse(markdown, { async: false }), SANITIZE);
-}
 
 /** A code block gets a copy button (added as DOM after sanitising; its click is handled by the page). */
 function decorate(block: HTMLElement, copyLabel: string): void {

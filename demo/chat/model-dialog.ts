@@ -8,7 +8,7 @@ import { t } from './i18n.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
-export function formatBytes(bytes: number): string {
+function formatBytes(bytes: number): string {
   if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GB`;
   if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MB`;
   return `${Math.max(0, Math.round(bytes / 1024))} kB`;
@@ -22,7 +22,7 @@ async function droppedFiles(transfer: DataTransfer): Promise<File[]> {
     if (entry.isFile) files.push(await new Promise<File>((resolve, reject) => (entry as FileSystemFileEntry).file(resolve, reject)));
     if (!entry.isDirectory) continue;
     const reader = (entry as FileSystemDirectoryEntry).createReader();
-    // readEntries answers in batches (100 in Chromium) until it returns none.
+    // readEntries answers in batches until it returns none.
     for (;;) {
       const batch = await new Promise<FileSystemEntry[]>((resolve, reject) => reader.readEntries(resolve, reject));
       if (batch.length === 0) break;
@@ -143,7 +143,7 @@ export class ModelDialog {
   private async check(): Promise<LoadPlan | undefined> {
     const source = this.selection();
     if (!source) {
-      this.showMessage(t('modelHubPlaceholder'));
+      this.showMessage(t('selectionIncomplete'));
       return undefined;
     }
     if (this.checked?.key === this.key(source)) return this.checked.plan;
@@ -167,7 +167,7 @@ export class ModelDialog {
 
   private async load(): Promise<void> {
     const source = this.selection();
-    if (!source) return this.showMessage(t('modelHubPlaceholder'));
+    if (!source) return this.showMessage(t('selectionIncomplete'));
     const plan = await this.check();
     if (!plan?.fits) return;
     this.dialog.close();

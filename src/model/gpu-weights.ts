@@ -129,9 +129,8 @@ export class GpuWeightUploader {
    */
   allocate(spec: MatrixSpec, checkpoint: SafetensorsCheckpoint, format: WeightFormatOptions): PendingMatrix {
     const infos = tensorShapes(spec, checkpoint);
-    const { layout, parts: plans } = planMatrix(spec, infos.map((info) => info.shape), format, bindingLimit(this.gpu));
-    const parts = plans.map((plan, i) => createPart(this.gpu, `${spec.label}[${i}]`, plan));
-    return { spec, checkpoint, infos, plans, matrix: { layout, gatedPair: spec.gatedPair ?? false, parts } };
+    const { matrix, plans } = allocateMatrix(this.gpu, spec, infos.map((info) => info.shape), format);
+    return { spec, checkpoint, infos, plans, matrix };
   }
 
   /** Reads a matrix's tensors chunk by chunk and converts them into its buffers. */
@@ -209,10 +208,11 @@ function createPart(gpu: GpuContext, label: string, plan: PartPlan): GpuMatrixPa
   return { outputStart: plan.outputStart, outputs: plan.outputs, layout: plan.layout, data, scales };
 }
 
-/** The (zeroed) buffers of a matrix of the given tensor shapes, split into parts as a load would split it. */
-export function allocateMatrix(gpu: GpuContext, spec: MatrixSpec, shapes: readonly (readonly number[])[], format: WeightFormatOptions): GpuMatrix {
+/** The (zeroed) buffers of a matrix of the given tensor shapes, split into parts that each fit one binding. */
+export function allocateMatrix(gpu: GpuContext, spec: MatrixSpec, shapes: readonly (readonly number[])[], format: WeightFormatOptions): { matrix: GpuMatrix; plans: PartPlan[] } {
   const { layout, parts: plans } = planMatrix(spec, shapes, format, bindingLimit(gpu));
-  return { layout, gatedPair: spec.gatedPair ?? false, parts: plans.map((plan, i) => createPart(gpu, `${spec.label}[${i}]`, plan)) };
+  const parts = plans.map((plan, i) => createPart(gpu, `${spec.label}[${i}]`, plan));
+  return { plans, matrix: { layout, gatedPair: spec.gatedPair ?? false, parts } };
 }
 
 function padTo4(bytes: Uint8Array): Uint8Array<ArrayBuffer> {

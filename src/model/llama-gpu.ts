@@ -317,7 +317,7 @@ export class GpuLlama {
           return allocated;
         }
         if (synthetic) {
-          const allocated = allocateMatrix(gpu, matrix, shapes(matrix.label), format);
+          const allocated = allocateMatrix(gpu, matrix, shapes(matrix.label), format).matrix;
           syntheticMatrices.push(allocated);
           return allocated;
         }
