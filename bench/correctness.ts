@@ -4,6 +4,7 @@
 // its agreement (tri-tiny q4: 87.5%, 49 of 56 positions of this passage, measured on SwiftShader).
 import type { GpuContext } from '../src/gpu/context.ts';
 import type { ModelFiles } from '../src/model/byte-source.ts';
+import type { LlamaSpec } from '../src/model/config.ts';
 import { GpuLlama } from '../src/model/llama-gpu.ts';
 import { loadLlamaWeightsF32 } from '../src/model/llama-weights.ts';
 import { openModel } from '../src/model/open.ts';
@@ -16,11 +17,26 @@ export interface Agreement {
   agreeing: number;
 }
 
+/** The CPU reference holds f32 weights in JS memory: beyond this it is not tried (Tri-7B's would be ~30 GB). */
+export const REFERENCE_BYTES_LIMIT = 2 ** 31;
+
+/** f32 bytes of a model's weights: the memory the CPU reference needs. */
+export function referenceBytes(spec: LlamaSpec): number {
+  const { hiddenSize: h, intermediateSize: f, numLayers, numHeads, numKvHeads, headDim, vocabSize, tieWordEmbeddings } = spec;
+  const layer = h * (numHeads + 2 * numKvHeads) * headDim + numHeads * headDim * h + 3 * h * f + 2 * h;
+  return 4 * (vocabSize * h * (tieWordEmbeddings ? 1 : 2) + numLayers * layer + h);
+}
+
+export class ReferenceTooLargeError extends RangeError {}
+
 const PASSAGE = 'Once upon a time, a small model ran in a browser. 옛날 옛적에 작은 모델이 브라우저에서 실행되었어요. It answered in English and Korean.';
 
 /** Agreement of each weight format with the CPU f32 reference over the tokenized PASSAGE. */
 export async function forcedDecodingAgreement(gpu: GpuContext, files: ModelFiles, formats: WeightFormatOptions[]): Promise<Agreement[]> {
   const opened = await openModel(files);
+  if (referenceBytes(opened.spec) > REFERENCE_BYTES_LIMIT) {
+    throw new ReferenceTooLargeError(`the CPU reference of this model would need ${(referenceBytes(opened.spec) / 2 ** 30).toFixed(1)} GiB of JS memory; check correctness on a small model (tri-tiny)`);
+  }
   const tokens = opened.text.encode(PASSAGE);
   const reference = new ReferenceLlama(opened.spec, await loadLlamaWeightsF32(opened.spec, opened.checkpoint), tokens.length);
   const expected = tokens.map((token) => argmax(reference.forward(token)));
@@ -36,4 +52,12 @@ export async function forcedDecodingAgreement(gpu: GpuContext, files: ModelFiles
     }
   }
   return results;
+}
+
+/** The agreement as table rows: label, value, note. */
+export function agreementRows(agreement: readonly Agreement[]): [string, string, string][] {
+  return agreement.map(({ format, positions, agreeing }) => [
+    `${format}: top-1 agreement with the CPU reference`, `${((100 * agreeing) / positions).toFixed(1)}%`,
+    `${agreeing} of ${positions} forced positions${format === 'f32' && agreeing !== positions ? ' — WRONG: f32 must agree everywhere' : ''}`,
+  ]);
 }

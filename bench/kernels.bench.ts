@@ -1,7 +1,8 @@
-// `npm run bench -- kernels`: the kernel table of bench/kernel-bench.ts and tri-tiny decode speed, first in
-// Node (Dawn), then in the system Chromium on the benchmark page (demo/bench.html), each against the best
-// copy kernel measured in the same run on the same adapter. Not a test: it prints, it asserts nothing.
-// BENCH_QUICK=1 skips the M=128 (prefill) rows, which take minutes on SwiftShader.
+// `npm run bench -- kernels`: the kernel table of bench/kernel-bench.ts and tri-tiny decode speed in Node
+// (Dawn), then the benchmark page's kernel table and correctness in the system Chromium (demo/bench.html,
+// `?run&noSynthetic`), each against the best copy kernel measured in the same run on the same adapter. Not
+// a test: it prints, it asserts nothing. BENCH_QUICK=1 skips Node's M=128 (prefill) rows, which take
+// minutes on SwiftShader (the page never runs them on a software adapter).
 import { fileURLToPath } from 'node:url';
 import { bench, describe } from 'vitest';
 import { GpuContext } from '../src/gpu/context.ts';
@@ -33,7 +34,7 @@ async function nodeReport(): Promise<string> {
 }
 
 console.log(`## Node (Dawn)\n${await nodeReport()}`);
-console.log(`## Chromium (benchmark page)\n${await benchPageReport(`run${quick ? '' : '&full'}`, ['results', 'decode'])}`);
+console.log(`## Chromium (benchmark page)\n${await benchPageReport('run&noSynthetic', ['kernels', 'correctness'])}`);
 
 describe('kernels', () => {
   // vitest bench needs a bench; the tables above are the report.

@@ -2,8 +2,10 @@
 // `npx tri-webgpu convert <hf-model-folder> <out-folder> [--weights q4|q4-min|f16|f32] [--group 32|64|128]`:
 // a pre-converted artifact (FORMAT.md) on the CPU, no GPU needed.
 // `npx tri-webgpu bench [--model <folder>] [--json <file>] [--tiny]`: the benchmark suite (bench/suite.ts)
-// on this machine's GPU through Dawn (the optional `webgpu` package); --model adds forced-decoding
-// agreement with the CPU reference on that model.
+// on this machine's GPU through Dawn (the optional `webgpu` package); --model measures that model's decode
+// and prefill like the synthetic one's and, when it is small, its forced-decoding agreement with the CPU
+// reference.
+import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TriWebGPUError } from './errors.ts';
 import { convertModelFolder } from './model/node-convert.ts';
@@ -20,7 +22,9 @@ async function bench(options: { model?: string; json?: string; tiny: boolean }):
   ]);
   const gpu = await GpuContext.create(await getNodeGpu());
   try {
-    const result = await runBenchSuite(gpu, { tiny: options.tiny, ...(options.model ? { correctnessModel: new NodeModelFiles(options.model) } : {}), print: (text) => console.log(text) });
+    const model = options.model ? new NodeModelFiles(options.model) : undefined;
+    const named = model ? { correctnessModel: model, model: { name: basename(resolve(options.model!)), files: model } } : {};
+    const result = await runBenchSuite(gpu, { tiny: options.tiny, ...named, print: (text) => console.log(text) });
     if (options.json) await writeFile(options.json, `${JSON.stringify(result, null, 2)}\n`);
     if (suiteFailed(result)) process.exitCode = 1;
   } finally {

@@ -30,12 +30,23 @@ export class CommandRecorder {
   private readonly encoder: GPUCommandEncoder;
   private readonly pass: GPUComputePassEncoder;
   private readonly chunks: { buffer: GPUBuffer; data: ArrayBuffer; used: number }[] = [];
+  private readonly timestamps: GPUQuerySet | undefined;
+  private timestampsRead: GPUBuffer | undefined;
   dispatchCount = 0;
 
-  constructor(gpu: GpuContext) {
+  /**
+   * `timed`: the pass writes GPU timestamps at its start and end (where the device has timestamp-query),
+   * read after the submit by gpuMilliseconds(). Off by default: it costs a query set and a readback.
+   */
+  constructor(gpu: GpuContext, options: { timed?: boolean } = {}) {
     this.gpu = gpu;
     this.encoder = gpu.device.createCommandEncoder();
-    this.pass = this.encoder.beginComputePass();
+    if (options.timed && gpu.capabilities.timestampQuery) {
+      this.timestamps = gpu.device.createQuerySet({ type: 'timestamp', count: 2 });
+      this.pass = this.encoder.beginComputePass({ timestampWrites: { querySet: this.timestamps, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+    } else {
+      this.pass = this.encoder.beginComputePass();
+    }
   }
 
   dispatch<P extends ParamLayout>(
@@ -67,9 +78,35 @@ export class CommandRecorder {
 
   submit(): void {
     this.pass.end();
+    if (this.timestamps) {
+      const resolved = this.gpu.device.createBuffer({ label: 'timestamps', size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      this.timestampsRead = this.gpu.device.createBuffer({ label: 'timestamps.read', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      this.encoder.resolveQuerySet(this.timestamps, 0, 2, resolved, 0);
+      this.encoder.copyBufferToBuffer(resolved, 0, this.timestampsRead, 0, 16);
+      this.gpu.device.queue.onSubmittedWorkDone().then(() => resolved.destroy(), () => {});
+    }
     for (const chunk of this.chunks) this.gpu.device.queue.writeBuffer(chunk.buffer, 0, chunk.data, 0, chunk.used);
     this.gpu.device.queue.submit([this.encoder.finish()]);
     for (const chunk of this.chunks) releaseChunk(this.gpu, chunk.buffer);
+  }
+
+  /**
+   * After submit(): the GPU time from the pass's first to its last command, in ms; undefined when the
+   * recorder was not `timed` or the device has no timestamp-query. Browsers may round timestamps (Chromium
+   * to 100 µs unless its unsafe-APIs flag is on), so single tiny passes read coarse.
+   */
+  async gpuMilliseconds(): Promise<number | undefined> {
+    const read = this.timestampsRead;
+    if (!read || !this.timestamps) return undefined;
+    this.timestampsRead = undefined;
+    try {
+      await read.mapAsync(GPUMapMode.READ);
+      const [start, end] = new BigUint64Array(read.getMappedRange());
+      return end! >= start! ? Number(end! - start!) / 1e6 : undefined;
+    } finally {
+      read.destroy();
+      this.timestamps.destroy();
+    }
   }
 
   private paramSlot(): { buffer: GPUBuffer; data: ArrayBuffer; offset: number } {

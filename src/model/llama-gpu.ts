@@ -223,6 +223,10 @@ export class GpuLlama {
   lastDispatchCount = 0;
   /** Host (JS) time of the last step: building its tables, recording its dispatches and submitting them, in ms. */
   lastHostMs = 0;
+  /** For benchmarks: time each step on the GPU with timestamp queries (costs a readback per step). */
+  timeGpu = false;
+  /** GPU time of the last step (or forward call) when `timeGpu` is on and the device has timestamp-query, in ms. */
+  lastGpuMs: number | undefined;
   private readonly gpu: GpuContext;
   private readonly embed: GpuMatrix;
   private readonly layers: LayerMatrices[];
@@ -436,13 +440,16 @@ export class GpuLlama {
     const seen = seenBits(this.spec.vocabSize, sequence.tokens);
     let result: StepResult = { tokenIds: [], logits: [] };
     let dispatches = 0;
+    let gpuMs: number | undefined = 0;
     for (let offset = 0; offset < tokens.length; offset += this.chunkTokens) {
       const chunk = tokens.slice(offset, offset + this.chunkTokens);
       const isLast = offset + this.chunkTokens >= tokens.length;
       result = await this.step([{ pages: sequence.pages, tokens: chunk, startPos: start + offset, output: isLast ? output(seen) : undefined }]);
       dispatches += this.lastDispatchCount;
+      gpuMs = gpuMs === undefined || this.lastGpuMs === undefined ? undefined : gpuMs + this.lastGpuMs;
     }
     this.lastDispatchCount = dispatches;
+    this.lastGpuMs = gpuMs;
     return result;
   }
 
@@ -505,7 +512,7 @@ export class GpuLlama {
     queue.writeBuffer(this.act.tokenIds, 0, tokenIds);
     if (outputRows.length) queue.writeBuffer(this.act.outputRows, 0, new Uint32Array(outputRows));
 
-    const recorder = new CommandRecorder(this.gpu);
+    const recorder = new CommandRecorder(this.gpu, { timed: this.timeGpu });
     this.recordLayers(recorder, rowCount, tables, attentionSplits(rowCount * this.spec.numHeads, maxKvLength));
     // Output rows in batch order; a sampling sequence has exactly one, at index `outputIndex`.
     const outputs = batch.flatMap((entry) => (entry.output ? (entry.output.kind === 'logits' ? (entry.output.rows ?? [0]).map(() => entry.output!) : [entry.output]) : []));
@@ -536,6 +543,7 @@ export class GpuLlama {
     if (outputs.length === 0) await this.gpu.device.queue.onSubmittedWorkDone();
     const ids = outputs.some((output) => output.kind === 'sample') ? new Uint32Array(await this.gpu.readBack(this.act.nextIds, outputs.length * 4)) : undefined;
     const logits = outputs.some((output) => output.kind === 'logits') ? new Float32Array(await this.gpu.readBack(this.act.logits, outputs.length * vocabSize * 4)) : undefined;
+    this.lastGpuMs = await recorder.gpuMilliseconds();
     let i = 0;
     batch.forEach((entry, slot) => {
       if (entry.output?.kind === 'sample') result.tokenIds[slot] = ids![i++]!;

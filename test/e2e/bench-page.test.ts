@@ -1,6 +1,6 @@
-// The benchmark page's synthetic-model section in the system Chromium (SwiftShader), on a small config so
-// it runs in seconds: the weights are made on the GPU, and every row comes back with a number.
-import { readFileSync } from 'node:fs';
+// The benchmark page's suite in the system Chromium (SwiftShader) with small shapes, so it runs in seconds:
+// every section comes back with numbers, the plots draw, and the JSON export holds them.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright';
@@ -24,40 +24,63 @@ afterAll(async () => {
 });
 
 describe('benchmark page', () => {
-  it('measures a synthetic model made on the GPU (?synthetic&syntheticConfig=tiny): setup, decode at two positions with the roofline, prefill; downloads and keeps the results; fits a phone', async () => {
+  it('runs the suite (?run&tiny&model=…): adapter, kernels with a plot, synthetic and named-model decode/prefill with a plot, f32 agreement 100%; downloads and keeps the results; fits a phone', async () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(error.message));
-    await page.goto(`${server.resolvedUrls!.local[0]}bench.html?synthetic&syntheticConfig=tiny`);
-    await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 120_000 });
+    await page.goto(`${server.resolvedUrls!.local[0]}bench.html?run&tiny&model=models/tri-tiny/`);
+    await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 240_000 });
     expect(await page.textContent('#status')).toBe('Done.');
-    const rows = await page.locator('#synthetic tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent ?? '')));
-    expect(rows.map((row) => row[0])).toEqual([
-      'synthetic 4×256 q4 G=32: setup (weights made on the GPU)',
-      'synthetic 4×256 q4 G=32 decode at position 32',
-      'synthetic 4×256 q4 G=32 decode at position 128',
-      'synthetic 4×256 q4 G=32 prefill, 16 tokens',
-      'synthetic 4×256 q4 G=32 prefill, 64 tokens',
+    const table = (id: string) => page.locator(`#${id} tbody tr`).evaluateAll((trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent ?? '')));
+    expect(await page.textContent('#adapter')).toMatch(/^Adapter: .+; shader-f16 (yes|no), subgroups (yes|no), timestamp-query (yes|no); largest buffer [\d.]+ GiB/);
+
+    // Kernels: four copy variants (the best is 1.00 of itself), the tiny shape's GEMVs with every split-K.
+    const kernels = await table('kernels');
+    expect(kernels.filter((row) => row[0]!.startsWith('copy')).map((row) => row[4])).toContain('1.00');
+    expect(kernels.map((row) => row[0])).toEqual(expect.arrayContaining(['linear q4 M=1', 'linear q4 M=1 split-K 4', 'linear q4 M=1 split-K 16', 'linear f16 M=1']));
+    for (const row of kernels) expect(row.slice(2, 5).every((cell) => /^\d+\.\d\d$/.test(cell))).toBe(true);
+    expect(await page.locator('#kernel-chart canvas').count()).toBe(1);
+    expect(await page.locator('#kernel-chart .u-legend').innerText()).toMatch(/q4[\s\S]*split-K 4[\s\S]*f16/);
+    await page.locator('#kernel-chart').screenshot({ path: join(ROOT, 'test-results/bench-kernel-chart.png') });
+
+    // Decode and prefill: the synthetic model, then the named one, the same rows each.
+    const models = await table('models');
+    const labels = (name: string) => [`${name} q4 G=32 decode at position 32`, `${name} q4 G=32 decode at position 128`, `${name} q4 G=32 prefill, 16 tokens`, `${name} q4 G=32 prefill, 64 tokens`];
+    expect(models.map((row) => row[0])).toEqual([
+      'synthetic 4×256 q4 G=32: setup (weights made on the GPU)', ...labels('synthetic 4×256'),
+      'tri-tiny q4 G=32: load', ...labels('tri-tiny'),
     ]);
-    expect(rows[0]![1]).toMatch(/^\d+\.\d s$/);
-    for (const row of rows.slice(1)) expect(row[1]).toMatch(/^\d+(\.\d+)? tok\/s$/);
-    for (const row of rows.slice(1, 3)) expect(row[2]).toMatch(/^\d\.\d\d of roofline .* \d+ dispatches\/token, host \d+\.\d\d ms\/token$/);
-    expect(await page.isEnabled('#run-synthetic')).toBe(true);
-    // The plot of decode tok/s against position (uPlot draws on a canvas, with a legend of its series).
-    expect(await page.locator('#synthetic-chart canvas').count()).toBe(1);
-    expect(await page.locator('#synthetic-chart .u-legend').innerText()).toMatch(/measured[\s\S]*roofline/);
-    await page.locator('#synthetic-chart').screenshot({ path: join(ROOT, 'test-results/bench-synthetic-chart.png') });
-    // The results download as JSON, and the run is kept for later comparison.
+    expect(models[0]![1]).toMatch(/^\d+\.\d s$/);
+    const decodeRows = models.filter((row) => row[0]!.includes('decode'));
+    for (const row of models.filter((r) => !r[0]!.includes(':'))) expect(row[1]).toMatch(/^\d+(\.\d+)? tok\/s$/);
+    // SwiftShader in Chromium has timestamp-query: GPU time per token and the GPU's busy share are read.
+    for (const row of decodeRows) expect(row[2]).toMatch(/^\d\.\d\d of roofline .* \d+ dispatches\/token, host \d+\.\d\d ms\/token, (GPU \d+\.\d\d ms\/token \(busy \d\.\d\d of the wall time\)|GPU time not available \(no timestamp-query\))$/);
+    expect(await page.locator('#decode-chart canvas').count()).toBe(1);
+    expect(await page.locator('#decode-chart .u-legend').innerText()).toMatch(/synthetic \(tiny\) measured[\s\S]*tri-tiny roofline/);
+    await page.locator('#decode-chart').screenshot({ path: join(ROOT, 'test-results/bench-synthetic-chart.png') });
+
+    // Correctness beside speed: f32 agrees with the CPU reference everywhere; q4 reports its share.
+    const correctness = await table('correctness');
+    expect(correctness.map((row) => row.slice(0, 2))).toEqual([['f32: top-1 agreement with the CPU reference', '100.0%'], ['q4: top-1 agreement with the CPU reference', expect.stringMatching(/^\d+\.\d%$/)]]);
+    expect(await page.isEnabled('#run')).toBe(true);
+
+    // The results download as JSON (the tables and the suite's result, as the CLI writes it), and the run is kept.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
     const results = JSON.parse(readFileSync((await download.path())!, 'utf8'));
-    expect(results.adapter).toMatch(/^Adapter: .+; shader-f16 (yes|no), subgroups (yes|no), timestamp-query (yes|no); largest buffer [\d.]+ GiB/);
-    expect(results.tables.synthetic).toEqual(rows);
-    expect(await page.locator('#history li').count()).toBe(1);
-    await page.reload();
+    expect(results.tables.models).toEqual(models);
+    expect(results.tables.kernels).toEqual(kernels);
+    expect(results.suite.tiny).toBe(true);
+    expect(results.suite.copyGBs).toBeGreaterThan(0);
+    expect(results.suite.decode.map((d: { model: string; points: unknown[] }) => [d.model, d.points.length])).toEqual([['synthetic (tiny)', 2], ['tri-tiny', 2]]);
+    expect(results.suite.agreement[0]).toMatchObject({ format: 'f32', agreeing: results.suite.agreement[0].positions });
+    writeFileSync(join(ROOT, 'test-results/bench-page.json'), JSON.stringify(results, null, 2));
     expect(await page.locator('#history li').count()).toBe(1);
     // On a phone the wide tables scroll inside themselves; the page does not scroll sideways.
     await page.setViewportSize({ width: 390, height: 844 });
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await page.screenshot({ path: join(ROOT, 'test-results/bench-phone.png'), fullPage: true });
+    await page.goto(`${server.resolvedUrls!.local[0]}bench.html`);
+    expect(await page.locator('#history li').count()).toBe(1);
     expect(errors).toEqual([]);
     await page.close();
   });

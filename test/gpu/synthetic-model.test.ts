@@ -55,6 +55,29 @@ describe('synthetic model', () => {
     }
   });
 
+  it('times its steps on the GPU with timestamp queries when asked (Dawn on SwiftShader has them): same ids, GPU time within the wall time', async () => {
+    expect(gpu.capabilities.timestampQuery, 'this Dawn adapter should offer timestamp-query').toBe(true);
+    const model = await GpuLlama.load(gpu, syntheticSpec(SMALL), new SyntheticWeights(1), { weights: { format: 'q4' }, contextLength: 128, linearSplitK: 1 });
+    try {
+      const untimed = await model.forwardSample(TOKENS);
+      expect(model.lastGpuMs).toBeUndefined();
+      model.reset();
+      model.timeGpu = true;
+      const start = performance.now();
+      const timed = await model.forwardSample(TOKENS);
+      const wallMs = performance.now() - start;
+      expect(timed).toBe(untimed);
+      expect(model.lastGpuMs).toBeGreaterThan(0);
+      expect(model.lastGpuMs).toBeLessThanOrEqual(wallMs);
+      const decodeStart = performance.now();
+      await model.forwardSample([timed]);
+      expect(model.lastGpuMs).toBeGreaterThan(0);
+      expect(model.lastGpuMs).toBeLessThanOrEqual(performance.now() - decodeStart);
+    } finally {
+      model.destroy();
+    }
+  });
+
   it('plans Tri-7B q4 like the real model and refuses it on a device that cannot hold it, before allocating', async () => {
     const spec = syntheticSpec();
     expect([spec.numLayers, spec.hiddenSize, spec.intermediateSize, spec.numHeads, spec.numKvHeads, spec.vocabSize]).toEqual([32, 4096, 11008, 32, 32, 128256]);

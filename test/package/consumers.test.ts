@@ -287,13 +287,15 @@ describe('(b) plain Node ESM JavaScript with webgpu installed', () => {
     await expect(run('npx', ['tri-webgpu', 'convert', join(nodeApp, 'no-such-folder'), out], nodeApp)).rejects.toThrow(/ModelFileMissingError: config\.json is missing/);
   }, 120_000);
 
-  it('benchmarks with `npx tri-webgpu bench --tiny --model … --json …`: kernels, the synthetic model, f32 agreement 100%', async () => {
+  it('benchmarks with `npx tri-webgpu bench --tiny --model … --json …`: kernels, the synthetic model and the named one, f32 agreement 100%', async () => {
     const json = join(nodeApp, 'bench.json');
     const log = await run('npx', ['tri-webgpu', 'bench', '--tiny', '--model', modelDir('tri-tiny'), '--json', json], nodeApp, VULKAN_ENV);
     expect(log).toMatch(/^\| synthetic 4×256 q4 G=32 decode at position 128 \| [\d.]+ tok\/s \|/m);
+    expect(log).toMatch(/^\| tri-tiny q4 G=32 decode at position 128 \| [\d.]+ tok\/s \| [\d.]+ of roofline/m); // --model is measured too
     expect(log).toMatch(/^\| f32: top-1 agreement with the CPU reference \| 100\.0% \|/m);
     const result = JSON.parse(readFileSync(json, 'utf8'));
-    expect(result.synthetic).toHaveLength(5);
+    expect(result.synthetic).toHaveLength(10);
+    expect(result.decode.map((d: { model: string }) => d.model)).toEqual(['synthetic (tiny)', 'tri-tiny']);
     expect(result.agreement.map((row: { format: string }) => row.format)).toEqual(['f32', 'q4']);
   }, 300_000);
 
