@@ -164,3 +164,16 @@ export class StorageQuotaError extends TriWebGPUError {
     this.availableBytes = availableBytes;
   }
 }
+
+/** Evaluation data that cannot be used as it is: a missing column, an answer outside A–D, unmatched ids. */
+export class EvalDataError extends TriWebGPUError {
+  override name = 'EvalDataError';
+  readonly file: string;
+  /** 1-based data row (not counting a CSV header), when one row is at fault. */
+  readonly row: number | undefined;
+  constructor(file: string, row: number | undefined, problem: string) {
+    super('EVAL_DATA', `${file}${row === undefined ? '' : `, row ${row}`}: ${problem}`);
+    this.file = file;
+    this.row = row;
+  }
+}

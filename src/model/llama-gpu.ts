@@ -17,6 +17,7 @@ import { embedding } from '../ops/embedding.ts';
 import { gatherRows } from '../ops/gather-rows.ts';
 import { type GpuMatrix, LINEAR_SPLIT_K_CHOICES, linear, placeholderBuffer } from '../ops/linear.ts';
 import { ropeKv } from '../ops/rope-kv.ts';
+import { logSoftmax, MAX_TOP_LOGPROBS } from '../ops/log-softmax.ts';
 import { sample } from '../ops/sample.ts';
 import { type SamplingConfig, samplingConfig, usesTokenCounts } from '../runtime/sampling.ts';
 import { ArtifactWeights } from './artifact.ts';
@@ -80,6 +81,10 @@ interface Activations {
   seen: GPUBuffer; //      [slots][ceil(vocab / 32)] u32 bits: tokens in the context (repetition penalty)
   counts: GPUBuffer; //    [slots][vocab] u32: times each token was generated (frequency/presence penalties)
   nextIds: GPUBuffer; //   [slots] u32
+  scoreTargets: GPUBuffer; // [slots][MAX_SCORE_TARGETS] u32: ids to score after each output row
+  scores: GPUBuffer; //    [slots][MAX_SCORE_TARGETS] f32: their log-probabilities
+  topIds: GPUBuffer; //    [slots][MAX_TOP_LOGPROBS] u32
+  topLogprobs: GPUBuffer; //[slots][MAX_TOP_LOGPROBS] f32
 }
 
 interface Capacity {
@@ -111,6 +116,10 @@ function activationBytes(spec: LlamaSpec, { rows, slots, contextLength }: Capaci
     seen: slots * seenStride(vocabSize),
     counts: slots * countsStride(vocabSize),
     nextIds: slots * 4,
+    scoreTargets: slots * MAX_SCORE_TARGETS * 4,
+    scores: slots * MAX_SCORE_TARGETS * 4,
+    topIds: slots * MAX_TOP_LOGPROBS * 4,
+    topLogprobs: slots * MAX_TOP_LOGPROBS * 4,
   };
 }
 
@@ -187,8 +196,34 @@ export interface StepSequence {
   startPos: number;
   /** Document spans of the whole sequence (src/kv/documents.ts); default: one causal document. */
   documents?: readonly DocumentSpan[];
-  /** After the last token: draw the next id, or return logits (after the tokens at `rows`, default the last). */
-  output?: SampleOutput | { kind: 'logits'; rows?: readonly number[] };
+  /**
+   * After the last token: draw the next id, or return logits, or log-probabilities of chosen ids (after the
+   * tokens at `rows`, default the last).
+   */
+  output?: SampleOutput | { kind: 'logits'; rows?: readonly number[] } | ScoresOutput;
+}
+
+/** Most ids scored after one row (a multiple-choice question's letters, one continuation token). */
+export const MAX_SCORE_TARGETS = 16;
+
+/**
+ * Log-probabilities under the full-vocabulary softmax, computed on the GPU: after each of `rows`
+ * (default the last token), of the ids `targets[i]` (at most MAX_SCORE_TARGETS), and the `topK` (≤ 20)
+ * most likely ids. Only these numbers are read back.
+ */
+export interface ScoresOutput {
+  kind: 'scores';
+  rows?: readonly number[];
+  targets: readonly (readonly number[])[];
+  topK?: number;
+}
+
+/** Log-probabilities read back for one row. */
+export interface RowLogprobs {
+  /** Of the targets asked for (a sampled row: of the sampled id). */
+  logprobs: number[];
+  /** The most likely ids, most likely first (ties to the lower id). */
+  top: { id: number; logprob: number }[];
 }
 
 /** Draw the next id with `sampling`; `seen` is the context's bit set, `generated` the completion's token counts. */
@@ -200,6 +235,8 @@ export interface SampleOutput {
   seen: Uint32Array<ArrayBuffer>;
   /** Needed only for frequency/presence penalties. */
   generated?: ReadonlyMap<number, number>;
+  /** Also return the sampled id's log-probability (the model's, before penalties and temperature) and the top k. */
+  logprobs?: { topK: number };
 }
 
 export interface StepResult {
@@ -207,6 +244,23 @@ export interface StepResult {
   tokenIds: (number | undefined)[];
   /** Per sequence: the logits it asked for, one array per requested row. */
   logits: (Float32Array[] | undefined)[];
+  /** Per sequence: the log-probabilities it asked for (scores: one per requested row; sample with logprobs: one). */
+  logprobs: (RowLogprobs[] | undefined)[];
+}
+
+/** One row of logits a step computes: whose output it serves, and which of that output's rows it is. */
+interface OutputRow {
+  output: NonNullable<StepSequence['output']>;
+  row: number;
+}
+
+function checkScores(output: ScoresOutput, slot: number): void {
+  const rows = output.rows?.length ?? 1;
+  if (output.targets.length !== rows) throw new RangeError(`sequence ${slot} asks for scores after ${rows} rows but gives targets for ${output.targets.length}`);
+  for (const targets of output.targets) {
+    if (targets.length === 0 || targets.length > MAX_SCORE_TARGETS) throw new RangeError(`scores: 1 to ${MAX_SCORE_TARGETS} ids per row (got ${targets.length})`);
+  }
+  if ((output.topK ?? 0) > MAX_TOP_LOGPROBS) throw new RangeError(`top logprobs go up to ${MAX_TOP_LOGPROBS} (asked for ${output.topK})`);
 }
 
 export class GpuLlama {
@@ -438,7 +492,7 @@ export class GpuLlama {
     this.copyKvPages(copies);
     const sequence = this.kv.sequence(this.ownSequence);
     const seen = seenBits(this.spec.vocabSize, sequence.tokens);
-    let result: StepResult = { tokenIds: [], logits: [] };
+    let result: StepResult = { tokenIds: [], logits: [], logprobs: [] };
     let dispatches = 0;
     let gpuMs: number | undefined = 0;
     for (let offset = 0; offset < tokens.length; offset += this.chunkTokens) {
@@ -497,7 +551,8 @@ export class GpuLlama {
         rows.push([slot, position, documentAt(documents, position)]);
       }
       const first = rows.length - entry.tokens.length;
-      if (entry.output?.kind === 'logits' && entry.output.rows) {
+      if (entry.output?.kind === 'scores') checkScores(entry.output, slot);
+      if ((entry.output?.kind === 'logits' || entry.output?.kind === 'scores') && entry.output.rows) {
         for (const row of entry.output.rows) {
           if (!Number.isInteger(row) || row < 0 || row >= entry.tokens.length) throw new RangeError(`logits row ${row} is outside sequence ${slot}'s ${entry.tokens.length} tokens`);
           outputRows.push(first + row);
@@ -514,14 +569,18 @@ export class GpuLlama {
 
     const recorder = new CommandRecorder(this.gpu, { timed: this.timeGpu });
     this.recordLayers(recorder, rowCount, tables, attentionSplits(rowCount * this.spec.numHeads, maxKvLength));
-    // Output rows in batch order; a sampling sequence has exactly one, at index `outputIndex`.
-    const outputs = batch.flatMap((entry) => (entry.output ? (entry.output.kind === 'logits' ? (entry.output.rows ?? [0]).map(() => entry.output!) : [entry.output]) : []));
+    // Output rows in batch order, each with its index among its sequence's rows; a sampling sequence has exactly one.
+    const outputs = batch.flatMap((entry): OutputRow[] => {
+      const output = entry.output;
+      if (!output) return [];
+      return output.kind === 'sample' ? [{ output, row: 0 }] : (output.rows ?? [0]).map((_, row) => ({ output, row }));
+    });
     const seenBytes = seenStride(vocabSize);
     const countBytes = countsStride(vocabSize);
     if (outputs.length) {
       gatherRows(recorder, { rowIds: this.act.outputRows, x: this.act.x, y: this.act.lastHidden, count: outputs.length, width: h });
       linear(recorder, { x: this.act.lastHidden, weights: this.lmHead, y: this.act.logits, m: outputs.length, normalizeEps: this.spec.rmsNormEps, splitK: this.linearSplitK });
-      outputs.forEach((output, i) => {
+      outputs.forEach(({ output }, i) => {
         if (output.kind !== 'sample') return;
         queue.writeBuffer(this.act.seen, i * seenBytes, output.seen, 0, Math.ceil(vocabSize / 32));
         // Dense counts go up only when the penalties are on (Tri-7B: 513 KB per sequence and step).
@@ -532,26 +591,71 @@ export class GpuLlama {
           vocab: vocabSize, config: output.sampling, step: output.step, offset: i * vocabSize, resultIndex: i,
         });
       });
+      this.recordLogprobs(recorder, outputs);
     }
     recorder.submit();
     this.lastDispatchCount = recorder.dispatchCount;
     this.lastHostMs = performance.now() - hostStart;
 
-    const result: StepResult = { tokenIds: batch.map(() => undefined), logits: batch.map(() => undefined) };
+    const result: StepResult = { tokenIds: batch.map(() => undefined), logits: batch.map(() => undefined), logprobs: batch.map(() => undefined) };
     // A step with nothing to read back (a prefill chunk) still waits for the GPU: otherwise a long prompt
     // queues every chunk at once without yielding, and an abort takes effect only after all of them.
     if (outputs.length === 0) await this.gpu.device.queue.onSubmittedWorkDone();
-    const ids = outputs.some((output) => output.kind === 'sample') ? new Uint32Array(await this.gpu.readBack(this.act.nextIds, outputs.length * 4)) : undefined;
-    const logits = outputs.some((output) => output.kind === 'logits') ? new Float32Array(await this.gpu.readBack(this.act.logits, outputs.length * vocabSize * 4)) : undefined;
+    const ids = outputs.some(({ output }) => output.kind === 'sample') ? new Uint32Array(await this.gpu.readBack(this.act.nextIds, outputs.length * 4)) : undefined;
+    const logits = outputs.some(({ output }) => output.kind === 'logits') ? new Float32Array(await this.gpu.readBack(this.act.logits, outputs.length * vocabSize * 4)) : undefined;
+    const logprobs = await this.readLogprobs(outputs);
     this.lastGpuMs = await recorder.gpuMilliseconds();
     let i = 0;
     batch.forEach((entry, slot) => {
-      if (entry.output?.kind === 'sample') result.tokenIds[slot] = ids![i++]!;
-      if (entry.output?.kind === 'logits') {
-        result.logits[slot] = (entry.output.rows ?? [0]).map(() => logits!.slice(i * vocabSize, ++i * vocabSize));
+      const output = entry.output;
+      if (output?.kind === 'sample') {
+        if (output.logprobs) result.logprobs[slot] = [logprobs[i]!];
+        result.tokenIds[slot] = ids![i++]!;
       }
+      if (output?.kind === 'logits') {
+        result.logits[slot] = (output.rows ?? [0]).map(() => logits!.slice(i * vocabSize, ++i * vocabSize));
+      }
+      if (output?.kind === 'scores') result.logprobs[slot] = (output.rows ?? [0]).map(() => logprobs[i++]!);
     });
     return result;
+  }
+
+  /**
+   * Log-softmax of the output rows that ask for log-probabilities (kernels/log-softmax.wgsl): a scored row
+   * at the ids written to scoreTargets, a sampled row at the id the sampler just wrote (it never leaves the
+   * GPU). One dispatch per such row: at most `maxSequences`, and each reads only its row of logits.
+   */
+  private recordLogprobs(recorder: CommandRecorder, outputs: readonly OutputRow[]): void {
+    const { act } = this;
+    const common = { logits: act.logits, vocab: this.spec.vocabSize, rows: 1, out: act.scores, topIds: act.topIds, topLogprobs: act.topLogprobs };
+    outputs.forEach(({ output, row }, i) => {
+      const place = { firstRow: i, outStart: i * MAX_SCORE_TARGETS, topStart: i * MAX_TOP_LOGPROBS };
+      if (output.kind === 'scores') {
+        const targets = output.targets[row]!;
+        this.gpu.device.queue.writeBuffer(act.scoreTargets, i * MAX_SCORE_TARGETS * 4, new Uint32Array(targets));
+        logSoftmax(recorder, { ...common, ...place, targets: act.scoreTargets, targetStart: i * MAX_SCORE_TARGETS, targetsPerRow: targets.length, topK: output.topK ?? 0 });
+      } else if (output.kind === 'sample' && output.logprobs) {
+        logSoftmax(recorder, { ...common, ...place, targets: act.nextIds, targetStart: i, targetsPerRow: 1, topK: output.logprobs.topK });
+      }
+    });
+  }
+
+  /** Reads back what recordLogprobs wrote: a few floats per row. */
+  private async readLogprobs(outputs: readonly OutputRow[]): Promise<(RowLogprobs | undefined)[]> {
+    const counts = outputs.map(({ output, row }) => {
+      if (output.kind === 'scores') return { targets: output.targets[row]!.length, topK: output.topK ?? 0 };
+      if (output.kind === 'sample' && output.logprobs) return { targets: 1, topK: output.logprobs.topK };
+      return undefined;
+    });
+    if (counts.every((count) => count === undefined)) return [];
+    const scores = new Float32Array(await this.gpu.readBack(this.act.scores, outputs.length * MAX_SCORE_TARGETS * 4));
+    const anyTop = counts.some((count) => count && count.topK > 0);
+    const topIds = anyTop ? new Uint32Array(await this.gpu.readBack(this.act.topIds, outputs.length * MAX_TOP_LOGPROBS * 4)) : undefined;
+    const topLogprobs = anyTop ? new Float32Array(await this.gpu.readBack(this.act.topLogprobs, outputs.length * MAX_TOP_LOGPROBS * 4)) : undefined;
+    return counts.map((count, i) => count && {
+      logprobs: Array.from(scores.subarray(i * MAX_SCORE_TARGETS, i * MAX_SCORE_TARGETS + count.targets)),
+      top: Array.from({ length: count.topK }, (_, k) => ({ id: topIds![i * MAX_TOP_LOGPROBS + k]!, logprob: topLogprobs![i * MAX_TOP_LOGPROBS + k]! })),
+    });
   }
 
   private recordLayers(recorder: CommandRecorder, rowCount: number, layout: Omit<BatchTables, 'data'>, splits: number): void {

@@ -2,14 +2,14 @@
 // greedy or seeded sampling (chosen on the GPU; only the token id comes back). Generations may overlap:
 // the scheduler batches them into shared steps over a paged KV cache, and a follow-up chat turn reuses
 // the cached pages of the conversation so far.
-import { EngineDisposedError, InvalidRequestError, StorageQuotaError } from '../errors.ts';
+import { ContextOverflowError, EngineDisposedError, InvalidRequestError, StorageQuotaError } from '../errors.ts';
 import { type AttentionPolicy, type DocumentInput, documentSpans } from '../kv/documents.ts';
 import { GpuContext } from '../gpu/context.ts';
 import { HttpModelFiles, type ModelFiles } from '../model/byte-source.ts';
 import { CachedModelFiles, storageEstimate } from '../model/cached-files.ts';
 import type { LlamaSpec } from '../model/config.ts';
 import { ArtifactWeights } from '../model/artifact.ts';
-import { GpuLlama, type KvCacheFormat, weightBytesRead } from '../model/llama-gpu.ts';
+import { GpuLlama, type KvCacheFormat, MAX_SCORE_TARGETS, weightBytesRead } from '../model/llama-gpu.ts';
 import { llamaTensors } from '../model/llama-weights.ts';
 import { type OpenedWeights, openWeights } from '../model/open.ts';
 import { type LoadPlan, type LoadSettings, planLoad } from './plan.ts';
@@ -96,6 +96,15 @@ export type { FinishReason, GenerationChunk, GenerationResult };
 export type Generation = GenerationStream<GenerationChunk, GenerationResult>;
 
 export type Prompt = string | readonly ChatMessage[] | { tokenIds: readonly number[] };
+
+/** One continuation's log-likelihood from TriEngine.score. */
+export interface ContinuationScore {
+  tokenIds: number[];
+  /** Natural-log probability of each token given the prompt and the tokens before it. */
+  logprobs: number[];
+  /** Their sum: the continuation's log-likelihood. */
+  total: number;
+}
 
 export class TriEngine {
   readonly spec: LlamaSpec;
@@ -291,6 +300,52 @@ export class TriEngine {
       signal,
     });
     return { events, close: () => stopped.abort() };
+  }
+
+  /**
+   * Log-likelihood of each continuation given the prompt: per continuation token, log P(token | prompt and
+   * the continuation's earlier tokens) under the model's full-vocabulary softmax (natural log), and their
+   * sum. The log-softmax runs on the GPU and only these numbers are read back. The prompt is prefilled
+   * once: every continuation's first token is scored from its last row, and a longer continuation's
+   * sequence takes the prompt's full KV pages from the cache. Continuations are text (encoded without
+   * special tokens, as they follow the prompt) or `{ tokenIds }`. Scores of concurrent calls are batched
+   * with each other and with generations.
+   */
+  async score(prompt: Prompt, continuations: readonly (string | { tokenIds: readonly number[] })[], options: { signal?: AbortSignal } = {}): Promise<ContinuationScore[]> {
+    if (this.disposed) throw new EngineDisposedError();
+    const promptIds = this.promptIds(prompt);
+    if (!Array.isArray(continuations) || continuations.length === 0) throw new InvalidRequestError('score needs a non-empty array of continuations');
+    const tokenized = continuations.map((continuation, i) => {
+      const ids = typeof continuation === 'string' ? this.text.encode(continuation, { addSpecialTokens: false }) : checkTokenIds(continuation?.tokenIds, this.spec.vocabSize, `continuations[${i}].tokenIds`);
+      if (ids.length === 0) throw new InvalidRequestError(`continuation ${i} is empty (it encodes to no tokens)`);
+      if (promptIds.length + ids.length > this.contextLength) throw new ContextOverflowError(promptIds.length + ids.length, this.contextLength);
+      return ids;
+    });
+    const { signal } = options;
+    // Every continuation's first token, from the prompt's last row: one request per MAX_SCORE_TARGETS ids.
+    const firsts = [...new Set(tokenized.map((ids) => ids[0]!))];
+    const firstLogprob = new Map<number, number>();
+    for (let start = 0; start < firsts.length; start += MAX_SCORE_TARGETS) {
+      const group = firsts.slice(start, start + MAX_SCORE_TARGETS);
+      const { rows } = await this.scheduler.score({ ids: promptIds, targets: [group], ...(signal ? { signal } : {}) });
+      group.forEach((id, i) => firstLogprob.set(id, rows[0]!.logprobs[i]!));
+    }
+    // The rest of each continuation: token j scored from the row of token j − 1, in pieces of at most
+    // maxScoredPositions rows; each piece takes the full pages before it (prompt, earlier pieces) from the cache.
+    const piece = this.scheduler.maxScoredPositions;
+    const rest = await Promise.all(tokenized.map(async (ids) => {
+      const logprobs: number[] = [];
+      for (let start = 1; start < ids.length; start += piece) {
+        const end = Math.min(ids.length, start + piece);
+        const { rows } = await this.scheduler.score({ ids: [...promptIds, ...ids.slice(0, end - 1)], targets: ids.slice(start, end).map((id) => [id]), ...(signal ? { signal } : {}) });
+        logprobs.push(...rows.map((row) => row.logprobs[0]!));
+      }
+      return logprobs;
+    }));
+    return tokenized.map((ids, i) => {
+      const logprobs = [firstLogprob.get(ids[0]!)!, ...rest[i]!];
+      return { tokenIds: ids, logprobs, total: logprobs.reduce((sum, value) => sum + value, 0) };
+    });
   }
 
   /** Runs generate() to the end and returns the result. */

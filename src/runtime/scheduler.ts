@@ -6,7 +6,7 @@
 import { ContextOverflowError, KvCacheFullError } from '../errors.ts';
 import type { DocumentSpan } from '../kv/documents.ts';
 import type { PagedKvCache } from '../kv/paged-cache.ts';
-import { type GpuLlama, type StepSequence, seenBits } from '../model/llama-gpu.ts';
+import { type GpuLlama, MAX_SCORE_TARGETS, type RowLogprobs, type StepSequence, seenBits } from '../model/llama-gpu.ts';
 import { StreamDecoder } from '../text/stream-decoder.ts';
 import type { TextCodec } from '../text/tokenizer.ts';
 import type { SamplingConfig } from './sampling.ts';
@@ -63,11 +63,42 @@ interface Active {
   events: AsyncQueue<GenerationChunk, GenerationResult>;
 }
 
+/**
+ * Log-probabilities after the last `targets.length` tokens of `ids` (row i of that tail: of the ids
+ * targets[i]), computed on the GPU. The ids' leading full KV pages come from the cache when another
+ * sequence computed the same prefix: scoring several continuations of one prompt prefills it once.
+ */
+export interface ScoreRequest {
+  ids: readonly number[];
+  targets: readonly (readonly number[])[];
+  topK?: number;
+  signal?: AbortSignal;
+}
+
+export interface ScoreResult {
+  rows: RowLogprobs[];
+  /** Tokens of `ids` whose KV came from the cache, and tokens computed. */
+  cachedTokens: number;
+  computedTokens: number;
+}
+
+interface Scoring {
+  request: ScoreRequest;
+  kvId: number;
+  /** Tokens still to run, from `position`; the last targets.length of them run in one step with the output. */
+  pending: number[];
+  position: number;
+  cachedTokens: number;
+  resolve: (result: ScoreResult) => void;
+  reject: (error: unknown) => void;
+}
+
 export class Scheduler {
   readonly kv: PagedKvCache;
   private readonly model: GpuLlama;
   private readonly text: TextCodec;
   private readonly active: Active[] = [];
+  private readonly scoring: Scoring[] = [];
   /** Set by close(): every later submit fails with it. */
   private closedWith: Error | undefined;
   /** Whether the step loop is running (set and cleared synchronously, so no admission can miss it). */
@@ -113,25 +144,71 @@ export class Scheduler {
     return events.stream();
   }
 
+  /** Most positions one score request covers: its tail runs in one step, one logits row each. */
+  get maxScoredPositions(): number {
+    return Math.min(this.model.chunkTokens, this.model.maxSequences);
+  }
+
+  /**
+   * Scores a request in the step loop, batched with whatever else runs. Throws (before anything runs)
+   * ContextOverflowError or KvCacheFullError when the ids cannot fit, RangeError for a malformed request.
+   */
+  score(request: ScoreRequest): Promise<ScoreResult> {
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    const { ids, targets } = request;
+    const tail = targets.length;
+    const maxTail = this.maxScoredPositions;
+    if (tail < 1 || tail > maxTail) return Promise.reject(new RangeError(`a score request covers 1 to ${maxTail} positions (got ${tail})`));
+    if (tail > ids.length) return Promise.reject(new RangeError(`${tail} positions to score, but only ${ids.length} ids`));
+    for (const row of targets) {
+      if (row.length < 1 || row.length > MAX_SCORE_TARGETS) return Promise.reject(new RangeError(`1 to ${MAX_SCORE_TARGETS} ids are scored per position (got ${row.length})`));
+      if (row.some((id) => !Number.isInteger(id) || id < 0 || id >= this.model.spec.vocabSize)) return Promise.reject(new RangeError(`a scored id is outside the vocabulary (0..${this.model.spec.vocabSize - 1})`));
+    }
+    if (ids.length > this.model.contextLength) return Promise.reject(new ContextOverflowError(ids.length, this.model.contextLength));
+    // Share cached pages only up to the tail: its rows must be computed to be read.
+    const { sequence, cachedTokens } = this.kv.createSequence(ids.slice(0, ids.length - tail + 1), { shareable: true });
+    try {
+      this.model.copyKvPages(this.kv.append(sequence.id, ids.slice(cachedTokens)).copies);
+    } catch (error) {
+      this.kv.finish(sequence.id);
+      return Promise.reject(error);
+    }
+    this.stats.cachedTokens += cachedTokens;
+    return new Promise<ScoreResult>((resolve, reject) => {
+      this.scoring.push({ request, kvId: sequence.id, pending: ids.slice(cachedTokens), position: cachedTokens, cachedTokens, resolve, reject });
+      if (!this.looping) void this.run();
+    });
+  }
+
   /** Ends every sequence with `error` now (the model is going away) and refuses new ones. */
   close(error: Error): void {
     this.closedWith = error;
     for (const sequence of [...this.active]) this.fail(sequence, error);
+    for (const job of [...this.scoring]) this.endScoring(job, error);
   }
 
   private async run(): Promise<void> {
     this.looping = true;
     try {
-      while (this.active.length > 0) {
+      while (this.active.length > 0 || this.scoring.length > 0) {
         for (const sequence of [...this.active]) {
           if (sequence.request.signal?.aborted) this.finish(sequence, 'abort');
         }
-        if (this.active.length === 0) break;
-        const { batch, members } = this.planStep();
+        for (const job of [...this.scoring]) {
+          if (job.request.signal?.aborted) this.endScoring(job, job.request.signal.reason ?? new DOMException('aborted', 'AbortError'));
+        }
+        if (this.active.length === 0 && this.scoring.length === 0) break;
+        const { batch, members, scored } = this.planStep();
         const result = await this.model.step(batch);
         this.stats.steps++;
         // The step wrote these positions' K/V: only now may their pages be shared.
         for (const sequence of members) if (this.active.includes(sequence)) this.kv.commit(sequence.kvId, sequence.position);
+        scored.forEach((job, i) => {
+          if (!this.scoring.includes(job)) return;
+          this.kv.commit(job.kvId, job.position);
+          const rows = result.logprobs[members.length + i];
+          if (rows) this.endScoring(job, undefined, rows);
+        });
         members.forEach((sequence, slot) => {
           const tokenId = result.tokenIds[slot];
           if (tokenId === undefined) return; // a prefill chunk that is not the prompt's last
@@ -145,13 +222,17 @@ export class Scheduler {
     } catch (error) {
       // A failed step (device lost, GPU error) ends every sequence with that error; new ones may follow.
       for (const sequence of [...this.active]) this.fail(sequence, error);
+      for (const job of [...this.scoring]) this.endScoring(job, error);
     } finally {
       this.looping = false;
     }
   }
 
-  /** One decode row for every generating sequence, then prefill chunks in admission order. */
-  private planStep(): { batch: StepSequence[]; members: Active[] } {
+  /**
+   * One decode row for every generating sequence, then prefill chunks in admission order, then score
+   * requests' chunks (a request's scored tail runs whole, in one step, with its output).
+   */
+  private planStep(): { batch: StepSequence[]; members: Active[]; scored: Scoring[] } {
     const batch: StepSequence[] = [];
     const members: Active[] = [];
     let budget = this.model.chunkTokens;
@@ -176,7 +257,43 @@ export class Scheduler {
       if (sequence.pending.length === 0 || batch.length >= this.model.maxSequences || budget === 0) continue;
       add(sequence, sequence.pending.splice(0, budget));
     }
-    return { batch, members };
+    const scored: Scoring[] = [];
+    let outputRows = batch.filter((entry) => entry.output).length;
+    for (const job of this.scoring) {
+      if (batch.length >= this.model.maxSequences || budget === 0) break;
+      const tail = job.request.targets.length;
+      const beforeTail = job.pending.length - tail;
+      let tokens: number[];
+      let output: StepSequence['output'];
+      if (beforeTail > 0) {
+        tokens = job.pending.splice(0, Math.min(budget, beforeTail));
+      } else {
+        if (tail > budget || outputRows + tail > this.model.maxSequences) continue; // next step
+        tokens = job.pending.splice(0, tail);
+        output = { kind: 'scores', rows: tokens.map((_, i) => i), targets: job.request.targets, ...(job.request.topK ? { topK: job.request.topK } : {}) };
+        outputRows += tail;
+      }
+      batch.push({ pages: this.kv.sequence(job.kvId).pages, tokens, startPos: job.position, output });
+      scored.push(job);
+      job.position += tokens.length;
+      budget -= tokens.length;
+    }
+    return { batch, members, scored };
+  }
+
+  /** A score request ends: with its rows, or with an error; its pages go back (full ones stay cached). */
+  private endScoring(job: Scoring, error: unknown, rows?: RowLogprobs[]): void {
+    const index = this.scoring.indexOf(job);
+    if (index < 0) return;
+    this.scoring.splice(index, 1);
+    this.kv.finish(job.kvId);
+    if (rows) {
+      const computedTokens = job.request.ids.length - job.cachedTokens;
+      this.stats.prefilledTokens += computedTokens;
+      job.resolve({ rows, cachedTokens: job.cachedTokens, computedTokens });
+    } else {
+      job.reject(error);
+    }
   }
 
   private accept(sequence: Active, tokenId: number): void {
