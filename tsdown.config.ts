@@ -1,4 +1,4 @@
-// The npm package (npm run build:lib, run by prepack): ESM for the three entries with every WGSL shader
+// The npm package (npm run build:lib, run by prepack): ESM for the four entries with every WGSL shader
 // inlined as a string, and bundled .d.ts files. tsdown (Rolldown + rolldown-plugin-dts) because it does
 // both in one pass from the TypeScript sources, keeps shared code in shared chunks, and is the library
 // bundler of the Vite/Rolldown toolchain the demo already uses.
@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { defineConfig } from 'tsdown';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', node: 'src/node.ts', worker: 'src/worker/index.ts', cli: 'src/cli.ts' },
+  entry: { index: 'src/index.ts', node: 'src/node.ts', worker: 'src/worker/index.ts', eval: 'src/eval/index.ts', cli: 'src/cli.ts' },
   outDir: 'dist',
   format: 'esm',
   platform: 'neutral',
@@ -18,7 +18,7 @@ export default defineConfig({
   outputOptions: { chunkFileNames: 'chunks/[name]-[hash].js' },
   clean: true,
   // Runtime dependencies stay imports (the app's bundler dedupes them); `webgpu` is loaded lazily by getNodeGpu.
-  deps: { neverBundle: ['@huggingface/jinja', '@huggingface/tokenizers', 'webgpu', /^node:/] },
+  deps: { neverBundle: ['@huggingface/jinja', '@huggingface/tokenizers', 'hyparquet', 'papaparse', 'webgpu', /^node:/] },
   plugins: [
     {
       // `import code from '../../kernels/x.wgsl?raw'` (Vite's syntax, used by the demo and tests) → a string.

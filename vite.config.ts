@@ -1,8 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 
-// The demo pages live in demo/ (chat: index.html, benchmark: bench.html); public/ holds the bundled
-// tri-tiny and tri-tiny-chat models, served at models/<name>/ beside the pages.
+// The demo pages live in demo/ (chat: index.html, benchmark: bench.html, evaluation: eval.html); public/
+// holds the bundled tri-tiny and tri-tiny-chat models, served at models/<name>/ beside the pages, and the
+// evaluation's sample questions at eval/.
 export default defineConfig({
   // Relative asset URLs: the built app works from any sub-path (https://host/some/path/), not only /.
   base: './',
@@ -19,6 +20,7 @@ export default defineConfig({
       input: {
         chat: fileURLToPath(new URL('./demo/index.html', import.meta.url)),
         bench: fileURLToPath(new URL('./demo/bench.html', import.meta.url)),
+        eval: fileURLToPath(new URL('./demo/eval.html', import.meta.url)),
       },
     },
   },

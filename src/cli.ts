@@ -5,6 +5,9 @@
 // on this machine's GPU through Dawn (the optional `webgpu` package); --model measures that model's decode
 // and prefill like the synthetic one's and, when it is small, its forced-decoding agreement with the CPU
 // reference.
+// `npx tri-webgpu eval <model-folder> <source-file> <target-file> [--languages en,ko] [--weights …] [--json <file>]`:
+// the cross-lingual multiple-choice evaluation (src/eval/) on this machine's GPU; files are .jsonl, .csv or
+// .parquet, local or http(s) URLs (e.g. Global-MMLU-Lite's on the Hugging Face hub).
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TriWebGPUError } from './errors.ts';
@@ -14,7 +17,48 @@ import type { Q4GroupSize, WeightFormatOptions } from './model/quant.ts';
 const USAGE = [
   'usage: tri-webgpu convert <hf-model-folder> <out-folder> [--weights q4|q4-min|f16|f32] [--group 32|64|128]',
   '       tri-webgpu bench [--model <folder>] [--json <file>] [--tiny]',
+  '       tri-webgpu eval <model-folder> <source-file> <target-file> [--languages en,ko] [--weights f32|f16|q4] [--json <file>]',
 ].join('\n');
+
+/** A data file's bytes: a local path or an http(s) URL. */
+async function readData(location: string): Promise<ArrayBuffer> {
+  if (/^https?:\/\//.test(location)) {
+    const response = await fetch(location);
+    if (!response.ok) throw new Error(`${location}: HTTP ${response.status}`);
+    return response.arrayBuffer();
+  }
+  const { readFile } = await import('node:fs/promises');
+  const bytes = await readFile(location);
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+async function evaluate(modelFolder: string, sourceFile: string, targetFile: string, options: { languages: string; weights?: string; json?: string }): Promise<void> {
+  const [{ getNodeGpu }, { NodeModelFiles }, { TriEngine }, evaluation, { formatReport }, { writeFile }] = await Promise.all([
+    import('./gpu/node.ts'), import('./model/node-files.ts'), import('./runtime/engine.ts'), import('./eval/cross-lingual.ts'), import('./eval/report.ts'), import('node:fs/promises'),
+  ]);
+  const languages = options.languages.split(',').map((language) => language.trim());
+  if (languages.length !== 2 || languages.some((language) => !language)) throw new Error(`--languages takes two names, e.g. en,ko (got ${options.languages})`);
+  const [source, target] = await Promise.all([sourceFile, targetFile].map(async (file) => evaluation.parseMcqFile(await readData(file), basename(file))));
+  const pairs = evaluation.matchRows(source!, target!, [basename(sourceFile), basename(targetFile)]);
+  const weights = options.weights ? weightsOption(options.weights, 32) : undefined;
+  const engine = await TriEngine.load(new NodeModelFiles(modelFolder), { gpu: await getNodeGpu(), maxSequences: 8, ...(weights ? { weights } : {}) });
+  try {
+    const started = performance.now();
+    const report = await evaluation.evaluateCrossLingual(engine, pairs, {
+      languages: languages as [string, string],
+      onProgress: (done, total) => {
+        const seconds = (performance.now() - started) / 1000;
+        const eta = done < total ? `, about ${Math.ceil((seconds / done) * (total - done))} s left` : '';
+        process.stderr.write(`\r${done} / ${total} questions scored${eta}   `);
+      },
+    });
+    process.stderr.write('\n');
+    console.log(formatReport(report));
+    if (options.json) await writeFile(options.json, `${JSON.stringify(report, null, 2)}\n`);
+  } finally {
+    engine.dispose();
+  }
+}
 
 async function bench(options: { model?: string; json?: string; tiny: boolean }): Promise<void> {
   const [{ getNodeGpu }, { GpuContext }, { NodeModelFiles }, { runBenchSuite, suiteFailed }, { writeFile }] = await Promise.all([
@@ -44,10 +88,14 @@ async function main(argv: string[]): Promise<void> {
     args: argv, allowPositionals: true,
     options: {
       weights: { type: 'string', default: 'q4' }, group: { type: 'string', default: '32' }, help: { type: 'boolean', short: 'h' },
-      model: { type: 'string' }, json: { type: 'string' }, tiny: { type: 'boolean', default: false },
+      model: { type: 'string' }, json: { type: 'string' }, tiny: { type: 'boolean', default: false }, languages: { type: 'string', default: 'en,ko' },
     },
   });
   const [command, input, output] = positionals;
+  if (command === 'eval' && !values.help && positionals.length === 4) {
+    const weights = argv.some((arg) => arg === '--weights' || arg.startsWith('--weights=')) ? values.weights! : undefined;
+    return evaluate(input!, output!, positionals[3]!, { languages: values.languages!, ...(weights ? { weights } : {}), ...(values.json ? { json: values.json } : {}) });
+  }
   if (command === 'bench' && !values.help) {
     return bench({ tiny: values.tiny!, ...(values.model ? { model: values.model } : {}), ...(values.json ? { json: values.json } : {}) });
   }

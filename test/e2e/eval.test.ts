@@ -104,7 +104,8 @@ describe('cross-lingual evaluation on tri-tiny = HF transformers goldens', () =>
     const encode = (text: string) => new TextEncoder().encode(text).buffer as ArrayBuffer;
     const row = { sample_id: 'x/1', subject: 's', question: 'q', option_a: 'a', option_b: 'b', option_c: 'c', option_d: 'd', answer: 'B' };
     const jsonl = (...rows: object[]) => encode(rows.map((r) => JSON.stringify(r)).join('\n'));
-    const { option_c: _dropped, ...missing } = row;
+    const missing: Partial<typeof row> = { ...row };
+    delete missing.option_c;
     await expect(parseMcqFile(jsonl(row, missing), 'ko.jsonl')).rejects.toThrow(new EvalDataError('ko.jsonl', 2, 'is missing the column option_c'));
     await expect(parseMcqFile(jsonl({ ...row, answer: 'E' }), 'en.jsonl')).rejects.toThrow(/^en\.jsonl, row 1: has the answer "E"; answers are A, B, C or D$/);
     await expect(parseMcqFile(encode('{"sample_id": '), 'en.jsonl')).rejects.toThrow(/row 1: is not valid JSON/);

@@ -299,6 +299,20 @@ describe('(b) plain Node ESM JavaScript with webgpu installed', () => {
     expect(result.agreement.map((row: { format: string }) => row.format)).toEqual(['f32', 'q4']);
   }, 300_000);
 
+  it('evaluates with `npx tri-webgpu eval <model> en.jsonl ko.jsonl --json …`: the golden metrics of ../shared/eval on tri-tiny', async () => {
+    const data = fileURLToPath(new URL('../../../shared/eval/parallel-mcq-sample/', import.meta.url));
+    const golden = JSON.parse(readFileSync(join(data, 'golden-tri-tiny.json'), 'utf8')).metrics;
+    const json = join(nodeApp, 'eval.json');
+    const log = await run('npx', ['tri-webgpu', 'eval', modelDir('tri-tiny'), join(data, 'en.jsonl'), join(data, 'ko.jsonl'), '--json', json], nodeApp, VULKAN_ENV);
+    expect(log).toMatch(/^\| \*\*all\*\* \| 12 \| 16\.7% \(2\/12, 95% [\d.]+–[\d.]+%\) \| 16\.7% \(2\/12/m);
+    const report = JSON.parse(readFileSync(json, 'utf8'));
+    expect([report.metrics.sourceAccuracy.value, report.metrics.targetAccuracy.value, report.metrics.consistency.value, report.metrics.agreement.value])
+      .toEqual([golden.en_accuracy, golden.ko_accuracy, golden.consistency_en_to_ko, golden.agreement]);
+    // The library entry too, from the package.
+    const out = await run('node', ['-e', "import('tri-webgpu/eval').then((e) => console.log(e.mcqPrompt({ sample_id: 'x', subject: 'world_history', question: 'Q?', option_a: '1', option_b: '2', option_c: '3', option_d: '4', answer: 'A' }).split('\\n')[0]))"], nodeApp);
+    expect(out.trim()).toBe('The following are multiple choice questions (with answers) about world history.');
+  }, 300_000);
+
   it('loads from CommonJS too (require of an ES module, Node ≥ 20.19)', async () => {
     const out = await run('node', ['-e', "const t = require('tri-webgpu'); const n = require('tri-webgpu/node'); console.log(typeof t.TriEngine.load, typeof n.NodeModelFiles)"], nodeApp);
     expect(out).toMatch(/function function/);
