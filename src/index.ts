@@ -1,13 +1,13 @@
 // The public API of tri-webgpu. Node users also import 'tri-webgpu/node' for getNodeGpu and NodeModelFiles.
 export { TriEngine, defaultWeightFormat } from './runtime/engine.ts';
 export { WorkerEngine } from './worker/client.ts';
-export type { ContinuationScore, FinishReason, GenerateOptions, Generation, GenerationChunk, GenerationResult, LoadOptions, LoadProgress, Prompt } from './runtime/engine.ts';
+export type { ContinuationScore, FinishReason, GenerateOptions, Generation, GenerationChunk, GenerationResult, LoadOptions, LoadProgress, Prompt, TokenLogprob } from './runtime/engine.ts';
 export type { LoadPlan, LoadSettings } from './runtime/plan.ts';
 export { GenerationStream } from './runtime/stream.ts';
 export type { SamplingOptions } from './runtime/sampling.ts';
 export type {
-  ChatCompletion, ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionRequest, ChatCompletions, Completion,
-  CompletionChunk, CompletionFinishReason, CompletionRequest, Completions, CompletionUsage, RequestOptions,
+  ChatCompletion, ChatCompletionChunk, ChatCompletionLogprobs, ChatCompletionTokenLogprob, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionRequest, ChatCompletions, Completion,
+  CompletionChunk, CompletionFinishReason, CompletionLogprobs, CompletionRequest, Completions, CompletionUsage, RequestOptions,
 } from './runtime/openai.ts';
 export type { AttentionPolicy } from './kv/documents.ts';
 export type { PackedDocument } from './runtime/engine.ts';

@@ -17,8 +17,9 @@ import type { WeightFormatOptions } from '../model/quant.ts';
 import { type SamplingOptions, samplingConfig } from './sampling.ts';
 import type { ChatMessage, TextCodec } from '../text/tokenizer.ts';
 import { ChatCompletions, Completions } from './openai.ts';
-import { type FinishReason, type GenerationChunk, type GenerationResult, Scheduler, type SequenceRequest } from './scheduler.ts';
+import { type FinishReason, type GenerationChunk, type GenerationResult, Scheduler, type SequenceRequest, type TokenLogprob } from './scheduler.ts';
 import { GenerationStream, streamResult } from './stream.ts';
+import { MAX_TOP_LOGPROBS } from '../ops/log-softmax.ts';
 
 export interface LoadOptions {
   /** A GPU to use (Node: `await getNodeGpu()` from 'tri-webgpu/node'); defaults to navigator.gpu. */
@@ -70,6 +71,13 @@ export interface GenerateOptions extends SamplingOptions {
   /** Stop when the output contains this string or one of these (not included in the text). */
   stop?: string | readonly string[];
   signal?: AbortSignal;
+  /**
+   * Return each generated token's log-probability (natural log, under the model's own distribution:
+   * before penalties and temperature), computed on the GPU, in chunks and the result.
+   */
+  logprobs?: boolean;
+  /** With logprobs: also the 0..20 most likely tokens at each position. */
+  topLogprobs?: number;
 }
 
 /** A document of a packed sequence: its text (or token ids) and a language tag for the xlda policy. */
@@ -90,7 +98,7 @@ export function defaultWeightFormat(spec: LlamaSpec): WeightFormatOptions {
   return f32Bytes <= EXACT_F32_BYTES ? { format: 'f32' } : { format: 'q4', groupSize: 32 };
 }
 
-export type { FinishReason, GenerationChunk, GenerationResult };
+export type { FinishReason, GenerationChunk, GenerationResult, TokenLogprob };
 
 /** A generation: `for await (const { text } of stream)`, then `await stream.result` for finish reason, usage and timings. */
 export type Generation = GenerationStream<GenerationChunk, GenerationResult>;
@@ -291,8 +299,12 @@ export class TriEngine {
     // A consumer that stops iterating early aborts the sequence, so its pages are freed.
     const stopped = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, stopped.signal]) : stopped.signal;
+    const topLogprobs = options.topLogprobs ?? 0;
+    if (!Number.isInteger(topLogprobs) || topLogprobs < 0 || topLogprobs > MAX_TOP_LOGPROBS) throw new InvalidRequestError(`topLogprobs must be a whole number in 0..${MAX_TOP_LOGPROBS} (got ${options.topLogprobs})`);
+    if (options.topLogprobs !== undefined && !options.logprobs) throw new InvalidRequestError('topLogprobs needs logprobs: true');
     const events = this.scheduler.submit({
       ...input,
+      ...(options.logprobs ? { logprobs: { topK: topLogprobs } } : {}),
       sampling,
       maxNewTokens: Math.min(maxNewTokens, this.contextLength - input.promptIds.length),
       stopIds: new Set(this.spec.eosTokenIds),

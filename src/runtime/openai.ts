@@ -6,7 +6,8 @@
 // (or its stream throws) with an AbortError.
 import { InvalidRequestError } from '../errors.ts';
 import type { ChatMessage } from '../text/tokenizer.ts';
-import type { GenerateOptions, Generation, GenerationResult, Prompt } from './engine.ts';
+import { MAX_TOP_LOGPROBS } from '../ops/log-softmax.ts';
+import type { GenerateOptions, Generation, GenerationResult, Prompt, TokenLogprob } from './engine.ts';
 import { streamResult } from './stream.ts';
 
 /** What the OpenAI surface needs of an engine: TriEngine, or WorkerEngine across a worker boundary. */
@@ -57,8 +58,10 @@ interface CommonRequest {
 export interface ChatCompletionRequest extends CommonRequest {
   messages: readonly ChatCompletionMessageParam[];
   max_completion_tokens?: number | null;
-  /** Log-probabilities are not computed yet: only false. */
+  /** Each output token's log-probability (computed on the GPU, before penalties and temperature). */
   logprobs?: boolean | null;
+  /** With logprobs: the 0..20 most likely tokens at each position. */
+  top_logprobs?: number | null;
 }
 
 export interface CompletionRequest extends CommonRequest {
@@ -66,6 +69,29 @@ export interface CompletionRequest extends CommonRequest {
   prompt: string | readonly number[] | readonly string[] | readonly (readonly number[])[] | null;
   /** Only false. */
   echo?: boolean | null;
+  /** Log-probabilities of the output tokens and of the N (0..20) most likely tokens at each position. */
+  logprobs?: number | null;
+}
+
+/** OpenAI's chat `logprobs`: one entry per output token, with `bytes` the UTF-8 of its decoded text. */
+export interface ChatCompletionTokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[] | null;
+  top_logprobs: { token: string; logprob: number; bytes: number[] | null }[];
+}
+
+export interface ChatCompletionLogprobs {
+  content: ChatCompletionTokenLogprob[] | null;
+  refusal: null;
+}
+
+/** OpenAI's (legacy) completion `logprobs`: parallel arrays; text_offset counts UTF-16 units into the text. */
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[];
+  text_offset: number[];
 }
 
 export interface RequestOptions {
@@ -86,7 +112,7 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: [{ index: 0; message: { role: 'assistant'; content: string; refusal: null }; finish_reason: CompletionFinishReason; logprobs: null }];
+  choices: [{ index: 0; message: { role: 'assistant'; content: string; refusal: null }; finish_reason: CompletionFinishReason; logprobs: ChatCompletionLogprobs | null }];
   usage: CompletionUsage;
 }
 
@@ -96,7 +122,7 @@ export interface ChatCompletionChunk {
   created: number;
   model: string;
   /** One choice; empty in the usage chunk that `stream_options.include_usage` adds at the end. */
-  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: CompletionFinishReason | null; logprobs: null }[];
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: CompletionFinishReason | null; logprobs: ChatCompletionLogprobs | null }[];
   /** Only with `stream_options: { include_usage: true }`: null, then the totals on the last chunk. */
   usage?: CompletionUsage | null;
 }
@@ -106,7 +132,7 @@ export interface Completion {
   object: 'text_completion';
   created: number;
   model: string;
-  choices: { index: 0; text: string; finish_reason: CompletionFinishReason; logprobs: null }[];
+  choices: { index: 0; text: string; finish_reason: CompletionFinishReason; logprobs: CompletionLogprobs | null }[];
   usage: CompletionUsage;
 }
 
@@ -117,15 +143,45 @@ export interface CompletionChunk {
   created: number;
   model: string;
   /** One choice; empty in the usage chunk that `stream_options.include_usage` adds at the end. */
-  choices: { index: 0; text: string; finish_reason: CompletionFinishReason | null; logprobs: null }[];
+  choices: { index: 0; text: string; finish_reason: CompletionFinishReason | null; logprobs: CompletionLogprobs | null }[];
   /** Only with `stream_options: { include_usage: true }`: null, then the totals on the last chunk. */
   usage?: CompletionUsage | null;
 }
 
 const COMMON_FIELDS = ['model', 'stream', 'stream_options', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p',
   'repetition_penalty', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'n', 'user', 'signal'];
-const CHAT_FIELDS = new Set([...COMMON_FIELDS, 'messages', 'max_completion_tokens', 'logprobs']);
-const COMPLETION_FIELDS = new Set([...COMMON_FIELDS, 'prompt', 'echo']);
+const CHAT_FIELDS = new Set([...COMMON_FIELDS, 'messages', 'max_completion_tokens', 'logprobs', 'top_logprobs']);
+const COMPLETION_FIELDS = new Set([...COMMON_FIELDS, 'prompt', 'echo', 'logprobs']);
+
+const utf8 = new TextEncoder();
+
+function chatLogprobs(tokens: readonly TokenLogprob[] | undefined): ChatCompletionLogprobs | null {
+  if (!tokens) return null;
+  return {
+    content: tokens.map((token) => ({
+      token: token.text, logprob: token.logprob, bytes: [...utf8.encode(token.text)],
+      top_logprobs: token.top.map((top) => ({ token: top.text, logprob: top.logprob, bytes: [...utf8.encode(top.text)] })),
+    })),
+    refusal: null,
+  };
+}
+
+/** `offset`: where these tokens' text starts in the whole completion. */
+function completionLogprobs(tokens: readonly TokenLogprob[] | undefined, offset = 0): CompletionLogprobs | null {
+  if (!tokens) return null;
+  const text_offset: number[] = [];
+  for (const token of tokens) {
+    text_offset.push(offset);
+    offset += token.text.length;
+  }
+  return {
+    tokens: tokens.map((token) => token.text),
+    token_logprobs: tokens.map((token) => token.logprob),
+    // Two alternatives that decode to the same text keep the likelier (first) one, as a JSON object must.
+    top_logprobs: tokens.map((token) => Object.fromEntries([...token.top].reverse().map((top) => [top.text, top.logprob]))),
+    text_offset,
+  };
+}
 
 let nextId = 1;
 
@@ -148,30 +204,32 @@ export class ChatCompletions extends OpenAiResource {
   create(request: ChatCompletionRequest, options: RequestOptions = {}): AsyncIterable<ChatCompletionChunk> | Promise<ChatCompletion> {
     const run = () => {
       checkFields(request, CHAT_FIELDS, 'chat.completions');
-      if (request.logprobs) throw new InvalidRequestError('"logprobs" is not supported yet; leave it unset or false');
+      if (request.top_logprobs != null && !request.logprobs) throw new InvalidRequestError('"top_logprobs" needs "logprobs": true');
       const messages = chatMessages(request.messages);
-      return this.engine.generate(messages, generateOptions(request, options, request.max_completion_tokens));
+      const logprobs = request.logprobs ? { logprobs: true, topLogprobs: checkTopLogprobs(request.top_logprobs ?? 0, 'top_logprobs') } : {};
+      return this.engine.generate(messages, { ...generateOptions(request, options, request.max_completion_tokens), ...logprobs });
     };
     const base = { id: `chatcmpl-${uniqueId()}`, created: Math.floor(Date.now() / 1000), model: request.model ?? this.model };
     const signal = options.signal ?? request.signal;
     if (request.stream) return this.stream(run, base, request.stream_options?.include_usage === true, signal);
     return whole(run, signal).then((result): ChatCompletion => ({
       ...base, object: 'chat.completion',
-      choices: [{ index: 0, message: { role: 'assistant', content: result.text, refusal: null }, finish_reason: result.finishReason as CompletionFinishReason, logprobs: null }],
+      choices: [{ index: 0, message: { role: 'assistant', content: result.text, refusal: null }, finish_reason: result.finishReason as CompletionFinishReason, logprobs: chatLogprobs(result.logprobs) }],
       usage: usage(result),
     }));
   }
 
   private async *stream(run: () => Generation, base: Omit<ChatCompletionChunk, 'object' | 'choices'>, includeUsage: boolean, signal: AbortSignal | undefined): AsyncGenerator<ChatCompletionChunk> {
-    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finishReason: CompletionFinishReason | null): ChatCompletionChunk => ({
-      ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }], ...(includeUsage ? { usage: null } : {}),
+    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finishReason: CompletionFinishReason | null, logprobs: ChatCompletionLogprobs | null = null): ChatCompletionChunk => ({
+      ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finishReason, logprobs }], ...(includeUsage ? { usage: null } : {}),
     });
     const generation = run();
     let first = true;
-    for await (const { text } of generation) {
+    for await (const { text, logprobs } of generation) {
       if (first) yield chunk({ role: 'assistant' }, null);
       first = false;
-      if (text) yield chunk({ content: text }, null);
+      // A token that completes no character yet still brings its log-probability.
+      if (text || logprobs?.length) yield chunk({ content: text }, null, chatLogprobs(logprobs));
     }
     const result = finished(await generation.result, signal);
     if (first) yield chunk({ role: 'assistant' }, null);
@@ -190,30 +248,41 @@ export class Completions extends OpenAiResource {
       checkFields(request, COMPLETION_FIELDS, 'completions');
       if (request.echo) throw new InvalidRequestError('"echo" is not supported; leave it unset or false');
       const { prompt } = request;
-      if (typeof prompt === 'string') return this.engine.generate(prompt, generateOptions(request, options, undefined));
+      const settings = { ...generateOptions(request, options, undefined), ...(request.logprobs != null ? { logprobs: true, topLogprobs: checkTopLogprobs(request.logprobs, 'logprobs') } : {}) };
+      if (typeof prompt === 'string') return this.engine.generate(prompt, settings);
       if (!Array.isArray(prompt) || !prompt.every((id) => typeof id === 'number')) {
         throw new InvalidRequestError('"prompt" must be a string or an array of token ids (one prompt per request)');
       }
-      return this.engine.generate({ tokenIds: prompt as readonly number[] }, generateOptions(request, options, undefined));
+      return this.engine.generate({ tokenIds: prompt as readonly number[] }, settings);
     };
     const base = { id: `cmpl-${uniqueId()}`, object: 'text_completion' as const, created: Math.floor(Date.now() / 1000), model: request.model ?? this.model };
     const signal = options.signal ?? request.signal;
     if (request.stream) return this.stream(run, base, request.stream_options?.include_usage === true, signal);
     return whole(run, signal).then((result): Completion => ({
-      ...base, choices: [{ index: 0, text: result.text, finish_reason: result.finishReason as CompletionFinishReason, logprobs: null }], usage: usage(result),
+      ...base, choices: [{ index: 0, text: result.text, finish_reason: result.finishReason as CompletionFinishReason, logprobs: completionLogprobs(result.logprobs) }], usage: usage(result),
     }));
   }
 
   private async *stream(run: () => Generation, base: Omit<CompletionChunk, 'choices'>, includeUsage: boolean, signal: AbortSignal | undefined): AsyncGenerator<CompletionChunk> {
-    const chunk = (text: string, finishReason: CompletionFinishReason | null): CompletionChunk => ({
-      ...base, choices: [{ index: 0, text, finish_reason: finishReason, logprobs: null }], ...(includeUsage ? { usage: null } : {}),
+    const chunk = (text: string, finishReason: CompletionFinishReason | null, logprobs: CompletionLogprobs | null = null): CompletionChunk => ({
+      ...base, choices: [{ index: 0, text, finish_reason: finishReason, logprobs }], ...(includeUsage ? { usage: null } : {}),
     });
     const generation = run();
-    for await (const { text } of generation) if (text) yield chunk(text, null);
+    let offset = 0; // of the tokens' text so far, for text_offset
+    for await (const { text, logprobs } of generation) {
+      if (!text && !logprobs?.length) continue;
+      yield chunk(text, null, completionLogprobs(logprobs, offset));
+      offset += (logprobs ?? []).reduce((sum, token) => sum + token.text.length, 0);
+    }
     const result = finished(await generation.result, signal);
     yield chunk('', result.finishReason);
     if (includeUsage) yield { ...base, choices: [], usage: usage(result) };
   }
+}
+
+function checkTopLogprobs(value: unknown, field: string): number {
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > MAX_TOP_LOGPROBS) throw new InvalidRequestError(`"${field}" must be a whole number in 0..${MAX_TOP_LOGPROBS} (got ${JSON.stringify(value)})`);
+  return value as number;
 }
 
 function uniqueId(): string {

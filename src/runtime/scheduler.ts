@@ -24,6 +24,18 @@ export interface SequenceRequest {
   /** Stop when the text contains any of these; the stop string itself is not returned. */
   stopStrings?: readonly string[];
   signal?: AbortSignal;
+  /** Return each generated token's log-probability and the topK (0..20) most likely alternatives. */
+  logprobs?: { topK: number };
+}
+
+/** A generated token's log-probability under the model (before penalties and temperature), with alternatives. */
+export interface TokenLogprob {
+  tokenId: number;
+  /** The token decoded alone (a token holding part of a UTF-8 character shows U+FFFD). */
+  text: string;
+  logprob: number;
+  /** The most likely tokens at this position, most likely first. */
+  top: { tokenId: number; text: string; logprob: number }[];
 }
 
 export interface GenerationChunk {
@@ -32,6 +44,8 @@ export interface GenerationChunk {
   text: string;
   /** The token that completed this text (the last one again for text flushed at the end). */
   tokenId: number;
+  /** With `logprobs`: the tokens generated since the previous chunk (a chunk may hold several, or none). */
+  logprobs?: TokenLogprob[];
 }
 
 export interface GenerationResult {
@@ -42,6 +56,8 @@ export interface GenerationResult {
   usage: { promptTokens: number; completionTokens: number; cachedPromptTokens: number };
   /** Seconds spent in prefill, and decode tokens per second after the first token. */
   timings: { prefillSeconds: number; decodeTokensPerSecond: number };
+  /** With `logprobs`: every generated token's, in order (an end-of-sequence token is not included). */
+  logprobs?: TokenLogprob[];
 }
 
 interface Active {
@@ -61,6 +77,9 @@ interface Active {
   startedAt: number;
   firstTokenAt: number | undefined;
   events: AsyncQueue<GenerationChunk, GenerationResult>;
+  /** With `logprobs`: every accepted token's, and how many of them chunks have carried. */
+  logprobs: TokenLogprob[];
+  logprobsEmitted: number;
 }
 
 /**
@@ -137,7 +156,7 @@ export class Scheduler {
     this.active.push({
       request, kvId: sequence.id, pending: promptIds.slice(cachedTokens), position: cachedTokens, generated: [], generatedCounts: new Map(),
       seen: seenBits(this.model.spec.vocabSize, promptIds), decoder: new StreamDecoder(this.text, promptIds), text: '', emitted: 0,
-      cachedTokens, startedAt: performance.now(), firstTokenAt: undefined, events,
+      cachedTokens, startedAt: performance.now(), firstTokenAt: undefined, events, logprobs: [], logprobsEmitted: 0,
     });
     this.stats.cachedTokens += cachedTokens;
     if (!this.looping) void this.run();
@@ -213,7 +232,7 @@ export class Scheduler {
           const tokenId = result.tokenIds[slot];
           if (tokenId === undefined) return; // a prefill chunk that is not the prompt's last
           try {
-            this.accept(sequence, tokenId);
+            this.accept(sequence, tokenId, result.logprobs[slot]?.[0]);
           } catch (error) {
             this.fail(sequence, error);
           }
@@ -242,7 +261,10 @@ export class Scheduler {
       batch.push({
         pages: kv.pages, tokens, startPos: sequence.position, documents: sequence.request.documents,
         output: finishesPrompt
-          ? { kind: 'sample', sampling: sequence.request.sampling, step: sequence.generated.length, seen: sequence.seen, generated: sequence.generatedCounts }
+          ? {
+            kind: 'sample', sampling: sequence.request.sampling, step: sequence.generated.length, seen: sequence.seen, generated: sequence.generatedCounts,
+            ...(sequence.request.logprobs ? { logprobs: sequence.request.logprobs } : {}),
+          }
           : undefined,
       });
       members.push(sequence);
@@ -296,13 +318,17 @@ export class Scheduler {
     }
   }
 
-  private accept(sequence: Active, tokenId: number): void {
+  private accept(sequence: Active, tokenId: number, logprobs: RowLogprobs | undefined): void {
     const { request } = sequence;
     sequence.firstTokenAt ??= performance.now();
     sequence.generated.push(tokenId);
     if (request.stopIds.has(tokenId)) {
       this.finish(sequence, 'stop');
       return;
+    }
+    if (logprobs) {
+      const text = (id: number) => this.text.decode([id], { skipSpecialTokens: false });
+      sequence.logprobs.push({ tokenId, text: text(tokenId), logprob: logprobs.logprobs[0]!, top: logprobs.top.map(({ id, logprob }) => ({ tokenId: id, text: text(id), logprob })) });
     }
     sequence.seen[tokenId >> 5]! |= 1 << (tokenId & 31);
     sequence.generatedCounts.set(tokenId, (sequence.generatedCounts.get(tokenId) ?? 0) + 1);
@@ -334,15 +360,24 @@ export class Scheduler {
     // Never split a surrogate pair (a character outside the BMP) between two deltas.
     if (end > sequence.emitted && end < sequence.text.length && /[\uD800-\uDBFF]/.test(sequence.text[end - 1]!)) end--;
     if (end > sequence.emitted || holdBack === 0) {
-      sequence.events.push({ text: sequence.text.slice(sequence.emitted, end), tokenId });
+      sequence.events.push({ text: sequence.text.slice(sequence.emitted, end), tokenId, ...this.newLogprobs(sequence) });
       sequence.emitted = end;
     }
+  }
+
+  /** The tokens' log-probabilities no chunk has carried yet (when the request asked for them). */
+  private newLogprobs(sequence: Active): { logprobs?: TokenLogprob[] } {
+    if (!sequence.request.logprobs) return {};
+    const logprobs = sequence.logprobs.slice(sequence.logprobsEmitted);
+    sequence.logprobsEmitted = sequence.logprobs.length;
+    return { logprobs };
   }
 
   private finish(sequence: Active, finishReason: FinishReason, { flush = true } = {}): void {
     if (flush) sequence.text += sequence.decoder.flush();
     const rest = sequence.text.slice(sequence.emitted);
-    if (rest) sequence.events.push({ text: rest, tokenId: sequence.generated.at(-1) ?? -1 });
+    const pendingLogprobs = sequence.request.logprobs && sequence.logprobsEmitted < sequence.logprobs.length;
+    if (rest || pendingLogprobs) sequence.events.push({ text: rest, tokenId: sequence.generated.at(-1) ?? -1, ...this.newLogprobs(sequence) });
     sequence.emitted = sequence.text.length;
     this.release(sequence);
     const now = performance.now();
@@ -359,6 +394,7 @@ export class Scheduler {
         prefillSeconds: (firstTokenAt - sequence.startedAt) / 1000,
         decodeTokensPerSecond: sequence.generated.length > 1 && decodeSeconds > 0 ? (sequence.generated.length - 1) / decodeSeconds : 0,
       },
+      ...(sequence.request.logprobs ? { logprobs: sequence.logprobs } : {}),
     });
   }
 

@@ -8,6 +8,7 @@ import { InvalidRequestError, TriEngine } from '../../src/index.ts';
 import { loadLlamaWeightsF32 } from '../../src/model/llama-weights.ts';
 import { NodeModelFiles, getNodeGpu } from '../../src/node.ts';
 import { ReferenceLlama } from '../../src/reference/llama.ts';
+import { logProbabilities, topLogprobs } from '../../src/reference/log-softmax.ts';
 import { referenceSample, samplingConfig } from '../../src/runtime/sampling.ts';
 import { openModel } from '../../src/model/open.ts';
 import { modelDir, triTinyGolden } from '../fixtures.ts';
@@ -60,7 +61,8 @@ describe('chat.completions with OpenAI-typed requests', () => {
       [{ n: 2 }, /"n" must be 1/],
       [{ tools: [{ type: 'function', function: { name: 'f' } }] }, /"tools" is not supported/],
       [{ response_format: { type: 'json_object' } }, /"response_format" is not supported/],
-      [{ logprobs: true }, /"logprobs"/],
+      [{ top_logprobs: 3 }, /"top_logprobs" needs "logprobs": true/],
+      [{ logprobs: true, top_logprobs: 21 }, /"top_logprobs" must be a whole number in 0\.\.20/],
       [{ logit_bias: { 1: 5 } }, /"logit_bias" is not supported/],
       [{ frequency_penalty: 3 }, /"frequency_penalty" must be between -2 and 2/],
       [{ max_tokens: 5, max_completion_tokens: 6 }, /max_completion_tokens/],
@@ -137,5 +139,57 @@ describe('frequency and presence penalties', () => {
       expect(result.tokenIds, JSON.stringify(options)).toEqual(ids);
       expect(ids.slice(0, prompt.greedy_ids.length), 'the penalty changed the greedy continuation').not.toEqual(prompt.greedy_ids.slice(0, ids.length));
     }
+  });
+});
+
+describe('logprobs (computed on the GPU)', () => {
+  it('of a greedy chat answer agree with the CPU reference\'s log-softmax, whole and streamed, in OpenAI\'s shape', async () => {
+    const opened = await openModel(new NodeModelFiles(modelDir('tri-tiny')));
+    const reference = new ReferenceLlama(opened.spec, await loadLlamaWeightsF32(opened.spec, opened.checkpoint));
+    let logits: Float32Array = new Float32Array(0);
+    for (const id of chat.prompt_ids) logits = reference.forward(id);
+    const expected: { logprob: number; top: number[] }[] = [];
+    for (const id of chat.greedy_ids) {
+      expected.push({ logprob: logProbabilities(logits, [id])[0]!, top: topLogprobs(logits, 5).map((entry) => entry.id) });
+      logits = reference.forward(id);
+    }
+    const request: OpenAI.Chat.ChatCompletionCreateParamsNonStreaming = { model: 'tri-tiny', messages, max_tokens: 48, logprobs: true, top_logprobs: 5 };
+    const completion: OpenAI.Chat.ChatCompletion = await engine.chat.completions.create(request);
+    expect(completion.choices[0]!.message.content).toBe(chat.decoded_text);
+    const content = completion.choices[0]!.logprobs!.content!;
+    // One entry per output token; the end-of-sequence token that stopped it is not output.
+    const output = chat.greedy_ids.filter((id) => !opened.spec.eosTokenIds.includes(id));
+    expect(content).toHaveLength(output.length);
+    content.forEach((entry, i) => {
+      expect(Math.abs(entry.logprob - expected[i]!.logprob)).toBeLessThan(1e-4);
+      expect(entry.top_logprobs).toHaveLength(5);
+      expect(entry.top_logprobs[0]!.logprob).toBeGreaterThanOrEqual(entry.logprob - 1e-6); // greedy: the chosen token is the most likely
+      expect(entry.bytes).toEqual([...new TextEncoder().encode(entry.token)]);
+    });
+    expect(content.map((entry) => entry.token).join('')).toBe(chat.decoded_text);
+    const result = await engine.complete({ tokenIds: chat.prompt_ids }, { maxNewTokens: 48, logprobs: true, topLogprobs: 5 });
+    result.logprobs!.forEach((token, i) => expect(token.top.map((top) => top.tokenId)).toEqual(expected[i]!.top));
+
+    const streamed: OpenAI.Chat.ChatCompletionTokenLogprob[] = [];
+    for await (const chunk of engine.chat.completions.create({ ...request, stream: true })) streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+    expect(streamed).toEqual(content);
+  });
+
+  it('in completions: parallel arrays with text offsets, whole and streamed; a bad count is refused', async () => {
+    const plain = golden.en_plain!;
+    const completion: OpenAI.Completion = await engine.completions.create({ prompt: plain.prompt, max_tokens: plain.greedy_ids.length, logprobs: 3 });
+    const logprobs = completion.choices[0]!.logprobs!;
+    expect(logprobs.tokens!.join('')).toBe(plain.decoded_text);
+    expect(logprobs.token_logprobs!.every((value) => value <= 0)).toBe(true);
+    expect(logprobs.top_logprobs!.every((top) => Object.keys(top).length >= 1 && Object.keys(top).length <= 3)).toBe(true);
+    logprobs.text_offset!.forEach((offset, i) => expect(plain.decoded_text.slice(offset).startsWith(logprobs.tokens![i]!)).toBe(true));
+    const streamed = { tokens: [] as string[], offsets: [] as number[] };
+    for await (const chunk of engine.completions.create({ prompt: plain.prompt, max_tokens: plain.greedy_ids.length, logprobs: 3, stream: true })) {
+      streamed.tokens.push(...(chunk.choices[0]?.logprobs?.tokens ?? []));
+      streamed.offsets.push(...(chunk.choices[0]?.logprobs?.text_offset ?? []));
+    }
+    expect(streamed).toEqual({ tokens: logprobs.tokens, offsets: logprobs.text_offset });
+    await expect(engine.completions.create({ prompt: 'a', logprobs: 21 })).rejects.toThrow(/"logprobs" must be a whole number in 0\.\.20/);
+    await expect(engine.complete('a', { topLogprobs: 2 })).rejects.toThrow(/topLogprobs needs logprobs: true/);
   });
 });
