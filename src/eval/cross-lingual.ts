@@ -168,10 +168,9 @@ export function pairMetrics(source: readonly QuestionResult[], target: readonly 
   };
 }
 
-/** What the evaluation needs of an engine: TriEngine, or a WorkerEngine with score(). */
+/** What the evaluation needs of an engine: TriEngine or WorkerEngine. */
 export interface Scorer {
-  score(prompt: { tokenIds: readonly number[] } | string, continuations: readonly string[], options?: { signal?: AbortSignal }): Promise<ContinuationScore[]>;
-  readonly text: { encode(text: string, options?: { addSpecialTokens?: boolean }): number[] };
+  score(prompt: string, continuations: readonly string[], options?: { signal?: AbortSignal; addSpecialTokens?: boolean }): Promise<ContinuationScore[]>;
 }
 
 export interface CrossLingualOptions {
@@ -197,11 +196,10 @@ export interface CrossLingualReport {
 
 /** Scores one question: the prompt without special tokens, the four letters with a leading space. */
 export async function scoreQuestion(engine: Scorer, row: McqRow, shots: readonly McqRow[] = [], signal?: AbortSignal): Promise<QuestionResult & { promptTokens: number }> {
-  const promptIds = engine.text.encode(mcqPrompt(row, shots), { addSpecialTokens: false });
-  const scores = await engine.score({ tokenIds: promptIds }, CHOICES.map((letter) => ` ${letter}`), signal ? { signal } : {});
+  const scores = await engine.score(mcqPrompt(row, shots), CHOICES.map((letter) => ` ${letter}`), { addSpecialTokens: false, ...(signal ? { signal } : {}) });
   const logprobs = scores.map((score) => score.total);
   const predicted = predict(logprobs);
-  return { sample_id: row.sample_id, subject: row.subject, logprobs, predicted, answer: row.answer, correct: predicted === row.answer, promptTokens: promptIds.length };
+  return { sample_id: row.sample_id, subject: row.subject, logprobs, predicted, answer: row.answer, correct: predicted === row.answer, promptTokens: scores[0]!.promptTokens };
 }
 
 /** The evaluation over matched question pairs: both languages' results, the metrics overall and per subject. */

@@ -112,6 +112,14 @@ export interface ContinuationScore {
   logprobs: number[];
   /** Their sum: the continuation's log-likelihood. */
   total: number;
+  /** Tokens of the prompt it followed (the same for every continuation of one call). */
+  promptTokens: number;
+}
+
+export interface ScoreOptions {
+  signal?: AbortSignal;
+  /** Whether a text prompt is encoded with the tokenizer's special tokens (BOS); default true, as in generate(). */
+  addSpecialTokens?: boolean;
 }
 
 export class TriEngine {
@@ -323,9 +331,10 @@ export class TriEngine {
    * special tokens, as they follow the prompt) or `{ tokenIds }`. Scores of concurrent calls are batched
    * with each other and with generations.
    */
-  async score(prompt: Prompt, continuations: readonly (string | { tokenIds: readonly number[] })[], options: { signal?: AbortSignal } = {}): Promise<ContinuationScore[]> {
+  async score(prompt: Prompt, continuations: readonly (string | { tokenIds: readonly number[] })[], options: ScoreOptions = {}): Promise<ContinuationScore[]> {
     if (this.disposed) throw new EngineDisposedError();
-    const promptIds = this.promptIds(prompt);
+    const promptIds = typeof prompt === 'string' && options.addSpecialTokens === false ? this.text.encode(prompt, { addSpecialTokens: false }) : this.promptIds(prompt);
+    if (promptIds.length === 0) throw new InvalidRequestError('the prompt is empty (it encodes to no tokens)');
     if (!Array.isArray(continuations) || continuations.length === 0) throw new InvalidRequestError('score needs a non-empty array of continuations');
     const tokenized = continuations.map((continuation, i) => {
       const ids = typeof continuation === 'string' ? this.text.encode(continuation, { addSpecialTokens: false }) : checkTokenIds(continuation?.tokenIds, this.spec.vocabSize, `continuations[${i}].tokenIds`);
@@ -356,7 +365,7 @@ export class TriEngine {
     }));
     return tokenized.map((ids, i) => {
       const logprobs = [firstLogprob.get(ids[0]!)!, ...rest[i]!];
-      return { tokenIds: ids, logprobs, total: logprobs.reduce((sum, value) => sum + value, 0) };
+      return { tokenIds: ids, logprobs, total: logprobs.reduce((sum, value) => sum + value, 0), promptTokens: promptIds.length };
     });
   }
 

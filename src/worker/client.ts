@@ -9,7 +9,7 @@ import {
 import type { AttentionPolicy } from '../kv/documents.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 import { ChatCompletions, Completions } from '../runtime/openai.ts';
-import type { GenerateOptions, Generation, GenerationChunk, GenerationResult, LoadProgress, PackedDocument, Prompt } from '../runtime/engine.ts';
+import type { ContinuationScore, GenerateOptions, Generation, GenerationChunk, GenerationResult, LoadProgress, PackedDocument, Prompt, ScoreOptions } from '../runtime/engine.ts';
 import { AsyncQueue, GenerationStream, streamResult } from '../runtime/stream.ts';
 import { resolveFolderUrl } from '../model/byte-source.ts';
 import type { LoadPlan } from '../runtime/plan.ts';
@@ -59,6 +59,7 @@ export class WorkerEngine {
   readonly completions: Completions;
   private readonly worker: Worker;
   private readonly pending = new Map<number, AsyncQueue<GenerationChunk, GenerationResult>>();
+  private readonly scoring = new Map<number, { resolve: (scores: ContinuationScore[]) => void; reject: (error: unknown) => void }>();
   private nextId = 1;
   /** Set once the engine can no longer run anything (disposed, terminated, crashed): later calls throw it. */
   private closedWith: Error | undefined;
@@ -98,6 +99,7 @@ export class WorkerEngine {
     this.closedWith ??= error;
     for (const queue of this.pending.values()) queue.fail(error);
     this.pending.clear();
+    for (const scoring of [...this.scoring.values()]) scoring.reject(error);
   }
 
   /**
@@ -196,6 +198,30 @@ export class WorkerEngine {
     this.worker.postMessage({ type: 'dispose' } satisfies ToWorker);
   }
 
+  /** TriEngine.score in the worker: each continuation's log-likelihood after the prompt. */
+  score(prompt: Prompt, continuations: readonly (string | { tokenIds: readonly number[] })[], options: ScoreOptions = {}): Promise<ContinuationScore[]> {
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    const id = this.nextId++;
+    const { signal, addSpecialTokens } = options;
+    return new Promise<ContinuationScore[]>((resolve, reject) => {
+      const abort = () => this.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
+      const settle = () => {
+        signal?.removeEventListener('abort', abort);
+        this.scoring.delete(id);
+      };
+      this.scoring.set(id, { resolve: (scores) => (settle(), resolve(scores)), reject: (error) => (settle(), reject(error)) });
+      try {
+        this.worker.postMessage({ type: 'score', id, prompt, continuations: [...continuations], ...(addSpecialTokens === undefined ? {} : { addSpecialTokens }) } satisfies ToWorker);
+      } catch (error) {
+        settle();
+        reject(new InvalidRequestError(`the request cannot be sent to the worker (${(error as Error).message}); prompts must be plain data`));
+        return;
+      }
+      signal?.addEventListener('abort', abort);
+      if (signal?.aborted) abort();
+    });
+  }
+
   private run(message: (id: number) => ToWorker, signal: AbortSignal | undefined): Generation {
     return new GenerationStream(() => {
       if (this.closedWith) throw this.closedWith;
@@ -226,6 +252,9 @@ export class WorkerEngine {
   private receive(message: FromWorker): void {
     if (message.type === 'deviceLost') return;
     if (!('id' in message)) return;
+    const scoring = this.scoring.get(message.id);
+    if (scoring && message.type === 'scored') scoring.resolve(message.scores);
+    if (scoring && message.type === 'error') scoring.reject(deserializeError(message.error));
     const queue = this.pending.get(message.id);
     if (message.type === 'chunk') queue?.push(message.chunk);
     if (message.type === 'done') queue?.end(message.result);

@@ -1,7 +1,7 @@
 // Messages between WorkerEngine (the page) and serveEngine (the worker). Plain structured-cloneable data.
 import type { WeightFormatOptions } from '../model/quant.ts';
 import type { AttentionPolicy } from '../kv/documents.ts';
-import type { GenerateOptions, GenerationChunk, GenerationResult, LoadProgress, PackedDocument, Prompt } from '../runtime/engine.ts';
+import type { ContinuationScore, GenerateOptions, GenerationChunk, GenerationResult, LoadProgress, PackedDocument, Prompt } from '../runtime/engine.ts';
 import type { KvCacheFormat } from '../model/llama-gpu.ts';
 import type { LoadPlan } from '../runtime/plan.ts';
 import type { SamplingOptions } from '../runtime/sampling.ts';
@@ -26,6 +26,7 @@ export type ToWorker =
   | { type: 'plan'; loadId: number; source: WorkerModelSource; options: WorkerLoadOptions }
   | { type: 'generate'; id: number; prompt: Prompt; options: WorkerGenerateOptions }
   | { type: 'generatePacked'; id: number; documents: PackedDocument[]; policy: AttentionPolicy; options: WorkerGenerateOptions }
+  | { type: 'score'; id: number; prompt: Prompt; continuations: (string | { tokenIds: readonly number[] })[]; addSpecialTokens?: boolean }
   | { type: 'abort'; id: number }
   | { type: 'abortLoad'; loadId: number }
   | { type: 'dispose' };
@@ -47,4 +48,5 @@ export type FromWorker =
   | { type: 'deviceLost'; message: string }
   | { type: 'chunk'; id: number; chunk: GenerationChunk }
   | { type: 'done'; id: number; result: GenerationResult }
+  | { type: 'scored'; id: number; scores: ContinuationScore[] }
   | { type: 'error'; id: number; error: SerializedError };

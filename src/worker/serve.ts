@@ -110,6 +110,20 @@ export function serveEngine(endpoint: MessageEndpoint): void {
           : engine.generatePacked(message.documents, message.policy, options));
         return;
       }
+      case 'score': {
+        if (!engine) {
+          endpoint.postMessage({ type: 'error', id: message.id, error: serializeError(new EngineDisposedError('no model is loaded in this worker')) });
+          return;
+        }
+        const controller = new AbortController();
+        running.set(message.id, controller);
+        const options = { signal: controller.signal, ...(message.addSpecialTokens === undefined ? {} : { addSpecialTokens: message.addSpecialTokens }) };
+        engine.score(message.prompt, message.continuations, options).then(
+          (scores) => endpoint.postMessage({ type: 'scored', id: message.id, scores }),
+          (error: unknown) => endpoint.postMessage({ type: 'error', id: message.id, error: serializeError(error) }),
+        ).finally(() => running.delete(message.id));
+        return;
+      }
       case 'abort':
         running.get(message.id)?.abort();
         return;

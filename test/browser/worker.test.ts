@@ -51,6 +51,17 @@ describe('WorkerEngine (engine in a Web Worker)', () => {
     expect(finish).toBe('stop');
   });
 
+  it('scores across the worker: the cross-lingual evaluation\'s golden log-probabilities (HF transformers) for an English and a Korean question', async () => {
+    const evalGolden = await (await fetch(new URL('../../eval/parallel-mcq-sample/golden-tri-tiny.json', modelUrl('tri-tiny')).href)).json();
+    for (const language of ['en', 'ko']) {
+      const question = evalGolden.cases[language][0];
+      const scores = await engine.score({ tokenIds: question.prompt_ids }, [' A', ' B', ' C', ' D']);
+      expect(scores.map((score) => score.tokenIds)).toEqual(question.choice_ids);
+      scores.forEach((score, i) => expect(Math.abs(score.total - question.logprobs[i])).toBeLessThan(1e-3));
+    }
+    await expect(engine.score({ tokenIds: [1] }, [])).rejects.toBeInstanceOf(InvalidRequestError);
+  });
+
   it('aborts through an AbortSignal and rebuilds typed errors on the page side', async () => {
     const controller = new AbortController();
     const stream = engine.generate(golden.ko_plain!.prompt, { maxNewTokens: 48, signal: controller.signal });
