@@ -104,7 +104,7 @@ async function run(): Promise<void> {
     addRow('all', report.metrics);
     for (const [subject, metrics] of Object.entries(report.bySubject)) addRow(subject.replaceAll('_', ' '), metrics);
     chart(report);
-    $('throughput').textContent = `${pairs.length * 2} questions in ${report.seconds.toFixed(1)} s (${((pairs.length * 2) / report.seconds).toFixed(2)} questions/s on this GPU), ${report.promptTokens} prompt tokens.`;
+    $('throughput').textContent = `${pairs.length * 2} questions in ${report.seconds.toFixed(1)} s (${((pairs.length * 2) / report.seconds).toFixed(2)} questions/s on this GPU), ${report.promptTokens} prompt tokens, ${report.cachedPromptTokens} of them from shared KV pages.`;
     $<HTMLButtonElement>('download').disabled = false;
     status.textContent = 'Done.';
     document.body.dataset.state = 'done';

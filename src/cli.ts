@@ -12,12 +12,14 @@ import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TriWebGPUError } from './errors.ts';
 import { convertModelFolder } from './model/node-convert.ts';
+import type { McqRow as McqRowType } from './eval/cross-lingual.ts';
 import type { Q4GroupSize, WeightFormatOptions } from './model/quant.ts';
 
 const USAGE = [
   'usage: tri-webgpu convert <hf-model-folder> <out-folder> [--weights q4|q4-min|f16|f32] [--group 32|64|128]',
   '       tri-webgpu bench [--model <folder>] [--json <file>] [--tiny]',
   '       tri-webgpu eval <model-folder> <source-file> <target-file> [--languages en,ko] [--weights f32|f16|q4] [--json <file>]',
+  '                       [--shots <k> --source-dev <file> --target-dev <file>]',
 ].join('\n');
 
 /** A data file's bytes: a local path or an http(s) URL. */
@@ -32,7 +34,16 @@ async function readData(location: string): Promise<ArrayBuffer> {
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 }
 
-async function evaluate(modelFolder: string, sourceFile: string, targetFile: string, options: { languages: string; weights?: string; json?: string }): Promise<void> {
+interface EvalOptions {
+  languages: string;
+  weights?: string;
+  json?: string;
+  shots?: string;
+  sourceDev?: string;
+  targetDev?: string;
+}
+
+async function evaluate(modelFolder: string, sourceFile: string, targetFile: string, options: EvalOptions): Promise<void> {
   const [{ getNodeGpu }, { NodeModelFiles }, { TriEngine }, evaluation, { formatReport }, { writeFile }] = await Promise.all([
     import('./gpu/node.ts'), import('./model/node-files.ts'), import('./runtime/engine.ts'), import('./eval/cross-lingual.ts'), import('./eval/report.ts'), import('node:fs/promises'),
   ]);
@@ -40,12 +51,21 @@ async function evaluate(modelFolder: string, sourceFile: string, targetFile: str
   if (languages.length !== 2 || languages.some((language) => !language)) throw new Error(`--languages takes two names, e.g. en,ko (got ${options.languages})`);
   const [source, target] = await Promise.all([sourceFile, targetFile].map(async (file) => evaluation.parseMcqFile(await readData(file), basename(file))));
   const pairs = evaluation.matchRows(source!, target!, [basename(sourceFile), basename(targetFile)]);
+  let shots: [Map<string, McqRowType[]>, Map<string, McqRowType[]>] | undefined;
+  if (options.shots !== undefined) {
+    const k = Number(options.shots);
+    if (!Number.isInteger(k) || k < 1) throw new Error(`--shots must be a whole number ≥ 1 (got ${options.shots})`);
+    if (!options.sourceDev || !options.targetDev) throw new Error('--shots needs --source-dev and --target-dev (each language\'s dev split)');
+    const dev = await Promise.all([options.sourceDev, options.targetDev].map(async (file) => evaluation.parseMcqFile(await readData(file), basename(file))));
+    shots = [evaluation.shotsBySubject(dev[0]!, k), evaluation.shotsBySubject(dev[1]!, k)];
+  }
   const weights = options.weights ? weightsOption(options.weights, 32) : undefined;
   const engine = await TriEngine.load(new NodeModelFiles(modelFolder), { gpu: await getNodeGpu(), maxSequences: 8, ...(weights ? { weights } : {}) });
   try {
     const started = performance.now();
     const report = await evaluation.evaluateCrossLingual(engine, pairs, {
       languages: languages as [string, string],
+      ...(shots ? { shots } : {}),
       onProgress: (done, total) => {
         const seconds = (performance.now() - started) / 1000;
         const eta = done < total ? `, about ${Math.ceil((seconds / done) * (total - done))} s left` : '';
@@ -89,12 +109,15 @@ async function main(argv: string[]): Promise<void> {
     options: {
       weights: { type: 'string', default: 'q4' }, group: { type: 'string', default: '32' }, help: { type: 'boolean', short: 'h' },
       model: { type: 'string' }, json: { type: 'string' }, tiny: { type: 'boolean', default: false }, languages: { type: 'string', default: 'en,ko' },
+      shots: { type: 'string' }, 'source-dev': { type: 'string' }, 'target-dev': { type: 'string' },
     },
   });
   const [command, input, output] = positionals;
   if (command === 'eval' && !values.help && positionals.length === 4) {
     const weights = argv.some((arg) => arg === '--weights' || arg.startsWith('--weights=')) ? values.weights! : undefined;
-    return evaluate(input!, output!, positionals[3]!, { languages: values.languages!, ...(weights ? { weights } : {}), ...(values.json ? { json: values.json } : {}) });
+    const optional = { weights, json: values.json, shots: values.shots, sourceDev: values['source-dev'], targetDev: values['target-dev'] };
+    const given = Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined)) as Omit<EvalOptions, 'languages'>;
+    return evaluate(input!, output!, positionals[3]!, { languages: values.languages!, ...given });
   }
   if (command === 'bench' && !values.help) {
     return bench({ tiny: values.tiny!, ...(values.model ? { model: values.model } : {}), ...(values.json ? { json: values.json } : {}) });

@@ -110,6 +110,17 @@ export function mcqPrompt(row: McqRow, shots: readonly McqRow[] = []): string {
   return header(row.subject) + shots.map((shot) => `${block(shot)} ${shot.answer}\n\n`).join('') + block(row);
 }
 
+/** k solved examples per subject from a dev split, in its order (a subject with fewer gets all it has). */
+export function shotsBySubject(dev: readonly McqRow[], k: number): Map<string, McqRow[]> {
+  const shots = new Map<string, McqRow[]>();
+  for (const row of dev) {
+    const list = shots.get(row.subject) ?? [];
+    if (list.length < k) list.push(row);
+    shots.set(row.subject, list);
+  }
+  return shots;
+}
+
 export interface QuestionResult {
   sample_id: string;
   subject: string;
@@ -189,17 +200,18 @@ export interface CrossLingualReport {
   metrics: PairMetrics;
   bySubject: Record<string, PairMetrics>;
   results: [QuestionResult[], QuestionResult[]];
-  /** Prompt tokens scored, and questions per second. */
+  /** Prompt tokens scored, those whose KV came from shared pages (k-shot examples, earlier questions), and the time taken. */
   promptTokens: number;
+  cachedPromptTokens: number;
   seconds: number;
 }
 
 /** Scores one question: the prompt without special tokens, the four letters with a leading space. */
-export async function scoreQuestion(engine: Scorer, row: McqRow, shots: readonly McqRow[] = [], signal?: AbortSignal): Promise<QuestionResult & { promptTokens: number }> {
+export async function scoreQuestion(engine: Scorer, row: McqRow, shots: readonly McqRow[] = [], signal?: AbortSignal): Promise<QuestionResult & { promptTokens: number; cachedPromptTokens: number }> {
   const scores = await engine.score(mcqPrompt(row, shots), CHOICES.map((letter) => ` ${letter}`), { addSpecialTokens: false, ...(signal ? { signal } : {}) });
   const logprobs = scores.map((score) => score.total);
   const predicted = predict(logprobs);
-  return { sample_id: row.sample_id, subject: row.subject, logprobs, predicted, answer: row.answer, correct: predicted === row.answer, promptTokens: scores[0]!.promptTokens };
+  return { sample_id: row.sample_id, subject: row.subject, logprobs, predicted, answer: row.answer, correct: predicted === row.answer, promptTokens: scores[0]!.promptTokens, cachedPromptTokens: scores[0]!.cachedPromptTokens };
 }
 
 /** The evaluation over matched question pairs: both languages' results, the metrics overall and per subject. */
@@ -210,15 +222,17 @@ export async function evaluateCrossLingual(engine: Scorer, pairs: readonly [McqR
   const total = pairs.length * 2;
   let done = 0;
   let promptTokens = 0;
+  let cachedPromptTokens = 0;
   const jobs = pairs.flatMap((pair, index) => ([0, 1] as const).map((side) => ({ index, side, row: pair[side] })));
   let next = 0;
   const worker = async () => {
     while (next < jobs.length) {
       options.signal?.throwIfAborted();
       const { index, side, row } = jobs[next++]!;
-      const { promptTokens: tokens, ...result } = await scoreQuestion(engine, row, options.shots?.[side].get(row.subject) ?? [], options.signal);
+      const { promptTokens: tokens, cachedPromptTokens: cached, ...result } = await scoreQuestion(engine, row, options.shots?.[side].get(row.subject) ?? [], options.signal);
       results[side][index] = result;
       promptTokens += tokens;
+      cachedPromptTokens += cached;
       options.onProgress?.(++done, total);
     }
   };
@@ -228,7 +242,7 @@ export async function evaluateCrossLingual(engine: Scorer, pairs: readonly [McqR
     const indexes = pairs.flatMap(([row], i) => (row.subject === subject ? [i] : []));
     return [subject, pairMetrics(indexes.map((i) => results[0][i]!), indexes.map((i) => results[1][i]!))];
   }));
-  return { languages: options.languages, metrics: pairMetrics(results[0], results[1]), bySubject, results, promptTokens, seconds: (performance.now() - started) / 1000 };
+  return { languages: options.languages, metrics: pairMetrics(results[0], results[1]), bySubject, results, promptTokens, cachedPromptTokens, seconds: (performance.now() - started) / 1000 };
 }
 
 /**

@@ -17,6 +17,6 @@ export function formatReport(report: CrossLingualReport): string {
     row('**all**', report.metrics),
     ...Object.entries(report.bySubject).map(([subject, metrics]) => row(subject, metrics)),
     '',
-    `${report.results[0].length * 2} questions in ${report.seconds.toFixed(1)} s (${((report.results[0].length * 2) / report.seconds).toFixed(2)} questions/s), ${report.promptTokens} prompt tokens`,
+    `${report.results[0].length * 2} questions in ${report.seconds.toFixed(1)} s (${((report.results[0].length * 2) / report.seconds).toFixed(2)} questions/s), ${report.promptTokens} prompt tokens, ${report.cachedPromptTokens} of them from shared KV pages`,
   ].join('\n');
 }

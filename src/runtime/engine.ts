@@ -112,8 +112,9 @@ export interface ContinuationScore {
   logprobs: number[];
   /** Their sum: the continuation's log-likelihood. */
   total: number;
-  /** Tokens of the prompt it followed (the same for every continuation of one call). */
+  /** Tokens of the prompt it followed, and how many of them came from shared KV pages (the same for every continuation of one call). */
   promptTokens: number;
+  cachedPromptTokens: number;
 }
 
 export interface ScoreOptions {
@@ -346,9 +347,11 @@ export class TriEngine {
     // Every continuation's first token, from the prompt's last row: one request per MAX_SCORE_TARGETS ids.
     const firsts = [...new Set(tokenized.map((ids) => ids[0]!))];
     const firstLogprob = new Map<number, number>();
+    let cachedPromptTokens = 0;
     for (let start = 0; start < firsts.length; start += MAX_SCORE_TARGETS) {
       const group = firsts.slice(start, start + MAX_SCORE_TARGETS);
-      const { rows } = await this.scheduler.score({ ids: promptIds, targets: [group], ...(signal ? { signal } : {}) });
+      const { rows, cachedTokens } = await this.scheduler.score({ ids: promptIds, targets: [group], ...(signal ? { signal } : {}) });
+      if (start === 0) cachedPromptTokens = cachedTokens;
       group.forEach((id, i) => firstLogprob.set(id, rows[0]!.logprobs[i]!));
     }
     // The rest of each continuation: token j scored from the row of token j − 1, in pieces of at most
@@ -365,7 +368,7 @@ export class TriEngine {
     }));
     return tokenized.map((ids, i) => {
       const logprobs = [firstLogprob.get(ids[0]!)!, ...rest[i]!];
-      return { tokenIds: ids, logprobs, total: logprobs.reduce((sum, value) => sum + value, 0), promptTokens: promptIds.length };
+      return { tokenIds: ids, logprobs, total: logprobs.reduce((sum, value) => sum + value, 0), promptTokens: promptIds.length, cachedPromptTokens };
     });
   }
 

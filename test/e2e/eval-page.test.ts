@@ -47,7 +47,7 @@ describe('evaluation page', () => {
     expect(rows[0]![5]!.startsWith(`${pct(golden.metrics.agreement)} (12/12)`)).toBe(true);
     expect(rows.length).toBeGreaterThan(2); // one row per subject
     expect(await page.locator('#chart canvas').count()).toBe(1);
-    expect(await page.textContent('#throughput')).toMatch(/^24 questions in [\d.]+ s \([\d.]+ questions\/s on this GPU\), \d+ prompt tokens\.$/);
+    expect(await page.textContent('#throughput')).toMatch(/^24 questions in [\d.]+ s \([\d.]+ questions\/s on this GPU\), \d+ prompt tokens, \d+ of them from shared KV pages\.$/);
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
     const report = JSON.parse(readFileSync((await download.path())!, 'utf8'));
     expect([report.metrics.sourceAccuracy.value, report.metrics.targetAccuracy.value, report.metrics.consistency.value, report.metrics.agreement.value])

@@ -3,9 +3,10 @@
 // log-probability within 1e-3, every prediction, and the metrics exactly. Scoring 4 continuations
 // prefills the prompt once; longer continuations reuse its KV pages; bad data gives typed errors naming the row.
 import { readFileSync } from 'node:fs';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EvalDataError } from '../../src/errors.ts';
-import { evaluateCrossLingual, matchRows, mcqPrompt, parseMcqFile, rate } from '../../src/eval/cross-lingual.ts';
+import { evaluateCrossLingual, matchRows, mcqPrompt, parseMcqFile, rate, shotsBySubject } from '../../src/eval/cross-lingual.ts';
 import { NodeModelFiles, getNodeGpu } from '../../src/node.ts';
 import { loadLlamaWeightsF32 } from '../../src/model/llama-weights.ts';
 import { openModel } from '../../src/model/open.ts';
@@ -26,6 +27,7 @@ const golden = JSON.parse(readFileSync(new URL('golden-tri-tiny.json', EVAL_DIR)
 };
 
 let engine: TriEngine;
+const block = (row: { question: string; option_a: string; option_b: string; option_c: string; option_d: string }) => `${row.question}\nA. ${row.option_a}\nB. ${row.option_b}\nC. ${row.option_c}\nD. ${row.option_d}\nAnswer:`;
 beforeAll(async () => {
   engine = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: await getNodeGpu(), maxSequences: 8 });
   return () => engine.dispose();
@@ -100,7 +102,31 @@ describe('cross-lingual evaluation on tri-tiny = HF transformers goldens', () =>
     long!.logprobs.forEach((value, i) => expect(Math.abs(value - expected[i]!)).toBeLessThan(1e-4));
   });
 
-  it('bad data gives typed errors naming the file and row', async () => {
+  it('k-shot: solved examples of the same subject from a dev split before the question, the header once; they share KV pages across questions', async () => {
+    const en = await parseMcqFile(bytes('en.jsonl'), 'en.jsonl');
+    const [shot, question] = [en[0]!, { ...en[1]!, subject: en[0]!.subject }];
+    expect(mcqPrompt(question, [shot])).toBe(
+      `The following are multiple choice questions (with answers) about ${shot.subject.replaceAll('_', ' ')}.\n\n` +
+      `${shot.question}\nA. ${shot.option_a}\nB. ${shot.option_b}\nC. ${shot.option_c}\nD. ${shot.option_d}\nAnswer: ${shot.answer}\n\n` +
+      `${question.question}\nA. ${question.option_a}\nB. ${question.option_b}\nC. ${question.option_c}\nD. ${question.option_d}\nAnswer:`,
+    );
+    const shots = shotsBySubject(en, 2);
+    expect([...shots.values()].every((rows) => rows.length <= 2)).toBe(true);
+    // Four questions of one subject with the same 5 shots (header and shots identical): after the first,
+    // each takes the shared part's full KV pages from the cache instead of prefilling it again.
+    const fiveShots = en.slice(0, 5);
+    const oneSubject = en.slice(5, 9).map((row) => ({ ...row, subject: 'astronomy' }));
+    const same = new Map([['astronomy', fiveShots]]);
+    const before = engine.schedulerStats.cachedTokens;
+    const report = await evaluateCrossLingual(engine, matchRows(oneSubject, oneSubject, ['en', 'en']), { languages: ['en', 'en'], shots: [same, same], concurrency: 1 });
+    const saved = engine.schedulerStats.cachedTokens - before;
+    expect(report.cachedPromptTokens).toBe(saved);
+    const sharedPrefix = engine.text.encode(mcqPrompt(oneSubject[0]!, fiveShots).slice(0, -block(oneSubject[0]!).length), { addSpecialTokens: false }).length;
+    expect(saved).toBeGreaterThanOrEqual(7 * 16 * Math.floor((sharedPrefix - 16) / 16)); // 7 of the 8 prompts reuse (nearly) all its pages
+    console.log(`5-shot: ${saved} of ${report.promptTokens} prompt tokens from shared KV pages (${((100 * saved) / report.promptTokens).toFixed(0)}%)`);
+  });
+
+  it('bad data gives typed errors naming the file and row; CSV and Parquet read the same questions', async () => {
     const encode = (text: string) => new TextEncoder().encode(text).buffer as ArrayBuffer;
     const row = { sample_id: 'x/1', subject: 's', question: 'q', option_a: 'a', option_b: 'b', option_c: 'c', option_d: 'd', answer: 'B' };
     const jsonl = (...rows: object[]) => encode(rows.map((r) => JSON.stringify(r)).join('\n'));
@@ -115,6 +141,12 @@ describe('cross-lingual evaluation on tri-tiny = HF transformers goldens', () =>
     const en = await parseMcqFile(jsonl(row, { ...row, sample_id: 'x/2' }), 'en.jsonl');
     const ko = await parseMcqFile(jsonl(row, { ...row, sample_id: 'x/3' }), 'ko.jsonl');
     expect(() => matchRows(en, ko, ['en', 'ko'])).toThrow(/sample_ids do not match: x\/2 in en but not in ko; x\/3 in ko but not in en/);
+    // Parquet (as the hub serves Global-MMLU; written here by an independent writer, snappy-compressed) reads
+    // the same questions as the JSON Lines file it was made from, extra columns ignored.
+    const sample = await parseMcqFile(bytes('ko.jsonl'), 'ko.jsonl');
+    const columns = ['sample_id', 'subject', 'question', 'option_a', 'option_b', 'option_c', 'option_d', 'answer'] as const;
+    const parquet = parquetWriteBuffer({ columnData: [...columns.map((name) => ({ name, data: sample.map((q) => q[name]), type: 'STRING' as const })), { name: 'is_annotated', data: sample.map(() => true), type: 'BOOLEAN' as const }] });
+    expect(await parseMcqFile(parquet, 'ko/test-00000-of-00001.parquet')).toEqual(sample);
     // CSV with quoted commas and newlines reads the same questions as JSON Lines.
     const csv = `sample_id,subject,question,option_a,option_b,option_c,option_d,answer\nx/1,s,"q, with a comma\nand a line",a,b,c,d,b\n`;
     expect(await parseMcqFile(encode(csv), 'en.csv')).toEqual([{ ...row, question: 'q, with a comma\nand a line' }]);
