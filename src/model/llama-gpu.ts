@@ -58,6 +58,8 @@ const DEFAULT_CHUNK_TOKENS = 64;
 const DEFAULT_MAX_SEQUENCES = 16;
 /** Largest split-KV factor: decode rows spread their keys over up to this many invocations. */
 const MAX_ATTENTION_SPLITS = 16;
+/** Attention splits its KV range only below this many (row, head) pairs: enough parallelism otherwise. */
+const SPLIT_ROW_HEADS = 256;
 
 interface LayerMatrices {
   qkv: GpuMatrix; //    [(heads + 2·kvHeads)·headDim][hidden], input norm folded in
@@ -108,7 +110,9 @@ function activationBytes(spec: LlamaSpec, { rows, slots, contextLength }: Capaci
     qkv: rows * (numHeads + 2 * numKvHeads) * headDim * 4,
     q: rows * numHeads * headDim * 4,
     attended: rows * numHeads * headDim * 4,
-    partials: Math.max(attentionPartialBytes(slots, numHeads, headDim, MAX_ATTENTION_SPLITS), attentionPartialBytes(rows, numHeads, headDim, 1)),
+    // Split attention runs on fewer than SPLIT_ROW_HEADS row-heads (attentionSplits), whatever the slots:
+    // a prefill chunk's tail of a few rows splits too, so size for the most split row-heads, not per slot.
+    partials: Math.max(attentionPartialBytes(Math.min(rows * numHeads, SPLIT_ROW_HEADS - 1), 1, headDim, MAX_ATTENTION_SPLITS), attentionPartialBytes(rows, numHeads, headDim, 1)),
     gate: rows * f * 4,
     outputRows: slots * 4,
     lastHidden: slots * h * 4,
@@ -707,7 +711,7 @@ export function checkKernelShapes(spec: LlamaSpec): void {
 
 /** Split-KV factor: only when few (row, head) pairs meet long key ranges, as in decode. */
 function attentionSplits(rowHeads: number, maxKvLength: number): number {
-  if (rowHeads >= 256 || maxKvLength < 64) return 1;
+  if (rowHeads >= SPLIT_ROW_HEADS || maxKvLength < 64) return 1;
   return maxKvLength < 256 ? 4 : MAX_ATTENTION_SPLITS;
 }
 

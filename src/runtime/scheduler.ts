@@ -118,6 +118,8 @@ export class Scheduler {
   private readonly text: TextCodec;
   private readonly active: Active[] = [];
   private readonly scoring: Scoring[] = [];
+  /** Score requests waiting for KV pages, in arrival order. */
+  private readonly waitingScores: { request: ScoreRequest; resolve: (result: ScoreResult) => void; reject: (error: unknown) => void }[] = [];
   /** Set by close(): every later submit fails with it. */
   private closedWith: Error | undefined;
   /** Whether the step loop is running (set and cleared synchronously, so no admission can miss it). */
@@ -184,19 +186,37 @@ export class Scheduler {
       if (row.some((id) => !Number.isInteger(id) || id < 0 || id >= this.model.spec.vocabSize)) return Promise.reject(new RangeError(`a scored id is outside the vocabulary (0..${this.model.spec.vocabSize - 1})`));
     }
     if (ids.length > this.model.contextLength) return Promise.reject(new ContextOverflowError(ids.length, this.model.contextLength));
-    // Share cached pages only up to the tail: its rows must be computed to be read.
-    const { sequence, cachedTokens } = this.kv.createSequence(ids.slice(0, ids.length - tail + 1), { shareable: true });
-    try {
-      this.model.copyKvPages(this.kv.append(sequence.id, ids.slice(cachedTokens)).copies);
-    } catch (error) {
-      this.kv.finish(sequence.id);
-      return Promise.reject(error);
-    }
-    this.stats.cachedTokens += cachedTokens;
     return new Promise<ScoreResult>((resolve, reject) => {
-      this.scoring.push({ request, kvId: sequence.id, pending: ids.slice(cachedTokens), position: cachedTokens, cachedTokens, resolve, reject });
+      this.waitingScores.push({ request, resolve, reject });
+      this.admitScores();
       if (!this.looping) void this.run();
     });
+  }
+
+  /**
+   * Admits waiting score requests in order while the KV cache has pages for them. One that does not fit
+   * waits for running work to free pages (many questions scored at once must not fail for that); with
+   * nothing running, it fails with KvCacheFullError.
+   */
+  private admitScores(): void {
+    while (this.waitingScores.length > 0) {
+      const { request, resolve, reject } = this.waitingScores[0]!;
+      const { ids, targets } = request;
+      // Share cached pages only up to the tail: its rows must be computed to be read.
+      const { sequence, cachedTokens } = this.kv.createSequence(ids.slice(0, ids.length - targets.length + 1), { shareable: true });
+      try {
+        this.model.copyKvPages(this.kv.append(sequence.id, ids.slice(cachedTokens)).copies);
+      } catch (error) {
+        this.kv.finish(sequence.id);
+        if (error instanceof KvCacheFullError && (this.active.length > 0 || this.scoring.length > 0)) return; // wait
+        this.waitingScores.shift();
+        reject(error);
+        continue;
+      }
+      this.waitingScores.shift();
+      this.stats.cachedTokens += cachedTokens;
+      this.scoring.push({ request, kvId: sequence.id, pending: ids.slice(cachedTokens), position: cachedTokens, cachedTokens, resolve, reject });
+    }
   }
 
   /** Ends every sequence with `error` now (the model is going away) and refuses new ones. */
@@ -204,18 +224,26 @@ export class Scheduler {
     this.closedWith = error;
     for (const sequence of [...this.active]) this.fail(sequence, error);
     for (const job of [...this.scoring]) this.endScoring(job, error);
+    for (const waiting of this.waitingScores.splice(0)) waiting.reject(error);
   }
 
   private async run(): Promise<void> {
     this.looping = true;
     try {
-      while (this.active.length > 0 || this.scoring.length > 0) {
+      while (this.active.length > 0 || this.scoring.length > 0 || this.waitingScores.length > 0) {
         for (const sequence of [...this.active]) {
           if (sequence.request.signal?.aborted) this.finish(sequence, 'abort');
         }
         for (const job of [...this.scoring]) {
           if (job.request.signal?.aborted) this.endScoring(job, job.request.signal.reason ?? new DOMException('aborted', 'AbortError'));
         }
+        for (const waiting of [...this.waitingScores]) {
+          const { signal } = waiting.request;
+          if (!signal?.aborted) continue;
+          this.waitingScores.splice(this.waitingScores.indexOf(waiting), 1);
+          waiting.reject(signal.reason ?? new DOMException('aborted', 'AbortError'));
+        }
+        this.admitScores(); // pages freed since the last step
         if (this.active.length === 0 && this.scoring.length === 0) break;
         const { batch, members, scored } = this.planStep();
         const result = await this.model.step(batch);
@@ -242,6 +270,7 @@ export class Scheduler {
       // A failed step (device lost, GPU error) ends every sequence with that error; new ones may follow.
       for (const sequence of [...this.active]) this.fail(sequence, error);
       for (const job of [...this.scoring]) this.endScoring(job, error);
+      for (const waiting of this.waitingScores.splice(0)) waiting.reject(error);
     } finally {
       this.looping = false;
     }

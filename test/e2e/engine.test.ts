@@ -7,7 +7,11 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { BlobModelFiles, GpuOutOfMemoryError, SafetensorsFormatError } from '../../src/index.ts';
 import { BlobSource } from '../../src/model/byte-source.ts';
+import { loadLlamaWeightsF32 } from '../../src/model/llama-weights.ts';
+import { openModel } from '../../src/model/open.ts';
 import { readSafetensorsHeader } from '../../src/model/safetensors.ts';
+import { ReferenceLlama } from '../../src/reference/llama.ts';
+import { logProbabilities } from '../../src/reference/log-softmax.ts';
 import { NodeModelFiles, getNodeGpu } from '../../src/node.ts';
 import { modelDir, triTinyGolden } from '../fixtures.ts';
 import { collectStream } from '../stream.ts';
@@ -121,6 +125,25 @@ describe('TriEngine on tri-tiny (Node)', () => {
     await expect(engine.complete('hello', { topP: 0 })).rejects.toBeInstanceOf(TriWebGPUError);
     const result = await engine.complete(golden.en_plain!.prompt, { maxNewTokens: 48 });
     expect(result.tokenIds).toEqual(golden.en_plain!.greedy_ids);
+  });
+});
+
+describe('long prompts (Node)', () => {
+  // 4 chunks of 64 rows, then a 25-row tail with 281 positions: the tail splits attention 16 ways (200
+  // row-heads) and once wrote past a partials buffer sized per sequence slot (16 × 8 heads × 16 splits).
+  it('a prompt whose last prefill chunk splits attention gives the CPU reference\'s log-probabilities', async () => {
+    const promptIds = Array.from({ length: 281 }, (_, i) => (i * 131 + 7) % engine.spec.vocabSize);
+    const continuation = [42, 1000, 7];
+    const [score] = await engine.score({ tokenIds: promptIds }, [{ tokenIds: continuation }]);
+    const opened = await openModel(new NodeModelFiles(modelDir('tri-tiny')));
+    const reference = new ReferenceLlama(opened.spec, await loadLlamaWeightsF32(opened.spec, opened.checkpoint), promptIds.length + continuation.length);
+    const all = [...promptIds, ...continuation];
+    const expected: number[] = [];
+    all.slice(0, -1).forEach((token, position) => {
+      const logits = reference.forward(token);
+      if (position >= promptIds.length - 1) expected.push(logProbabilities(logits, [all[position + 1]!])[0]!);
+    });
+    score!.logprobs.forEach((value, i) => expect(Math.abs(value - expected[i]!)).toBeLessThan(1e-4));
   });
 });
 

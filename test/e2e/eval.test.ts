@@ -126,6 +126,23 @@ describe('cross-lingual evaluation on tri-tiny = HF transformers goldens', () =>
     console.log(`5-shot: ${saved} of ${report.promptTokens} prompt tokens from shared KV pages (${((100 * saved) / report.promptTokens).toFixed(0)}%)`);
   });
 
+  it('score requests that do not fit the KV cache together wait for pages instead of failing; one too long for it fails typed', async () => {
+    const small = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu: await getNodeGpu(), maxSequences: 2, contextLength: 256 });
+    try {
+      const en = await parseMcqFile(bytes('en.jsonl'), 'en.jsonl');
+      const prompts = en.slice(0, 6).map((row) => mcqPrompt(row, en.slice(6, 8))); // ~170 tokens (11 of the 16 KV pages): only one at a time fits
+      const together = await Promise.all(prompts.map((prompt) => small.score(prompt, [' A', ' B'], { addSpecialTokens: false })));
+      for (const [i, prompt] of prompts.entries()) {
+        const alone = await engine.score(prompt, [' A', ' B'], { addSpecialTokens: false });
+        together[i]!.forEach((score, c) => expect(Math.abs(score.total - alone[c]!.total)).toBeLessThan(1e-5));
+      }
+      await expect(small.score('word '.repeat(400), [' A'])).rejects.toThrow(/context|KV cache/);
+      expect((await small.score(prompts[0]!, [' A'], { addSpecialTokens: false }))[0]!.total).toBeCloseTo(together[0]![0]!.total, 5);
+    } finally {
+      small.dispose();
+    }
+  });
+
   it('bad data gives typed errors naming the file and row; CSV and Parquet read the same questions', async () => {
     const encode = (text: string) => new TextEncoder().encode(text).buffer as ArrayBuffer;
     const row = { sample_id: 'x/1', subject: 's', question: 'q', option_a: 'a', option_b: 'b', option_c: 'c', option_d: 'd', answer: 'B' };
