@@ -128,12 +128,9 @@ async function loadModel(source: ModelSource): Promise<void> {
   $('model-name').textContent = source.name;
   $('model-format').textContent = '';
   showLoadProgress(t('phaseOpening'), undefined);
-  let stored = false;
   try {
     const engine = await host.load(source, loadOptions, (progress) => {
-      // A load that reads stored bytes runs at local-disk speed; say where the bytes come from.
-      stored ||= progress.bytesPerSecond > 200 * 2 ** 20;
-      const phase = progress.loadedBytes >= progress.totalBytes ? t('phaseGpu') : stored ? t('phaseCachedWeights') : t('phaseWeights');
+      const phase = { download: progress.converting ? t('phaseWeights') : t('phaseDownload'), read: t('phaseCachedWeights'), prepare: t('phaseGpu') }[progress.phase];
       showLoadProgress(phase, progress);
     }, controller.signal);
     if (controller !== loading) return;

@@ -57,7 +57,18 @@ export interface LoadOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * What a load is doing with its weights: 'download' while bytes arrive from the network, 'read' while
+ * they come from this browser's storage, picked files or disk (each converted on the GPU, or verified and
+ * uploaded, as it streams), then 'prepare' once every byte is in (the last conversions, and the kernels
+ * timed on this GPU to pick the fastest).
+ */
+export type LoadPhase = 'download' | 'read' | 'prepare';
+
 export interface LoadProgress {
+  phase: LoadPhase;
+  /** Whether the weights are converted on the GPU as they arrive (a Hugging Face checkpoint) or uploaded as they are (a pre-converted artifact). */
+  converting: boolean;
   loadedBytes: number;
   totalBytes: number;
   /** Since the weights started; cached bytes count too, so a reload shows its (high) local rate. */
@@ -181,6 +192,10 @@ export class TriEngine {
       signal?.throwIfAborted();
       if (cache) await TriEngine.reserveStorage(cache, weightBytesRead(opened.spec, opened.weights));
       const started = performance.now();
+      const converting = !(opened.weights instanceof ArtifactWeights);
+      // Bytes came from the network when the browser cache missed since the last report (or there is none).
+      const remote = typeof source === 'string' || source instanceof HttpModelFiles;
+      let misses = cache?.stats.misses ?? 0;
       const model = await GpuLlama.load(gpu, opened.spec, opened.weights, {
         ...settings,
         maxGpuBytes: options.maxGpuBytes,
@@ -188,7 +203,10 @@ export class TriEngine {
         onProgress: (loadedBytes, totalBytes) => {
           const seconds = (performance.now() - started) / 1000;
           const bytesPerSecond = seconds > 0 ? loadedBytes / seconds : 0;
-          options.onProgress?.({ loadedBytes, totalBytes, bytesPerSecond, etaSeconds: bytesPerSecond > 0 ? (totalBytes - loadedBytes) / bytesPerSecond : undefined });
+          const fetched = cache ? cache.stats.misses > misses : remote;
+          misses = cache?.stats.misses ?? 0;
+          const phase: LoadPhase = loadedBytes >= totalBytes ? 'prepare' : fetched ? 'download' : 'read';
+          options.onProgress?.({ phase, converting, loadedBytes, totalBytes, bytesPerSecond, etaSeconds: bytesPerSecond > 0 ? (totalBytes - loadedBytes) / bytesPerSecond : undefined });
         },
       });
       signal?.throwIfAborted();

@@ -113,7 +113,10 @@ export class WorkerEngine {
     const workerSource = toWorkerSource(source);
     const modelName = typeof workerSource === 'string' ? workerSource : 'local model';
     return WorkerEngine.request(worker, { type: 'load', source: workerSource, options: loadOptions }, signal, (message, resolve) => {
-      if (message.type === 'progress') onProgress?.({ loadedBytes: message.loadedBytes, totalBytes: message.totalBytes, bytesPerSecond: message.bytesPerSecond, etaSeconds: message.etaSeconds });
+      if (message.type === 'progress') {
+        const { phase, converting, loadedBytes, totalBytes, bytesPerSecond, etaSeconds } = message;
+        onProgress?.({ phase, converting, loadedBytes, totalBytes, bytesPerSecond, etaSeconds });
+      }
       if (message.type === 'loaded') resolve(new WorkerEngine(worker, message, modelName));
     });
   }

@@ -12,10 +12,12 @@ describe('model byte cache (Cache API)', () => {
   it('serves a second load from the cache, with the same golden ids', async () => {
     await clearModelCache();
     const golden = (await (await fetch(`${modelUrl('tri-tiny')}golden.json`)).json()).prompts.find((c: { name: string }) => c.name === 'en_plain');
+    let phases = new Set<string>();
     const loadAndCheck = async () => {
       const files = await CachedModelFiles.open(new HttpModelFiles(modelUrl('tri-tiny')));
       expect(files).toBeInstanceOf(CachedModelFiles);
-      const engine = await TriEngine.load(files, { weights: { format: 'f32' } });
+      phases = new Set();
+      const engine = await TriEngine.load(files, { weights: { format: 'f32' }, onProgress: ({ phase }) => phases.add(phase) });
       try {
         expect((await engine.complete(golden.prompt, { maxNewTokens: 48 })).tokenIds).toEqual(golden.greedy_ids);
       } finally {
@@ -31,6 +33,7 @@ describe('model byte cache (Cache API)', () => {
     expect(first.misses).toBeGreaterThan(3);
     expect(first.storeFailures).toBe(0);
     expect(firstRequests).toBe(first.misses);
+    expect(phases.has('download') && phases.has('prepare')).toBe(true); // the progress says where the bytes come from
 
     let second = { hits: 0, misses: 0, storeFailures: 0, corrupt: 0 };
     const secondRequests = await countRangeRequests(async () => {
@@ -38,6 +41,7 @@ describe('model byte cache (Cache API)', () => {
     });
     expect(second).toEqual({ hits: first.misses, misses: 0, storeFailures: 0, corrupt: 0 });
     expect(secondRequests).toBe(0);
+    expect([...phases]).toEqual(['read', 'prepare']);
 
     expect(await clearModelCache()).toBe(true);
     const afterClear = await countRangeRequests(async () => {

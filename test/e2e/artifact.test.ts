@@ -83,8 +83,10 @@ describe('loading an artifact', () => {
     storiesEngine.dispose();
     const tri = await convertFixture('tri-tiny', { format: 'f32' });
     const progress: number[] = [];
-    const triEngine = await TriEngine.load(tri.files(), { gpu: await getNodeGpu(), onProgress: ({ loadedBytes }) => progress.push(loadedBytes) });
+    const converting = new Set<boolean>();
+    const triEngine = await TriEngine.load(tri.files(), { gpu: await getNodeGpu(), onProgress: (p) => (progress.push(p.loadedBytes), converting.add(p.converting)) });
     expect(progress.at(-1)).toBe(tri.manifest.shards.reduce((sum, shard) => sum + shard.bytes, 0));
+    expect([...converting]).toEqual([false]); // an artifact's weights are uploaded as they are
     for (const c of triTinyGolden()) {
       expect((await triEngine.complete({ tokenIds: c.prompt_ids }, { maxNewTokens: c.greedy_ids.length })).tokenIds, c.name).toEqual(c.greedy_ids);
     }

@@ -19,10 +19,16 @@ import { collectStream } from '../stream.ts';
 let engine: TriEngine;
 beforeAll(async () => {
   const progress: number[] = [];
+  const phases: string[] = [];
   engine = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), {
     gpu: await getNodeGpu(),
-    onProgress: ({ loadedBytes }) => progress.push(loadedBytes),
+    onProgress: ({ loadedBytes, phase, converting }) => {
+      progress.push(loadedBytes);
+      phases.push(`${phase}${converting ? ' converting' : ''}`);
+    },
   });
+  // Files on disk: 'read' while the weights stream in and convert, 'prepare' once the last byte is in.
+  expect([...new Set(phases)]).toEqual(['read converting', 'prepare converting']);
   // Tiny models run in exact f32 by default.
   expect(engine.weights).toEqual({ format: 'f32' });
   // Progress counts the matrices' bytes, one report per converted chunk: 7 matrices per layer, embedding
