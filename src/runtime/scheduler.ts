@@ -3,6 +3,8 @@
 // stalls the others for more than one chunk. Plain TypeScript over GpuLlama.step and PagedKvCache.
 // A sequence ends on an end-of-sequence id or stop string ('stop'), at maxNewTokens or a full context or
 // KV cache ('length'), or when its AbortSignal fires ('abort'); its pages go back to the cache at once.
+// Score requests (log-probabilities of given ids after a prompt, for TriEngine.score) run in the same
+// steps, after the generating sequences' rows.
 import { ContextOverflowError, KvCacheFullError } from '../errors.ts';
 import type { DocumentSpan } from '../kv/documents.ts';
 import type { PagedKvCache } from '../kv/paged-cache.ts';
@@ -171,8 +173,9 @@ export class Scheduler {
   }
 
   /**
-   * Scores a request in the step loop, batched with whatever else runs. Throws (before anything runs)
-   * ContextOverflowError or KvCacheFullError when the ids cannot fit, RangeError for a malformed request.
+   * Scores a request in the step loop, batched with whatever else runs. Rejects before anything runs with
+   * ContextOverflowError when the ids exceed the context, RangeError for a malformed request; one the KV
+   * cache cannot hold now waits for pages (KvCacheFullError only when nothing else holds any).
    */
   score(request: ScoreRequest): Promise<ScoreResult> {
     if (this.closedWith) return Promise.reject(this.closedWith);
