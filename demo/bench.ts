@@ -14,6 +14,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { CachedModelFiles, GpuContext, HttpModelFiles, type ModelFiles, TriEngine } from '../src/index.ts';
 import { modelFromAddress } from './chat/engine-host.ts';
+import { NO_WEBGPU, downloadJson } from './page-tools.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const status = $<HTMLParagraphElement>('status');
@@ -196,20 +197,14 @@ function storedRuns(): StoredRun[] {
   }
 }
 
-function downloadJson(run: StoredRun): void {
-  const link = document.createElement('a');
-  link.href = URL.createObjectURL(new Blob([`${JSON.stringify(run, null, 2)}\n`], { type: 'application/json' }));
-  link.download = `tri-webgpu-bench-${run.at.replace(/[:.]/g, '-')}.json`;
-  link.click();
-  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
-}
+const downloadRun = (run: StoredRun) => downloadJson(`tri-webgpu-bench-${run.at.replace(/[:.]/g, '-')}.json`, run);
 
 function showHistory(): void {
   const runs = storedRuns();
   $('history').replaceChildren(...runs.map((run) => {
     const item = document.createElement('li');
     const button = Object.assign(document.createElement('button'), { type: 'button', textContent: `${new Date(run.at).toLocaleString()} · ${Object.keys(run.tables).join(', ')}` });
-    button.addEventListener('click', () => downloadJson(run));
+    button.addEventListener('click', () => downloadRun(run));
     item.append(button);
     return item;
   }));
@@ -226,13 +221,13 @@ function finished(): void {
   showHistory();
   $<HTMLButtonElement>('download').disabled = false;
 }
-$('download').addEventListener('click', () => downloadJson(currentResults()));
+$('download').addEventListener('click', () => downloadRun(currentResults()));
 showHistory();
 
 runButton.addEventListener('click', () => void runSection(runButton, ['kernels', 'models', 'correctness'], measureSuite));
 runtimeButton.addEventListener('click', () => void runSection(runtimeButton, ['runtime'], measureRuntime));
 if (!('gpu' in navigator)) {
-  status.textContent = 'This browser has no WebGPU. Use a recent Chrome or Edge (113+), Safari 26+, or Firefox 141+ on Windows.';
+  status.textContent = NO_WEBGPU;
   document.body.dataset.state = 'error';
 } else {
   status.textContent = 'Ready.';

@@ -8,6 +8,7 @@ import 'uplot/dist/uPlot.min.css';
 import { evaluateCrossLingual, globalMmluLiteUrl, matchRows, parseMcqFile, type CrossLingualReport, type PairMetrics, type Rate } from '../src/eval/index.ts';
 import { TriEngine } from '../src/index.ts';
 import { modelFromAddress } from './chat/engine-host.ts';
+import { NO_WEBGPU, downloadJson } from './page-tools.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const status = $<HTMLParagraphElement>('status');
@@ -119,18 +120,13 @@ async function run(): Promise<void> {
 }
 
 $('download').addEventListener('click', () => {
-  if (!report) return;
-  const link = document.createElement('a');
-  link.href = URL.createObjectURL(new Blob([`${JSON.stringify(report, null, 2)}\n`], { type: 'application/json' }));
-  link.download = `tri-webgpu-eval-${report.languages.join('-')}.json`;
-  link.click();
-  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  if (report) downloadJson(`tri-webgpu-eval-${report.languages.join('-')}.json`, report);
 });
 runButton.addEventListener('click', () => void run());
 cancelButton.addEventListener('click', () => controller?.abort());
 
 if (!('gpu' in navigator)) {
-  status.textContent = 'This browser has no WebGPU. Use a recent Chrome or Edge (113+), Safari 26+, or Firefox 141+ on Windows.';
+  status.textContent = NO_WEBGPU;
   document.body.dataset.state = 'error';
 } else {
   status.textContent = 'Ready.';

@@ -92,8 +92,9 @@ export async function parseMcqFile(bytes: ArrayBuffer, source: string, format: D
 /** Pairs two languages' questions by sample_id (in the first's order); ids missing from either are named. */
 export function matchRows(source: readonly McqRow[], target: readonly McqRow[], names: [string, string]): [McqRow, McqRow][] {
   const byId = new Map(target.map((row) => [row.sample_id, row]));
+  const sourceIds = new Set(source.map((row) => row.sample_id));
   const missing = source.filter((row) => !byId.has(row.sample_id)).map((row) => row.sample_id);
-  const extra = target.filter((row) => !source.some((s) => s.sample_id === row.sample_id)).map((row) => row.sample_id);
+  const extra = target.filter((row) => !sourceIds.has(row.sample_id)).map((row) => row.sample_id);
   if (missing.length || extra.length) {
     const list = (ids: string[]) => `${ids.slice(0, 3).join(', ')}${ids.length > 3 ? ` and ${ids.length - 3} more` : ''}`;
     const parts = [missing.length ? `${list(missing)} in ${names[0]} but not in ${names[1]}` : '', extra.length ? `${list(extra)} in ${names[1]} but not in ${names[0]}` : ''];

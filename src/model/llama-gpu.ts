@@ -605,9 +605,12 @@ export class GpuLlama {
     // A step with nothing to read back (a prefill chunk) still waits for the GPU: otherwise a long prompt
     // queues every chunk at once without yielding, and an abort takes effect only after all of them.
     if (outputs.length === 0) await this.gpu.device.queue.onSubmittedWorkDone();
-    const ids = outputs.some(({ output }) => output.kind === 'sample') ? new Uint32Array(await this.gpu.readBack(this.act.nextIds, outputs.length * 4)) : undefined;
-    const logits = outputs.some(({ output }) => output.kind === 'logits') ? new Float32Array(await this.gpu.readBack(this.act.logits, outputs.length * vocabSize * 4)) : undefined;
-    const logprobs = await this.readLogprobs(outputs);
+    // The readbacks wait for the GPU together, not one round trip after another.
+    const [ids, logits, logprobs] = await Promise.all([
+      outputs.some(({ output }) => output.kind === 'sample') ? this.gpu.readBack(this.act.nextIds, outputs.length * 4).then((bytes) => new Uint32Array(bytes)) : undefined,
+      outputs.some(({ output }) => output.kind === 'logits') ? this.gpu.readBack(this.act.logits, outputs.length * vocabSize * 4).then((bytes) => new Float32Array(bytes)) : undefined,
+      this.readLogprobs(outputs),
+    ]);
     this.lastGpuMs = await recorder.gpuMilliseconds();
     let i = 0;
     batch.forEach((entry, slot) => {
@@ -652,10 +655,13 @@ export class GpuLlama {
       return undefined;
     });
     if (counts.every((count) => count === undefined)) return [];
-    const scores = new Float32Array(await this.gpu.readBack(this.act.scores, outputs.length * MAX_SCORE_TARGETS * 4));
     const anyTop = counts.some((count) => count && count.topK > 0);
-    const topIds = anyTop ? new Uint32Array(await this.gpu.readBack(this.act.topIds, outputs.length * MAX_TOP_LOGPROBS * 4)) : undefined;
-    const topLogprobs = anyTop ? new Float32Array(await this.gpu.readBack(this.act.topLogprobs, outputs.length * MAX_TOP_LOGPROBS * 4)) : undefined;
+    const topBytes = outputs.length * MAX_TOP_LOGPROBS * 4;
+    const [scores, topIds, topLogprobs] = await Promise.all([
+      this.gpu.readBack(this.act.scores, outputs.length * MAX_SCORE_TARGETS * 4).then((bytes) => new Float32Array(bytes)),
+      anyTop ? this.gpu.readBack(this.act.topIds, topBytes).then((bytes) => new Uint32Array(bytes)) : undefined,
+      anyTop ? this.gpu.readBack(this.act.topLogprobs, topBytes).then((bytes) => new Float32Array(bytes)) : undefined,
+    ]);
     return counts.map((count, i) => count && {
       logprobs: Array.from(scores.subarray(i * MAX_SCORE_TARGETS, i * MAX_SCORE_TARGETS + count.targets)),
       top: Array.from({ length: count.topK }, (_, k) => ({ id: topIds![i * MAX_TOP_LOGPROBS + k]!, logprob: topLogprobs![i * MAX_TOP_LOGPROBS + k]! })),

@@ -54,6 +54,17 @@ export function serveEngine(endpoint: MessageEndpoint): void {
     }
   }
 
+  /** A request's abort signal (an 'abort' message fires it), or undefined after answering that no model is loaded. */
+  function startRequest(id: number): AbortSignal | undefined {
+    if (!engine) {
+      endpoint.postMessage({ type: 'error', id, error: serializeError(new EngineDisposedError('no model is loaded in this worker')) });
+      return undefined;
+    }
+    const controller = new AbortController();
+    running.set(id, controller);
+    return controller.signal;
+  }
+
   endpoint.addEventListener('message', (event) => {
     const message = event.data;
     switch (message.type) {
@@ -98,26 +109,18 @@ export function serveEngine(endpoint: MessageEndpoint): void {
         return;
       case 'generate':
       case 'generatePacked': {
-        if (!engine) {
-          endpoint.postMessage({ type: 'error', id: message.id, error: serializeError(new EngineDisposedError('no model is loaded in this worker')) });
-          return;
-        }
-        const controller = new AbortController();
-        running.set(message.id, controller);
-        const options = { ...message.options, signal: controller.signal };
+        const signal = startRequest(message.id);
+        if (!signal || !engine) return;
+        const options = { ...message.options, signal };
         void stream(message.id, message.type === 'generate'
           ? engine.generate(message.prompt, options)
           : engine.generatePacked(message.documents, message.policy, options));
         return;
       }
       case 'score': {
-        if (!engine) {
-          endpoint.postMessage({ type: 'error', id: message.id, error: serializeError(new EngineDisposedError('no model is loaded in this worker')) });
-          return;
-        }
-        const controller = new AbortController();
-        running.set(message.id, controller);
-        const options = { signal: controller.signal, ...(message.addSpecialTokens === undefined ? {} : { addSpecialTokens: message.addSpecialTokens }) };
+        const signal = startRequest(message.id);
+        if (!signal || !engine) return;
+        const options = { signal, ...(message.addSpecialTokens === undefined ? {} : { addSpecialTokens: message.addSpecialTokens }) };
         engine.score(message.prompt, message.continuations, options).then(
           (scores) => endpoint.postMessage({ type: 'scored', id: message.id, scores }),
           (error: unknown) => endpoint.postMessage({ type: 'error', id: message.id, error: serializeError(error) }),
