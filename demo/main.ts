@@ -130,7 +130,7 @@ async function loadModel(source: ModelSource): Promise<void> {
   showLoadProgress(t('phaseOpening'), undefined);
   try {
     const engine = await host.load(source, loadOptions, (progress) => {
-      const phase = { download: progress.converting ? t('phaseWeights') : t('phaseDownload'), read: t('phaseCachedWeights'), prepare: t('phaseGpu') }[progress.phase];
+      const phase = { download: progress.converting ? t('phaseWeights') : t('phaseDownload'), read: t('phaseCachedWeights'), prepare: t('phaseGpu'), store: t('phaseStore') }[progress.phase];
       showLoadProgress(phase, progress);
     }, controller.signal);
     if (controller !== loading) return;

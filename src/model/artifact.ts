@@ -9,18 +9,15 @@ import { InvalidRequestError, ModelFileMissingError, ModelIntegrityError, Safete
 import type { GpuContext } from '../gpu/context.ts';
 import { type GpuMatrix, type GpuMatrixPart, placeholderBuffer } from '../ops/linear.ts';
 import { type ByteSource, type ModelFiles, readJsonIfPresent } from './byte-source.ts';
-import { type MatrixSpec, type PartPlan, planMatrix, tensorShapes } from './gpu-weights.ts';
+import { MATRIX_PART_BYTES, type MatrixSpec, type PartPlan, planMatrix, tensorShapes } from './gpu-weights.ts';
 import { type PackedWeights, type WeightFormatOptions, type WeightLayout, packRows } from './quant.ts';
 import { type SafetensorsCheckpoint, type TensorInfo, readTensorRows, tensorToFloat32 } from './safetensors.ts';
 
 export const MANIFEST_FILE = 'tri-webgpu-manifest.json';
 export const ARTIFACT_FORMAT = 'tri-webgpu-artifact';
 export const ARTIFACT_VERSION = 1;
-/**
- * Matrices are cut into parts of at most this many bytes (by rows), so every part fits one binding on
- * every WebGPU device (the spec's smallest maxStorageBufferBindingSize is 128 MiB) and a shard holds whole parts.
- */
-export const ARTIFACT_PART_BYTES = 64 * 2 ** 20;
+/** Matrices are cut into parts of at most this many bytes (by rows; as at load, see MATRIX_PART_BYTES); a shard holds whole parts. */
+export const ARTIFACT_PART_BYTES = MATRIX_PART_BYTES;
 const SHARD_BYTES = 128 * 2 ** 20;
 /** Bytes read (and hashed) per request; bounds JS memory while streaming a shard. */
 const READ_CHUNK_BYTES = 32 * 2 ** 20;
@@ -78,6 +75,69 @@ function tensorsDigest(checkpoint: SafetensorsCheckpoint): string {
   return bytesToHex(sha256(new TextEncoder().encode(JSON.stringify(table))));
 }
 
+/** What an artifact was converted from: SHA-256 of config.json and of the checkpoint's tensor table. */
+export async function artifactSource(files: ModelFiles, checkpoint: SafetensorsCheckpoint, signal?: AbortSignal): Promise<ArtifactManifest['source']> {
+  return { configSha256: bytesToHex(sha256(await readBytes(files, 'config.json', signal))), tensorsSha256: tensorsDigest(checkpoint) };
+}
+
+/**
+ * Writes parts into shards of at most 128 MiB (a part is never split between shards), hashing each
+ * shard as it goes, then the manifest. Parts arrive one at a time: memory holds only the current one.
+ */
+export class ArtifactWriter {
+  private readonly sink: ArtifactSink;
+  private readonly shards: ArtifactManifest['shards'] = [];
+  private readonly matrices: ArtifactMatrix[] = [];
+  private shard: { file: string; bytes: number; hash: ReturnType<typeof sha256.create>; out: Awaited<ReturnType<ArtifactSink['create']>> } | undefined;
+
+  constructor(sink: ArtifactSink) {
+    this.sink = sink;
+  }
+
+  /** Appends one matrix, part by part, in plan order; `pack` gives a part's buffers. */
+  async addMatrix(spec: MatrixSpec, plan: { layout: WeightLayout; parts: PartPlan[] }, pack: (part: PartPlan, index: number) => Promise<PackedWeights>): Promise<void> {
+    const parts: ArtifactPart[] = [];
+    for (const [index, part] of plan.parts.entries()) {
+      const packed = await pack(part, index);
+      const partBytes = packed.layout.dataBytes + packed.layout.scaleBytes;
+      if (this.shard && this.shard.bytes + partBytes > SHARD_BYTES) await this.closeShard();
+      const data = await this.append(new Uint8Array(packed.data.buffer, packed.data.byteOffset, packed.layout.dataBytes));
+      const scales = packed.layout.scaleBytes ? await this.append(new Uint8Array(packed.scales.buffer, packed.scales.byteOffset, packed.layout.scaleBytes)) : undefined;
+      parts.push({ outputStart: part.outputStart, outputs: part.outputs, layout: part.layout, data, ...(scales ? { scales } : {}) });
+    }
+    this.matrices.push({ label: spec.label, tensors: [...spec.tensors], gatedPair: spec.gatedPair ?? false, layout: plan.layout, parts });
+  }
+
+  /** Closes the last shard and writes the manifest (last: a folder without one is incomplete). */
+  async finish(weights: WeightFormatOptions, source: ArtifactManifest['source']): Promise<ArtifactManifest> {
+    await this.closeShard();
+    const manifest: ArtifactManifest = {
+      format: ARTIFACT_FORMAT, version: ARTIFACT_VERSION, weights, partBytes: ARTIFACT_PART_BYTES, source, matrices: this.matrices, shards: this.shards,
+    };
+    await writeWhole(this.sink, MANIFEST_FILE, new TextEncoder().encode(`${JSON.stringify(manifest, null, 1)}\n`));
+    return manifest;
+  }
+
+  private async append(bytes: Uint8Array): Promise<ArtifactRegion> {
+    if (!this.shard) {
+      const file = `weights-${String(this.shards.length + 1).padStart(5, '0')}.bin`;
+      this.shard = { file, bytes: 0, hash: sha256.create(), out: await this.sink.create(file) };
+    }
+    const region = { shard: this.shards.length, offset: this.shard.bytes, bytes: bytes.byteLength };
+    this.shard.hash.update(bytes);
+    await this.shard.out.write(bytes);
+    this.shard.bytes += bytes.byteLength;
+    return region;
+  }
+
+  private async closeShard(): Promise<void> {
+    if (!this.shard) return;
+    await this.shard.out.close();
+    this.shards.push({ file: this.shard.file, bytes: this.shard.bytes, sha256: bytesToHex(this.shard.hash.digest()) });
+    this.shard = undefined;
+  }
+}
+
 /**
  * Converts a checkpoint (already checked against its spec) into an artifact: matrix by matrix in graph
  * order, part by part, holding at most one part (≤ 64 MiB) and one read chunk (≤ 32 MiB) in memory.
@@ -86,52 +146,18 @@ export async function convertModel(files: ModelFiles, checkpoint: SafetensorsChe
   const { weights, signal } = options;
   const total = matrices.flatMap((m) => m.tensors).reduce((sum, name) => sum + checkpoint.get(name)!.byteLength, 0);
   let done = 0;
-  const shards: ArtifactManifest['shards'] = [];
-  let shard: { file: string; bytes: number; hash: ReturnType<typeof sha256.create>; out: Awaited<ReturnType<ArtifactSink['create']>> } | undefined;
-  const closeShard = async () => {
-    if (!shard) return;
-    await shard.out.close();
-    shards.push({ file: shard.file, bytes: shard.bytes, sha256: bytesToHex(shard.hash.digest()) });
-    shard = undefined;
-  };
-  const append = async (bytes: Uint8Array): Promise<ArtifactRegion> => {
-    if (!shard) {
-      const file = `weights-${String(shards.length + 1).padStart(5, '0')}.bin`;
-      shard = { file, bytes: 0, hash: sha256.create(), out: await sink.create(file) };
-    }
-    const region = { shard: shards.length, offset: shard.bytes, bytes: bytes.byteLength };
-    shard.hash.update(bytes);
-    await shard.out.write(bytes);
-    shard.bytes += bytes.byteLength;
-    return region;
-  };
-
-  const out: ArtifactMatrix[] = [];
+  const writer = new ArtifactWriter(sink);
   for (const matrix of matrices) {
     const infos = tensorShapes(matrix, checkpoint);
     const plan = planMatrix(matrix, infos.map((info) => info.shape), weights, ARTIFACT_PART_BYTES);
     const byName = new Map(infos.map((info) => [info.name, info]));
     const columnScale = matrix.columnScaleTensor ? await checkpoint.readFloat32(matrix.columnScaleTensor, signal) : undefined;
     if (columnScale) checkFinite(columnScale, checkpoint.get(matrix.columnScaleTensor!)!, 0);
-    const parts: ArtifactPart[] = [];
-    for (const part of plan.parts) {
+    await writer.addMatrix(matrix, plan, (part) => {
       signal?.throwIfAborted();
-      const packed = await packPart(part, byName, columnScale, signal, (bytes) => options.onProgress?.((done += bytes), total));
-      const partBytes = packed.layout.dataBytes + packed.layout.scaleBytes;
-      if (shard && shard.bytes + partBytes > SHARD_BYTES) await closeShard();
-      const data = await append(new Uint8Array(packed.data.buffer));
-      const scales = packed.layout.scaleBytes ? await append(new Uint8Array(packed.scales.buffer)) : undefined;
-      parts.push({ outputStart: part.outputStart, outputs: part.outputs, layout: part.layout, data, ...(scales ? { scales } : {}) });
-    }
-    out.push({ label: matrix.label, tensors: [...matrix.tensors], gatedPair: matrix.gatedPair ?? false, layout: plan.layout, parts });
+      return packPart(part, byName, columnScale, signal, (bytes) => options.onProgress?.((done += bytes), total));
+    });
   }
-  await closeShard();
-
-  const manifest: ArtifactManifest = {
-    format: ARTIFACT_FORMAT, version: ARTIFACT_VERSION, weights, partBytes: ARTIFACT_PART_BYTES,
-    source: { configSha256: bytesToHex(sha256(await readBytes(files, 'config.json', signal))), tensorsSha256: tensorsDigest(checkpoint) },
-    matrices: out, shards,
-  };
   for (const name of METADATA_FILES) {
     const bytes = await readBytes(files, name, signal).catch((error: unknown) => {
       if (error instanceof ModelFileMissingError) return undefined;
@@ -139,8 +165,7 @@ export async function convertModel(files: ModelFiles, checkpoint: SafetensorsChe
     });
     if (bytes) await writeWhole(sink, name, bytes);
   }
-  await writeWhole(sink, MANIFEST_FILE, new TextEncoder().encode(`${JSON.stringify(manifest, null, 1)}\n`));
-  return manifest;
+  return writer.finish(weights, await artifactSource(files, checkpoint, signal));
 }
 
 /** One part's buffers, packed on the CPU from its tensors' rows, chunk by chunk. */
@@ -218,11 +243,16 @@ export class ArtifactWeights {
     this.byLabel = new Map(manifest.matrices.map((matrix) => [matrix.label, matrix]));
   }
 
+  /** Whether the artifact holds weights in this format. */
+  formatMatches(weights: WeightFormatOptions): boolean {
+    const own = this.manifest.weights;
+    return weights.format === own.format && (weights.format !== 'q4' || ((weights.groupSize ?? 32) === (own.groupSize ?? 32) && Boolean(weights.withMin) === Boolean(own.withMin)));
+  }
+
   /** `weights` asked for at load must be the artifact's own (it holds one format). */
   checkFormat(weights: WeightFormatOptions | undefined): WeightFormatOptions {
     const own = this.manifest.weights;
-    const same = (a: WeightFormatOptions, b: WeightFormatOptions) => a.format === b.format && (a.groupSize ?? 32) === (b.groupSize ?? 32) && Boolean(a.withMin) === Boolean(b.withMin);
-    if (weights && !same(weights, own)) throw new InvalidRequestError(`this model is a pre-converted artifact in ${JSON.stringify(own)}; it cannot load as ${JSON.stringify(weights)}`);
+    if (weights && !this.formatMatches(weights)) throw new InvalidRequestError(`this model is a pre-converted artifact in ${JSON.stringify(own)}; it cannot load as ${JSON.stringify(weights)}`);
     return own;
   }
 

@@ -5,6 +5,7 @@
 // the SHA-256 of its bytes, checked on every hit: a corrupted entry (disk, extension, a partial write) is
 // dropped and downloaded again instead of loading as garbage on every visit.
 import type { ByteSource, ModelFiles } from './byte-source.ts';
+import type { SafetensorsCheckpoint } from './safetensors.ts';
 import { OpfsByteSource, opfsModelDirectory, opfsModels, removeOpfsModels } from './opfs-store.ts';
 
 export const MODEL_CACHE_NAME = 'tri-webgpu-model-bytes-v2';
@@ -44,6 +45,23 @@ export class CachedModelFiles implements ModelFiles {
     const inCache = (await cachedModels(this.cache)).find((model) => model.location === cacheBase(this.location))?.bytes ?? 0;
     const inOpfs = (await opfsModels()).find((model) => model.location === this.location)?.bytes ?? 0;
     return inCache + inOpfs;
+  }
+
+  /**
+   * Drops the cached ranges of a checkpoint's tensor data (once its conversion is kept); the ranges of
+   * its headers stay, so the next load can check the kept copy against them without the network.
+   */
+  async forgetTensorData(checkpoint: SafetensorsCheckpoint): Promise<void> {
+    const dataStart = new Map<string, number>();
+    for (const { source, byteOffset } of checkpoint.tensors.values()) dataStart.set(source.name, Math.min(dataStart.get(source.name) ?? Infinity, byteOffset));
+    const base = new URL(cacheBase(this.location));
+    for (const request of await this.cache.keys()) {
+      const url = new URL(request.url);
+      if (url.origin !== base.origin || !url.pathname.startsWith(base.pathname)) continue;
+      const start = dataStart.get(decodeURIComponent(url.pathname.slice(base.pathname.length)));
+      const offset = Number(/^(\d+)-/.exec(url.searchParams.get('bytes') ?? '')?.[1]);
+      if (start !== undefined && offset >= start) await this.cache.delete(request);
+    }
   }
 
   async open(fileName: string, signal?: AbortSignal): Promise<ByteSource> {

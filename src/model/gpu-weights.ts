@@ -88,7 +88,17 @@ export function tensorShapes(spec: MatrixSpec, checkpoint: SafetensorsCheckpoint
   return infos;
 }
 
+/**
+ * Matrices are cut by rows into parts of at most this many bytes: every part fits one binding on every
+ * WebGPU device (the spec's smallest maxStorageBufferBindingSize is 128 MiB), and a checkpoint converted
+ * here has exactly the parts of an artifact (FORMAT.md), so its buffers can be kept as one. Only Tri-7B's
+ * embedding and head are that large (q4: 4 parts each, f16: 16).
+ */
+export const MATRIX_PART_BYTES = 64 * 2 ** 20;
+
 const bindingLimit = (gpu: GpuContext) => Math.min(gpu.capabilities.maxStorageBufferBindingSize, gpu.capabilities.maxBufferSize);
+/** The most bytes of one matrix part on this device. */
+export const matrixPartLimit = (gpu: GpuContext) => Math.min(bindingLimit(gpu), MATRIX_PART_BYTES);
 
 /** The GPU buffers a matrix will take, for the memory check before anything is read. */
 export function gpuMatrixBuffers(spec: MatrixSpec, shapes: readonly (readonly number[])[], format: WeightFormatOptions, limit: number): { label: string; bytes: number }[] {
@@ -210,7 +220,7 @@ function createPart(gpu: GpuContext, label: string, plan: PartPlan): GpuMatrixPa
 
 /** The (zeroed) buffers of a matrix of the given tensor shapes, split into parts that each fit one binding. */
 export function allocateMatrix(gpu: GpuContext, spec: MatrixSpec, shapes: readonly (readonly number[])[], format: WeightFormatOptions): { matrix: GpuMatrix; plans: PartPlan[] } {
-  const { layout, parts: plans } = planMatrix(spec, shapes, format, bindingLimit(gpu));
+  const { layout, parts: plans } = planMatrix(spec, shapes, format, matrixPartLimit(gpu));
   const parts = plans.map((plan, i) => createPart(gpu, `${spec.label}[${i}]`, plan));
   return { plans, matrix: { layout, gatedPair: spec.gatedPair ?? false, parts } };
 }

@@ -6,7 +6,7 @@
 // runs the new tokens of several sequences together (prefill chunks and decode tokens alike) in one
 // submit; only the sampled ids (4 bytes each) or, for tests, the logits come back. Which pages a
 // sequence owns is decided by src/kv/paged-cache.ts; this file only reads its page tables.
-import { ContextOverflowError, GpuOutOfMemoryError, UnsupportedModelError } from '../errors.ts';
+import { ContextOverflowError, GpuOutOfMemoryError, InvalidRequestError, UnsupportedModelError } from '../errors.ts';
 import { type GpuContext, checkBufferSize } from '../gpu/context.ts';
 import { CommandRecorder } from '../gpu/recorder.ts';
 import { type DocumentSpan, documentAt } from '../kv/documents.ts';
@@ -22,9 +22,9 @@ import { sample } from '../ops/sample.ts';
 import { type SamplingConfig, samplingConfig, usesTokenCounts } from '../runtime/sampling.ts';
 import { ArtifactWeights } from './artifact.ts';
 import { type LlamaSpec, ropeCosSinTable } from './config.ts';
-import { GpuWeightUploader, type MatrixSpec, type PendingMatrix, allocateMatrix, destroyGpuMatrix, gpuMatrixBuffers } from './gpu-weights.ts';
+import { GpuWeightUploader, type MatrixSpec, type PendingMatrix, allocateMatrix, destroyGpuMatrix, gpuMatrixBuffers, matrixPartLimit } from './gpu-weights.ts';
 import { checkLlamaCheckpoint, llamaTensorLayout } from './llama-weights.ts';
-import type { WeightFormatOptions } from './quant.ts';
+import type { PackedWeights, WeightFormatOptions } from './quant.ts';
 import type { SafetensorsCheckpoint } from './safetensors.ts';
 import { SyntheticWeights } from './synthetic.ts';
 
@@ -161,7 +161,7 @@ export function weightBytesRead(spec: LlamaSpec, source: SafetensorsCheckpoint |
 }
 
 /** The shapes of the tensors stacked in each graph matrix, by label, from the config alone. */
-function matrixShapes(spec: LlamaSpec): (label: string) => number[][] {
+export function matrixShapes(spec: LlamaSpec): (label: string) => number[][] {
   const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize } = spec;
   const layerShapes: Record<string, number[][]> = {
     qkv: [[numHeads * headDim, h], [numKvHeads * headDim, h], [numKvHeads * headDim, h]],
@@ -341,8 +341,7 @@ export class GpuLlama {
     // Refuse what cannot fit before a single weight byte is read (or downloaded): first every buffer
     // against the binding limit (matrices over it are split into parts; an artifact's parts are fixed),
     // then the whole allocation.
-    const deviceLimit = Math.min(gpu.capabilities.maxStorageBufferBindingSize, gpu.capabilities.maxBufferSize);
-    const limit = artifact ? artifact.manifest.partBytes : deviceLimit;
+    const limit = artifact ? artifact.manifest.partBytes : matrixPartLimit(gpu);
     const maxSequences = options.maxSequences ?? DEFAULT_MAX_SEQUENCES;
     const kvPages = options.kvPages ?? pagesPerContext(contextLength);
     const kvCache = options.kvCache ?? 'f32';
@@ -688,6 +687,20 @@ export class GpuLlama {
       linear(recorder, { x: act.x, weights: layer.gateUp, y: act.gate, m: rowCount, normalizeEps: eps, epilogue: 'siluGate', splitK });
       linear(recorder, { x: act.gate, weights: layer.down, y: act.x, m: rowCount, epilogue: 'accumulate', splitK });
     });
+  }
+
+  /**
+   * A weight matrix part's buffers read back from the GPU (by its graph label, as graphMatrices names
+   * it): what keeping a conversion stores (src/model/kept-conversion.ts).
+   */
+  async readMatrixPart(label: string, index: number): Promise<PackedWeights> {
+    const [, layer, name] = /^layers\.(\d+)\.(\w+)$/.exec(label) ?? [];
+    const matrix = label === 'embed' ? this.embed : label === 'lmHead' ? this.lmHead : this.layers[Number(layer)]?.[name as keyof LayerMatrices];
+    const part = matrix?.parts[index];
+    if (!part) throw new InvalidRequestError(`no weight matrix part ${label}[${index}]`);
+    const data = new Uint32Array(await this.gpu.readBack(part.data, part.layout.dataBytes));
+    const scales = part.layout.scaleBytes ? new Uint32Array(await this.gpu.readBack(part.scales, part.layout.scaleBytes)) : new Uint32Array(0);
+    return { layout: part.layout, data, scales };
   }
 
   destroy(): void {

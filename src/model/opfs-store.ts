@@ -8,6 +8,11 @@ import type { ByteSource } from './byte-source.ts';
 
 const ROOT = 'tri-webgpu-models';
 
+/** Whether this browser has OPFS (not Node, not some private modes). */
+export function opfsAvailable(): boolean {
+  return typeof (globalThis.navigator as Navigator | undefined)?.storage?.getDirectory === 'function';
+}
+
 /** The OPFS directory for a model folder, or undefined where OPFS is missing (Node, some private modes). */
 export async function opfsModelDirectory(location: string, create: boolean): Promise<FileSystemDirectoryHandle | undefined> {
   const storage = (globalThis.navigator as Navigator | undefined)?.storage;
@@ -33,16 +38,26 @@ export async function opfsModels(): Promise<{ location: string; bytes: number; f
   const models = [];
   for await (const [name, handle] of entries(root)) {
     if (handle.kind !== 'directory') continue;
-    let bytes = 0;
-    let files = 0;
-    for await (const [, file] of entries(handle as FileSystemDirectoryHandle)) {
-      if (file.kind !== 'file') continue;
-      bytes += (await (file as FileSystemFileHandle).getFile()).size;
-      files++;
-    }
-    models.push({ location: decodeURIComponent(name), bytes, files });
+    models.push({ location: decodeURIComponent(name), ...(await directorySize(handle as FileSystemDirectoryHandle)) });
   }
   return models;
+}
+
+/** Bytes and files under a directory, its subdirectories (kept conversions) included. */
+async function directorySize(directory: FileSystemDirectoryHandle): Promise<{ bytes: number; files: number }> {
+  let bytes = 0;
+  let files = 0;
+  for await (const [, handle] of entries(directory)) {
+    if (handle.kind === 'directory') {
+      const inner = await directorySize(handle as FileSystemDirectoryHandle);
+      bytes += inner.bytes;
+      files += inner.files;
+    } else {
+      bytes += (await (handle as FileSystemFileHandle).getFile()).size;
+      files++;
+    }
+  }
+  return { bytes, files };
 }
 
 /** Removes a model folder's files from OPFS (all of OPFS's models when `location` is undefined). */
@@ -58,7 +73,7 @@ export async function removeOpfsModels(location?: string): Promise<void> {
   }
 }
 
-function entries(directory: FileSystemDirectoryHandle): AsyncIterable<[string, FileSystemHandle]> {
+export function entries(directory: FileSystemDirectoryHandle): AsyncIterable<[string, FileSystemHandle]> {
   return (directory as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }).entries();
 }
 
@@ -120,7 +135,7 @@ export class OpfsByteSource implements ByteSource {
     out.set(fetched, stored - offset);
     this.stats.storedBytes += stored - offset;
     this.stats.fetchedBytes += fetched.byteLength;
-    await append(handle, stored, fetched).catch(() => {}); // a full disk costs the caching, not the load
+    await writeAt(handle, stored, fetched).catch(() => {}); // a full disk costs the caching, not the load
     return out;
   }
 
@@ -130,7 +145,7 @@ export class OpfsByteSource implements ByteSource {
   }
 }
 
-async function append(handle: FileSystemFileHandle, at: number, bytes: Uint8Array): Promise<void> {
+export async function writeAt(handle: FileSystemFileHandle, at: number, bytes: Uint8Array): Promise<void> {
   const sync = (handle as unknown as { createSyncAccessHandle?: () => Promise<{ write(b: Uint8Array, o: { at: number }): number; flush(): void; close(): void }> }).createSyncAccessHandle;
   if (typeof sync === 'function' && typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined') {
     const access = await sync.call(handle);

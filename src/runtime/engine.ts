@@ -2,13 +2,16 @@
 // greedy or seeded sampling (chosen on the GPU; only the token id comes back). Generations may overlap:
 // the scheduler batches them into shared steps over a paged KV cache, and a follow-up chat turn reuses
 // the cached pages of the conversation so far.
-import { ContextOverflowError, EngineDisposedError, InvalidRequestError, StorageQuotaError } from '../errors.ts';
+import { ContextOverflowError, EngineDisposedError, InvalidRequestError, ModelFileMissingError, ModelIntegrityError, StorageQuotaError } from '../errors.ts';
 import { type AttentionPolicy, type DocumentInput, documentSpans } from '../kv/documents.ts';
 import { GpuContext } from '../gpu/context.ts';
 import { HttpModelFiles, type ModelFiles } from '../model/byte-source.ts';
 import { CachedModelFiles, storageEstimate } from '../model/cached-files.ts';
 import type { LlamaSpec } from '../model/config.ts';
-import { ArtifactWeights } from '../model/artifact.ts';
+import { type ArtifactManifest, ArtifactWeights, artifactSource } from '../model/artifact.ts';
+import { forgetKeptConversion, keepConversion, keptConversionBytes, openKeptConversion } from '../model/kept-conversion.ts';
+import { opfsAvailable } from '../model/opfs-store.ts';
+import { SafetensorsCheckpoint } from '../model/safetensors.ts';
 import { GpuLlama, type KvCacheFormat, MAX_SCORE_TARGETS, weightBytesRead } from '../model/llama-gpu.ts';
 import { llamaTensors } from '../model/llama-weights.ts';
 import { type OpenedWeights, openWeights } from '../model/open.ts';
@@ -47,6 +50,12 @@ export interface LoadOptions {
    */
   cache?: boolean;
   /**
+   * With the cache on, keep a checkpoint's converted weights (read back from the GPU) in the browser's
+   * OPFS, so the next load reads the converted bytes (a quarter of bf16's for q4) and converts nothing;
+   * the cached checkpoint weights are then dropped. Default true.
+   */
+  keepConverted?: boolean;
+  /**
    * Refuse a model whose GPU buffers (weights, KV cache, activations) exceed this many bytes, before
    * anything is allocated or downloaded. Default: for CPU adapters the machine's memory; for real GPUs,
    * which WebGPU does not say the memory of, no limit beyond the device's own allocation failure.
@@ -61,9 +70,10 @@ export interface LoadOptions {
  * What a load is doing with its weights: 'download' while bytes arrive from the network, 'read' while
  * they come from this browser's storage, picked files or disk (each converted on the GPU, or verified and
  * uploaded, as it streams), then 'prepare' once every byte is in (the last conversions, and the kernels
- * timed on this GPU to pick the fastest).
+ * timed on this GPU to pick the fastest); 'store' after a checkpoint's conversion, while the converted
+ * weights are read back and kept in the browser's storage (keepConverted).
  */
-export type LoadPhase = 'download' | 'read' | 'prepare';
+export type LoadPhase = 'download' | 'read' | 'prepare' | 'store';
 
 export interface LoadProgress {
   phase: LoadPhase;
@@ -107,6 +117,14 @@ const DEFAULT_CONTEXT_LENGTH = 4096;
 export function defaultWeightFormat(spec: LlamaSpec): WeightFormatOptions {
   const f32Bytes = llamaTensors(spec).reduce((sum, { shape }) => sum + shape.reduce((a, b) => a * b, 4), 0);
   return f32Bytes <= EXACT_F32_BYTES ? { format: 'f32' } : { format: 'q4', groupSize: 32 };
+}
+
+/** A checkpoint load in a browser with OPFS: its conversion is read from storage (kept) or kept after the load. */
+interface KeepPlan {
+  location: string;
+  source: ArtifactManifest['source'];
+  checkpoint: SafetensorsCheckpoint;
+  kept: boolean;
 }
 
 export type { FinishReason, GenerationChunk, GenerationResult, TokenLogprob };
@@ -171,9 +189,10 @@ export class TriEngine {
    * storage quota) and whether it fits, with reasons: reads config, tokenizer and headers or manifest only.
    */
   static async plan(source: string | ModelFiles, options: LoadOptions | null = {}): Promise<LoadPlan> {
-    const { opened, cache, gpu, settings } = await TriEngine.open(source, options ?? {});
+    const { opened, cache, gpu, settings, keep } = await TriEngine.open(source, options ?? {});
     try {
-      return planLoad(opened, settings, gpu, cache && { cachedBytes: await cache.cachedBytes(), storage: await storageEstimate() }, options?.maxGpuBytes);
+      const keepBytes = keep && !keep.kept ? keptConversionBytes(opened.spec, settings.weights) : 0;
+      return planLoad(opened, settings, gpu, cache && { cachedBytes: await cache.cachedBytes(), storage: await storageEstimate(), keepBytes }, options?.maxGpuBytes);
     } finally {
       gpu.destroy();
     }
@@ -187,28 +206,50 @@ export class TriEngine {
   static async load(source: string | ModelFiles, options: LoadOptions | null = {}): Promise<TriEngine> {
     options ??= {};
     const { signal } = options;
-    const { opened, cache, gpu, settings, name } = await TriEngine.open(source, options);
+    const { opened, cache, gpu, settings, name, keep } = await TriEngine.open(source, options);
     try {
       signal?.throwIfAborted();
-      if (cache) await TriEngine.reserveStorage(cache, weightBytesRead(opened.spec, opened.weights));
+      if (cache) await TriEngine.reserveStorage(cache, weightBytesRead(opened.spec, opened.weights) + (keep && !keep.kept ? keptConversionBytes(opened.spec, settings.weights) : 0));
       const started = performance.now();
-      const converting = !(opened.weights instanceof ArtifactWeights);
       // Bytes came from the network when the browser cache missed since the last report (or there is none).
       const remote = typeof source === 'string' || source instanceof HttpModelFiles;
       let misses = cache?.stats.misses ?? 0;
-      const model = await GpuLlama.load(gpu, opened.spec, opened.weights, {
-        ...settings,
-        maxGpuBytes: options.maxGpuBytes,
-        signal,
-        onProgress: (loadedBytes, totalBytes) => {
-          const seconds = (performance.now() - started) / 1000;
-          const bytesPerSecond = seconds > 0 ? loadedBytes / seconds : 0;
-          const fetched = cache ? cache.stats.misses > misses : remote;
-          misses = cache?.stats.misses ?? 0;
-          const phase: LoadPhase = loadedBytes >= totalBytes ? 'prepare' : fetched ? 'download' : 'read';
-          options.onProgress?.({ phase, converting, loadedBytes, totalBytes, bytesPerSecond, etaSeconds: bytesPerSecond > 0 ? (totalBytes - loadedBytes) / bytesPerSecond : undefined });
-        },
-      });
+      const report = (phase: LoadPhase | undefined, converting: boolean, loadedBytes: number, totalBytes: number) => {
+        const seconds = (performance.now() - started) / 1000;
+        const bytesPerSecond = seconds > 0 ? loadedBytes / seconds : 0;
+        const fetched = cache ? cache.stats.misses > misses : remote;
+        misses = cache?.stats.misses ?? 0;
+        phase ??= loadedBytes >= totalBytes ? 'prepare' : fetched ? 'download' : 'read';
+        options.onProgress?.({ phase, converting, loadedBytes, totalBytes, bytesPerSecond, etaSeconds: bytesPerSecond > 0 ? (totalBytes - loadedBytes) / bytesPerSecond : undefined });
+      };
+      const loadWeights = (weights: OpenedWeights['weights']) => {
+        const converting = !(weights instanceof ArtifactWeights);
+        return GpuLlama.load(gpu, opened.spec, weights, {
+          ...settings, maxGpuBytes: options.maxGpuBytes, signal,
+          onProgress: (loadedBytes, totalBytes) => report(undefined, converting, loadedBytes, totalBytes),
+        });
+      };
+      let model: GpuLlama;
+      try {
+        model = await loadWeights(opened.weights);
+      } catch (error) {
+        // A kept conversion that fails verification (or went missing from storage) is dropped, and the
+        // checkpoint converted again (and kept again below): a healed load, never a wrong one.
+        if (!keep?.kept || !(error instanceof ModelIntegrityError || error instanceof ModelFileMissingError)) throw error;
+        await forgetKeptConversion(keep.location, settings.weights);
+        keep.kept = false;
+        model = await loadWeights(keep.checkpoint);
+      }
+      if (keep && !keep.kept) {
+        // Keep what the GPU converted, so the next load reads the converted bytes and converts nothing;
+        // then the checkpoint's cached weight ranges are no longer needed (their headers stay: the next
+        // load checks the kept copy against them, offline too).
+        const kept = await keepConversion(model, keep.location, settings.weights, keep.source, { signal, onProgress: (done, total) => report('store', true, done, total) }).catch((error: unknown) => {
+          model.destroy();
+          throw error;
+        });
+        if (kept) await cache!.forgetTensorData(keep.checkpoint);
+      }
       signal?.throwIfAborted();
       return new TriEngine(gpu, model, opened, settings.weights, name);
     } catch (error) {
@@ -218,7 +259,7 @@ export class TriEngine {
   }
 
   /** Files, spec, tokenizer and headers (or manifest), a GPU, and the settings a load would use. */
-  private static async open(source: string | ModelFiles, options: LoadOptions): Promise<{ opened: OpenedWeights; cache: CachedModelFiles | undefined; gpu: GpuContext; settings: LoadSettings; name: string }> {
+  private static async open(source: string | ModelFiles, options: LoadOptions): Promise<{ opened: OpenedWeights; cache: CachedModelFiles | undefined; gpu: GpuContext; settings: LoadSettings; name: string; keep: KeepPlan | undefined }> {
     checkLoadOptions(options);
     const { signal } = options;
     signal?.throwIfAborted();
@@ -227,7 +268,7 @@ export class TriEngine {
     }
     const remote = typeof source === 'string' ? new HttpModelFiles(source) : source;
     const files = typeof source === 'string' && options.cache !== false ? await CachedModelFiles.open(remote) : remote;
-    const opened = await openWeights(files, signal);
+    let opened = await openWeights(files, signal);
     signal?.throwIfAborted();
     if (options.contextLength !== undefined && options.contextLength > opened.spec.maxPositions) {
       throw new InvalidRequestError(`contextLength ${options.contextLength} is more than the model's ${opened.spec.maxPositions} positions`);
@@ -239,9 +280,19 @@ export class TriEngine {
       kvCache: options.kvCache ?? (weights.format === 'f32' ? 'f32' : 'f16'),
       maxSequences: options.maxSequences,
     };
+    const cache = files instanceof CachedModelFiles ? files : undefined;
+    let keep: KeepPlan | undefined;
+    if (cache && options.keepConverted !== false && opfsAvailable() && opened.weights instanceof SafetensorsCheckpoint) {
+      // A checkpoint converted on an earlier visit loads from its kept conversion (the headers just read tell whether it is still this checkpoint).
+      const checkpoint = opened.weights;
+      const sourceDigests = await artifactSource(files, checkpoint, signal);
+      const kept = await openKeptConversion(cache.location, weights, sourceDigests, signal);
+      keep = { location: cache.location, source: sourceDigests, checkpoint, kept: kept !== undefined };
+      if (kept) opened = { ...opened, weights: kept };
+    }
     const gpu = await GpuContext.create(options.gpu);
     const name = typeof source === 'string' ? remote.location : 'local model';
-    return { opened, cache: files instanceof CachedModelFiles ? files : undefined, gpu, settings, name };
+    return { opened, cache, gpu, settings, name, keep };
   }
 
   /**

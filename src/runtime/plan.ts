@@ -6,6 +6,7 @@ import type { GpuContext } from '../gpu/context.ts';
 import { ArtifactWeights } from '../model/artifact.ts';
 import type { LlamaSpec } from '../model/config.ts';
 import { gpuLlamaMemoryPlan, type KvCacheFormat, weightBytesRead } from '../model/llama-gpu.ts';
+import { matrixPartLimit } from '../model/gpu-weights.ts';
 import type { OpenedWeights } from '../model/open.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 
@@ -38,14 +39,14 @@ const GiB = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 
 export function planLoad(
   opened: OpenedWeights, settings: LoadSettings, gpu: GpuContext,
-  cache: { cachedBytes: number; storage: { usage: number; quota: number } | undefined } | undefined, maxGpuBytes: number | undefined,
+  cache: { cachedBytes: number; storage: { usage: number; quota: number } | undefined; keepBytes?: number } | undefined, maxGpuBytes: number | undefined,
 ): LoadPlan {
   const artifact = opened.weights instanceof ArtifactWeights ? opened.weights : undefined;
   const { capabilities } = gpu;
   const limit = Math.min(capabilities.maxStorageBufferBindingSize, capabilities.maxBufferSize);
   const memory = gpuLlamaMemoryPlan(opened.spec, settings.contextLength, {
     maxSequences: settings.maxSequences, kvCache: settings.kvCache, weights: settings.weights,
-    bindingLimit: artifact ? artifact.manifest.partBytes : limit,
+    bindingLimit: artifact ? artifact.manifest.partBytes : matrixPartLimit(gpu),
   });
   const group = (label: string) => (/^(embed|lmHead|layers\.)/.test(label) ? 'weights' : /^[kv]Cache\./.test(label) ? 'kvCache' : 'activations');
   const gpuBytes = { weights: 0, kvCache: 0, activations: 0, total: memory.totalBytes };
@@ -61,7 +62,8 @@ export function planLoad(
   const downloadBytes = weightBytesRead(opened.spec, opened.weights);
   const cachedBytes = cache?.cachedBytes ?? 0;
   const storage = cache?.storage;
-  const toStore = Math.max(0, downloadBytes - cachedBytes);
+  // A checkpoint's conversion is kept beside its cached bytes (keepConverted) until they are dropped.
+  const toStore = Math.max(0, downloadBytes - cachedBytes) + (cache?.keepBytes ?? 0);
   if (storage && toStore > storage.quota - storage.usage) {
     reasons.push(`the download needs ${GiB(toStore)} of browser storage, but only ${GiB(storage.quota - storage.usage)} is free: delete cached models or load with cache: false`);
   }

@@ -17,7 +17,7 @@ describe('model byte cache (Cache API)', () => {
       const files = await CachedModelFiles.open(new HttpModelFiles(modelUrl('tri-tiny')));
       expect(files).toBeInstanceOf(CachedModelFiles);
       phases = new Set();
-      const engine = await TriEngine.load(files, { weights: { format: 'f32' }, onProgress: ({ phase }) => phases.add(phase) });
+      const engine = await TriEngine.load(files, { weights: { format: 'f32' }, keepConverted: false, onProgress: ({ phase }) => phases.add(phase) });
       try {
         expect((await engine.complete(golden.prompt, { maxNewTokens: 48 })).tokenIds).toEqual(golden.greedy_ids);
       } finally {
@@ -55,7 +55,7 @@ describe('model byte cache (Cache API)', () => {
     const golden = (await (await fetch(`${modelUrl('tri-tiny')}golden.json`)).json()).prompts.find((c: { name: string }) => c.name === 'en_plain');
     const load = async () => {
       const files = (await CachedModelFiles.open(new HttpModelFiles(modelUrl('tri-tiny')))) as CachedModelFiles;
-      const engine = await TriEngine.load(files, { weights: { format: 'f32' } });
+      const engine = await TriEngine.load(files, { weights: { format: 'f32' }, keepConverted: false });
       const result = await engine.complete(golden.prompt, { maxNewTokens: 48 });
       engine.dispose();
       return { ids: result.tokenIds, stats: files.stats };
