@@ -703,6 +703,13 @@ export class GpuLlama {
     return { layout: part.layout, data, scales };
   }
 
+  /** Bytes of every GPU buffer the model holds, as allocated (to compare with gpuLlamaMemoryPlan). */
+  get allocatedBytes(): number {
+    const matrices = [this.embed, this.lmHead, ...this.layers.flatMap((layer) => Object.values(layer))];
+    const weights = matrices.flatMap((matrix) => matrix.parts).reduce((sum, part) => sum + part.data.size + (part.layout.scaleBytes ? part.scales.size : 0), 0);
+    return weights + [this.ropeTable, ...this.keyCache, ...this.valueCache, ...Object.values(this.act)].reduce((sum, buffer) => sum + buffer.size, 0);
+  }
+
   destroy(): void {
     for (const matrix of [this.embed, this.lmHead, ...this.layers.flatMap((layer) => Object.values(layer))]) destroyGpuMatrix(matrix);
     this.destroyBuffers();

@@ -312,6 +312,11 @@ export class TriEngine {
     return this.model.lastDispatchCount;
   }
 
+  /** Bytes of the GPU buffers the model holds (weights, KV cache, activations), as allocated; plan() predicts them. */
+  get gpuBytes(): number {
+    return this.model.allocatedBytes;
+  }
+
   get contextLength(): number {
     return this.model.contextLength;
   }

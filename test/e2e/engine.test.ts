@@ -286,6 +286,14 @@ describe('memory plan (Node)', () => {
     const { numLayers, numKvHeads, headDim } = plan.spec;
     expect(plan.gpuBytes.kvCache).toBe(2 * numLayers * 1024 * numKvHeads * headDim * 4); // k and v, 1024 positions, f32
     expect(plan).toMatchObject({ fits: true, reasons: [], storage: undefined });
+    for (const weights of [{ format: 'f32' }, { format: 'q4' }] as const) {
+      const engine = await TriEngine.load(new NodeModelFiles(modelDir('tri-tiny')), { gpu, weights });
+      const predicted = (await TriEngine.plan(new NodeModelFiles(modelDir('tri-tiny')), { gpu, weights })).gpuBytes.total;
+      // What was allocated is what was planned, up to WebGPU's rounding of buffer sizes to 4 bytes (16 at least).
+      expect(engine.gpuBytes - predicted, weights.format).toBeGreaterThanOrEqual(0);
+      expect(engine.gpuBytes - predicted, weights.format).toBeLessThan(predicted / 1000);
+      engine.dispose();
+    }
     const tight = await TriEngine.plan(new NodeModelFiles(modelDir('tri-tiny')), { gpu, maxGpuBytes: 2 ** 20, weights: { format: 'q4' } });
     expect(tight.fits).toBe(false);
     expect(tight.reasons[0]).toMatch(/more than the 0\.00 GiB this device can hold/);
