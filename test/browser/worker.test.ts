@@ -1,7 +1,7 @@
 // The engine in a Web Worker (WebGPU in a dedicated worker, headless Chromium): golden ids across the
 // boundary, streamed chat.completions, abort, and typed errors rebuilt on the page side.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ContextOverflowError, EngineDisposedError, InvalidRequestError, WorkerEngine } from '../../src/index.ts';
+import { ContextOverflowError, EngineDisposedError, InvalidRequestError, WorkerEngine, clearModelCache } from '../../src/index.ts';
 import { streamResult } from '../../src/runtime/stream.ts';
 import { collectStream } from '../stream.ts';
 
@@ -16,13 +16,15 @@ interface GoldenCase {
   decoded_text: string;
 }
 let golden: Record<string, GoldenCase>;
+const phases = new Set<string>();
 
 beforeAll(async () => {
   const cases = (await (await fetch(`${modelUrl('tri-tiny')}golden.json`)).json()).prompts as GoldenCase[];
   golden = Object.fromEntries(cases.map((c) => [c.name, c]));
   worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' });
   const progress: number[] = [];
-  engine = await WorkerEngine.load(worker, modelUrl('tri-tiny'), { weights: { format: 'f32' }, onProgress: ({ loadedBytes }) => progress.push(loadedBytes) });
+  await clearModelCache();
+  engine = await WorkerEngine.load(worker, modelUrl('tri-tiny'), { weights: { format: 'f32' }, onProgress: ({ loadedBytes, phase }) => (progress.push(loadedBytes), phases.add(phase)) });
   expect(progress.length).toBeGreaterThan(0);
 });
 
@@ -98,7 +100,11 @@ describe('WorkerEngine (engine in a Web Worker)', () => {
 
   it('ends pending calls with a typed error when the worker is terminated, instead of leaving them waiting', async () => {
     const spare = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' });
-    const loaded = await WorkerEngine.load(spare, modelUrl('tri-tiny'), { weights: { format: 'f32' } });
+    // The first load kept its conversion from the worker (OPFS sync access handles): this one converts nothing.
+    expect(phases.has('store')).toBe(true);
+    const converting = new Set<boolean>();
+    const loaded = await WorkerEngine.load(spare, modelUrl('tri-tiny'), { weights: { format: 'f32' }, onProgress: (progress) => converting.add(progress.converting) });
+    expect([...converting]).toEqual([false]);
     const pending = loaded.complete(golden.ko_plain!.prompt, { maxNewTokens: 48 });
     loaded.terminate();
     await expect(pending).rejects.toBeInstanceOf(EngineDisposedError);
