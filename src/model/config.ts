@@ -30,6 +30,14 @@ export interface LlamaSpec {
   readonly bosTokenId: number | undefined;
   /** Generation stops on any of these. */
   readonly eosTokenIds: readonly number[];
+  /** Where the tensors live when not at `model.*` / `lm_head.weight` (a llava checkpoint's language model). */
+  readonly tensorNames?: LlamaTensorNames;
+}
+
+export interface LlamaTensorNames {
+  /** Before `embed_tokens.weight`, `layers.{i}.…`, `norm.weight`. */
+  readonly prefix: string;
+  readonly lmHead: string;
 }
 
 const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM'];

@@ -27,11 +27,12 @@ export interface LlamaWeights<T> {
 export function llamaTensorLayout(spec: LlamaSpec): LlamaWeights<{ name: string; shape: number[] }> {
   const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize } = spec;
   const at = (name: string, ...shape: number[]) => ({ name, shape });
-  const embed = at('model.embed_tokens.weight', vocabSize, h);
+  const { prefix, lmHead } = spec.tensorNames ?? { prefix: 'model.', lmHead: 'lm_head.weight' };
+  const embed = at(`${prefix}embed_tokens.weight`, vocabSize, h);
   return {
     embed,
     layers: Array.from({ length: spec.numLayers }, (_, i) => {
-      const p = `model.layers.${i}`;
+      const p = `${prefix}layers.${i}`;
       return {
         attnNorm: at(`${p}.input_layernorm.weight`, h),
         wq: at(`${p}.self_attn.q_proj.weight`, numHeads * headDim, h),
@@ -44,8 +45,8 @@ export function llamaTensorLayout(spec: LlamaSpec): LlamaWeights<{ name: string;
         wDown: at(`${p}.mlp.down_proj.weight`, h, f),
       };
     }),
-    finalNorm: at('model.norm.weight', h),
-    lmHead: spec.tieWordEmbeddings ? embed : at('lm_head.weight', vocabSize, h),
+    finalNorm: at(`${prefix}norm.weight`, h),
+    lmHead: spec.tieWordEmbeddings ? embed : at(lmHead, vocabSize, h),
   };
 }
 
@@ -57,12 +58,13 @@ export function llamaTensors(spec: LlamaSpec): { name: string; shape: number[] }
 }
 
 /** Checks that every tensor exists with the expected shape and a float dtype, before anything is read. */
-export function checkLlamaCheckpoint(spec: LlamaSpec, checkpoint: SafetensorsCheckpoint): void {
+export function checkLlamaCheckpoint(spec: LlamaSpec, checkpoint: SafetensorsCheckpoint, isOtherTensor: (name: string) => boolean = () => false): void {
+  const prefix = spec.tensorNames?.prefix ?? 'model.';
   // Count the checkpoint's layers before building the layout: a config claiming 10^9 layers must be
   // refused at once, not after allocating a layout for each.
   const layerIndices = new Set<number>();
   for (const name of checkpoint.tensors.keys()) {
-    const match = /^model\.layers\.(\d+)\./.exec(name);
+    const match = name.startsWith(`${prefix}layers.`) ? /^(\d+)\./.exec(name.slice(prefix.length + 7)) : null;
     if (match) layerIndices.add(Number(match[1]));
   }
   if (layerIndices.size !== spec.numLayers) {
@@ -89,7 +91,7 @@ export function checkLlamaCheckpoint(spec: LlamaSpec, checkpoint: SafetensorsChe
   // A tensor the layout does not use means a different architecture (or a mislabelled checkpoint):
   // running without it would be silently wrong. Precomputed RoPE buffers and a tied head's copy are harmless.
   for (const [name, info] of checkpoint.tensors) {
-    if (expected.has(name) || /rotary_emb\.inv_freq$/.test(name) || (spec.tieWordEmbeddings && name === 'lm_head.weight')) continue;
+    if (expected.has(name) || isOtherTensor(name) || /rotary_emb\.inv_freq$/.test(name) || (spec.tieWordEmbeddings && name === (spec.tensorNames?.lmHead ?? 'lm_head.weight'))) continue;
     throw new UnsupportedModelError(`${info.source.name} holds tensor "${name}", which a Llama with this config.json does not have`);
   }
 }

@@ -6,6 +6,8 @@ import { type LlamaSpec, parseLlamaConfig } from './config.ts';
 import { checkLlamaCheckpoint } from './llama-weights.ts';
 import { SafetensorsCheckpoint } from './safetensors.ts';
 import { ArtifactWeights, readManifest } from './artifact.ts';
+import { type ImagePreprocessSpec, type VisionSpec, isLlavaConfig, parseLlavaConfig, parsePreprocessorConfig } from './llava-config.ts';
+import { isVisionTensor, languageTensorNames, visionTensorLayout } from './llava-weights.ts';
 import { type SamplingOptions, generationDefaults } from '../runtime/sampling.ts';
 
 export interface OpenedModel {
@@ -14,6 +16,13 @@ export interface OpenedModel {
   readonly text: TextCodec;
   /** The sampling generation_config.json asks for (greedy when it does not sample). */
   readonly generationDefaults: SamplingOptions;
+  /** A llava model's vision half (its tensors are in the checkpoint). */
+  readonly vision?: OpenedVision;
+}
+
+export interface OpenedVision {
+  readonly spec: VisionSpec;
+  readonly preprocess: ImagePreprocessSpec;
 }
 
 type Json = Record<string, unknown>;
@@ -24,6 +33,7 @@ export interface OpenedWeights {
   readonly text: TextCodec;
   readonly weights: SafetensorsCheckpoint | ArtifactWeights;
   readonly generationDefaults: SamplingOptions;
+  readonly vision?: OpenedVision;
 }
 
 /** Opens an artifact when the folder has a manifest, else the checkpoint (both read no weights yet). */
@@ -34,20 +44,36 @@ export async function openWeights(files: ModelFiles, signal?: AbortSignal): Prom
     return { ...opened, weights: checkpoint };
   }
   const opened = await openSpecAndText(files, signal);
+  if (opened.vision) throw new UnsupportedModelError('a vision (llava) model loads from its Hugging Face checkpoint: artifacts do not hold the vision tower yet');
   return { ...opened, weights: new ArtifactWeights(files, manifest) };
 }
 
 export async function openModel(files: ModelFiles, signal?: AbortSignal): Promise<OpenedModel> {
   const opened = await openSpecAndText(files, signal);
   const checkpoint = await SafetensorsCheckpoint.open(files, signal);
-  checkLlamaCheckpoint(opened.spec, checkpoint);
-  return { ...opened, checkpoint };
+  if (!opened.vision) {
+    checkLlamaCheckpoint(opened.spec, checkpoint);
+    return { ...opened, checkpoint };
+  }
+  const spec = { ...opened.spec, tensorNames: languageTensorNames(checkpoint) };
+  checkLlamaCheckpoint(spec, checkpoint, isVisionTensor);
+  visionTensorLayout(opened.vision.spec, checkpoint); // every vision tensor there, with its shape
+  return { ...opened, spec, checkpoint };
 }
 
-async function openSpecAndText(files: ModelFiles, signal: AbortSignal | undefined): Promise<{ spec: LlamaSpec; text: TextCodec; generationDefaults: SamplingOptions }> {
+async function openSpecAndText(files: ModelFiles, signal: AbortSignal | undefined): Promise<{ spec: LlamaSpec; text: TextCodec; generationDefaults: SamplingOptions; vision?: OpenedVision }> {
   const config = (await readJson(files, 'config.json', signal)) as Json;
   const generationConfig = ((await readJsonIfPresent(files, 'generation_config.json', signal)) ?? {}) as Json;
-  const parsed = parseLlamaConfig(config, generationConfig);
+  let vision: OpenedVision | undefined;
+  let textConfig = config;
+  if (isLlavaConfig(config)) {
+    const llava = parseLlavaConfig(config);
+    textConfig = llava.textConfig;
+    const preprocessor = (await readJsonIfPresent(files, 'preprocessor_config.json', signal)) as Json | undefined;
+    vision = { spec: llava.vision, preprocess: parsePreprocessorConfig(preprocessor, llava.vision.tower.imageSize) };
+  }
+  const parsed = parseLlamaConfig(textConfig, generationConfig);
+  if (vision && vision.spec.imageTokenId >= parsed.vocabSize) throw new UnsupportedModelError(`config.json: image_token_index ${vision.spec.imageTokenId} is outside the vocabulary (${parsed.vocabSize})`);
   const text = await TextCodec.load(files, signal);
   const tokenizerEos = text.eosToken === undefined ? undefined : text.tokenId(text.eosToken);
   const spec: LlamaSpec = {
@@ -57,5 +83,5 @@ async function openSpecAndText(files: ModelFiles, signal: AbortSignal | undefine
       : [...parsed.eosTokenIds, tokenizerEos],
   };
   if (spec.eosTokenIds.length === 0) throw new UnsupportedModelError('no eos_token_id in config.json, generation_config.json or tokenizer_config.json');
-  return { spec, text, generationDefaults: generationDefaults(generationConfig) };
+  return { spec, text, generationDefaults: generationDefaults(generationConfig), ...(vision ? { vision } : {}) };
 }

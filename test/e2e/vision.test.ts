@@ -1,0 +1,41 @@
+// The llava vision half (tri-tiny-llava) against HF transformers' goldens: config and tensors, the CPU
+// reference's image features from the golden pixel values.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { NodeModelFiles } from '../../src/model/node-files.ts';
+import { openModel } from '../../src/model/open.ts';
+import { readVisionWeights } from '../../src/model/llava-weights.ts';
+import { SafetensorsCheckpoint } from '../../src/model/safetensors.ts';
+import { encodeImageReference } from '../../src/reference/llava-vision.ts';
+import { MODELS_DIR } from '../fixtures.ts';
+
+const LLAVA_DIR = `${MODELS_DIR}tri-tiny-llava`;
+interface LlavaCase { name: string; image: string; image_size: [number, number]; messages: unknown[]; prompt_ids: number[]; greedy_ids: number[]; decoded_text: string; last_top5: [number, number][] }
+const cases: LlavaCase[] = JSON.parse(readFileSync(`${LLAVA_DIR}/golden.json`, 'utf8')).cases;
+
+async function goldenTensors() {
+  const checkpoint = await SafetensorsCheckpoint.open({ location: LLAVA_DIR, open: (name, signal) => new NodeModelFiles(LLAVA_DIR).open(name === 'model.safetensors' ? 'golden-tensors.safetensors' : name, signal) });
+  return (name: string) => checkpoint.readFloat32(name);
+}
+
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((max, value, i) => Math.max(max, Math.abs(value - b[i]!)), 0);
+
+describe('llava vision (tri-tiny-llava)', () => {
+  it('reads the llava config and both halves of the checkpoint', async () => {
+    const opened = await openModel(new NodeModelFiles(LLAVA_DIR));
+    expect(opened.vision?.spec).toMatchObject({ featureLayers: 3, dropCls: true, imageSeqLength: 64, imageTokenId: 4096, textHiddenSize: 256, projectorActivation: 'gelu' });
+    expect(opened.vision?.spec.tower).toMatchObject({ hiddenSize: 128, numLayers: 4, numHeads: 4, patchSize: 8, imageSize: 64, activation: 'quick_gelu' });
+    expect(opened.vision?.preprocess).toMatchObject({ shortestEdge: 64, cropWidth: 64, resample: 3 });
+    expect(opened.spec).toMatchObject({ vocabSize: 4160, hiddenSize: 256, tensorNames: { prefix: 'language_model.model.', lmHead: 'language_model.lm_head.weight' } });
+  });
+
+  it('CPU reference: image features within 1e-4 of HF for every golden picture', async () => {
+    const opened = await openModel(new NodeModelFiles(LLAVA_DIR));
+    const weights = await readVisionWeights(opened.vision!.spec, opened.checkpoint);
+    const golden = await goldenTensors();
+    for (const c of cases) {
+      const features = encodeImageReference(opened.vision!.spec, weights, await golden(`${c.name}.pixel_values`));
+      expect(maxDiff(features, await golden(`${c.name}.image_features`)), c.name).toBeLessThan(1e-4);
+    }
+  });
+});
