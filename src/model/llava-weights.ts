@@ -109,7 +109,7 @@ export function visionTensorLayout(spec: VisionSpec, checkpoint: SafetensorsChec
 }
 
 /** Reads every vision tensor as f32 (the tower is small next to the language model: CLIP-L ~300M). */
-export async function readVisionWeights(spec: VisionSpec, checkpoint: SafetensorsCheckpoint, signal?: AbortSignal): Promise<VisionWeights<Float32Array>> {
+export async function readVisionWeights(spec: VisionSpec, checkpoint: SafetensorsCheckpoint, signal?: AbortSignal): Promise<VisionWeights<Float32Array<ArrayBuffer>>> {
   const layout = visionTensorLayout(spec, checkpoint);
   const read = async (ref: TensorRef) => {
     const values = await checkpoint.readFloat32(ref.name, signal);

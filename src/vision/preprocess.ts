@@ -90,7 +90,7 @@ export function preprocessImage(image: RawImage, spec: ImagePreprocessSpec): Flo
   checkImageSize(image.width, image.height);
   if (image.data.length !== image.width * image.height * image.channels) throw new InvalidRequestError(`image data holds ${image.data.length} bytes, not ${image.width}×${image.height}×${image.channels}`);
   // RGB: alpha is dropped, as PIL's convert('RGB') does.
-  let rgb = new Uint8Array(image.width * image.height * 3);
+  let rgb: Uint8Array = new Uint8Array(image.width * image.height * 3);
   for (let i = 0, o = 0; o < rgb.length; i += image.channels, o += 3) {
     rgb[o] = image.data[i]!;
     rgb[o + 1] = image.data[i + 1]!;

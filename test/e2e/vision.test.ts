@@ -10,6 +10,8 @@ import { encodeImageReference } from '../../src/reference/llava-vision.ts';
 import { decodeImage } from '../../src/vision/decode-node.ts';
 import { preprocessImage } from '../../src/vision/preprocess.ts';
 import { InvalidRequestError } from '../../src/errors.ts';
+import { GpuVisionEncoder } from '../../src/model/vision-gpu.ts';
+import { nodeGpuContext } from '../gpu/node-gpu.ts';
 import { MODELS_DIR } from '../fixtures.ts';
 
 const LLAVA_DIR = `${MODELS_DIR}tri-tiny-llava`;
@@ -64,5 +66,25 @@ describe('image preprocessing (Node decoders, PIL-style resampling)', () => {
     new DataView(huge.buffer).setUint32(16, 10000);
     new DataView(huge.buffer).setUint32(20, 10000);
     expect(() => decodeImage(huge)).toThrow(InvalidRequestError);
+  });
+});
+
+describe('vision encoder on the GPU (Node, Dawn)', () => {
+  it('image features within 1e-4 of HF and of the CPU reference, for every golden picture', async () => {
+    const gpu = await nodeGpuContext();
+    const opened = await openModel(new NodeModelFiles(LLAVA_DIR));
+    const weights = await readVisionWeights(opened.vision!.spec, opened.checkpoint);
+    const encoder = GpuVisionEncoder.create(gpu, opened.vision!.spec, weights);
+    const golden = await goldenTensors();
+    try {
+      for (const c of cases) {
+        const pixels = await golden(`${c.name}.pixel_values`);
+        const features = await encoder.encode(pixels);
+        expect(maxDiff(features, await golden(`${c.name}.image_features`)), c.name).toBeLessThan(1e-4);
+        expect(maxDiff(features, encodeImageReference(opened.vision!.spec, weights, pixels)), c.name).toBeLessThan(1e-4);
+      }
+    } finally {
+      encoder.destroy();
+    }
   });
 });
