@@ -66,6 +66,33 @@ export function patchRows(pixels: Float32Array, imageSize: number, patchSize: nu
   return rows;
 }
 
+/** Attention of every position to every position, per head, for q, k, v [positions][heads·headDim]. */
+export function attendAllPositions(q: Float32Array, k: Float32Array, v: Float32Array, positions: number, numHeads: number, headDim: number): Float32Array {
+  const h = numHeads * headDim;
+  const scale = 1 / Math.sqrt(headDim);
+  const attended = new Float32Array(positions * h);
+  const scores = new Float64Array(positions);
+  for (let head = 0; head < numHeads; head++) {
+    for (let i = 0; i < positions; i++) {
+      let max = -Infinity;
+      for (let j = 0; j < positions; j++) {
+        let dot = 0;
+        for (let d = 0; d < headDim; d++) dot += q[i * h + head * headDim + d]! * k[j * h + head * headDim + d]!;
+        scores[j] = dot * scale;
+        max = Math.max(max, scores[j]!);
+      }
+      let sum = 0;
+      for (let j = 0; j < positions; j++) sum += (scores[j] = Math.exp(scores[j]! - max));
+      for (let d = 0; d < headDim; d++) {
+        let value = 0;
+        for (let j = 0; j < positions; j++) value += scores[j]! * v[j * h + head * headDim + d]!;
+        attended[i * h + head * headDim + d] = value / sum;
+      }
+    }
+  }
+  return attended;
+}
+
 /** Image features [imageSeqLength][textHiddenSize] for pixel values [3][S][S]. */
 export function encodeImageReference(spec: VisionSpec, weights: VisionWeights<Float32Array>, pixels: Float32Array): Float32Array {
   const { tower } = spec;
@@ -81,32 +108,12 @@ export function encodeImageReference(spec: VisionSpec, weights: VisionWeights<Fl
   x = layerNormRows(x, positions, h, weights.preLayerNorm, tower.layerNormEps);
 
   const { numHeads, headDim } = tower;
-  const scale = 1 / Math.sqrt(headDim);
   for (const layer of weights.layers) {
     const normed = layerNormRows(x, positions, h, layer.layerNorm1, tower.layerNormEps);
     const q = affineRows(normed, positions, h, layer.q);
     const k = affineRows(normed, positions, h, layer.k);
     const v = affineRows(normed, positions, h, layer.v);
-    const attended = new Float32Array(positions * h);
-    const scores = new Float64Array(positions);
-    for (let head = 0; head < numHeads; head++) {
-      for (let i = 0; i < positions; i++) {
-        let max = -Infinity;
-        for (let j = 0; j < positions; j++) {
-          let dot = 0;
-          for (let d = 0; d < headDim; d++) dot += q[i * h + head * headDim + d]! * k[j * h + head * headDim + d]!;
-          scores[j] = dot * scale;
-          max = Math.max(max, scores[j]!);
-        }
-        let sum = 0;
-        for (let j = 0; j < positions; j++) sum += (scores[j] = Math.exp(scores[j]! - max));
-        for (let d = 0; d < headDim; d++) {
-          let value = 0;
-          for (let j = 0; j < positions; j++) value += scores[j]! * v[j * h + head * headDim + d]!;
-          attended[i * h + head * headDim + d] = value / sum;
-        }
-      }
-    }
+    const attended = attendAllPositions(q, k, v, positions, numHeads, headDim);
     const out = affineRows(attended, positions, h, layer.out);
     for (let i = 0; i < x.length; i++) x[i] = x[i]! + out[i]!;
     const hidden = affineRows(layerNormRows(x, positions, h, layer.layerNorm2, tower.layerNormEps), positions, h, layer.fc1);
