@@ -1,7 +1,9 @@
 // The public API of tri-webgpu. Node users also import 'tri-webgpu/node' for getNodeGpu and NodeModelFiles.
 export { TriEngine, defaultWeightFormat } from './runtime/engine.ts';
 export { WorkerEngine } from './worker/client.ts';
-export type { ContinuationScore, FinishReason, GenerateOptions, Generation, GenerationChunk, GenerationResult, LoadOptions, LoadPhase, LoadProgress, Prompt, ScoreOptions, TokenLogprob } from './runtime/engine.ts';
+export type { ContinuationScore, FinishReason, GenerateOptions, Generation, GenerationChunk, GenerationResult, LoadOptions, LoadPhase, LoadProgress, Prompt, PromptContentPart, PromptMessage, ScoreOptions, TokenLogprob } from './runtime/engine.ts';
+export type { ImageInput } from './vision/image-input.ts';
+export type { RawImage } from './vision/preprocess.ts';
 export type { LoadPlan, LoadSettings } from './runtime/plan.ts';
 export { GenerationStream } from './runtime/stream.ts';
 export type { SamplingOptions } from './runtime/sampling.ts';

@@ -283,6 +283,11 @@ export class GpuLlama {
   lastHostMs = 0;
   /** For benchmarks: time each step on the GPU with timestamp queries (costs a readback per step). */
   timeGpu = false;
+  /**
+   * Input rows that are not tokens (a vision model's image features): a step token id at or above
+   * vocabSize is looked up here and its row written in place of an embedding (src/runtime/image-rows.ts).
+   */
+  inputRows: ((id: number) => Float32Array | undefined) | undefined;
   /** GPU time of the last step (or forward call) when `timeGpu` is on and the device has timestamp-query, in ms. */
   lastGpuMs: number | undefined;
   private readonly gpu: GpuContext;
@@ -539,6 +544,7 @@ export class GpuLlama {
     const rows: [number, number, number][] = [];
     const sequences = [];
     const tokenIds = new Uint32Array(rowCount);
+    const inputRows: [number, Float32Array][] = [];
     const outputRows: number[] = [];
     let maxKvLength = 0;
     for (const [slot, entry] of batch.entries()) {
@@ -550,7 +556,14 @@ export class GpuLlama {
       sequences.push({ pages: entry.pages.slice(0, Math.ceil(kvLength / KV_PAGE_TOKENS)), kvLength, documents });
       for (const [t, token] of entry.tokens.entries()) {
         const position = entry.startPos + t;
-        tokenIds[rows.length] = token;
+        if (token >= vocabSize) {
+          const values = this.inputRows?.(token);
+          if (values?.length !== h) throw new RangeError(`sequence ${slot}: id ${token} is neither a token (vocabulary ${vocabSize}) nor a known input row`);
+          inputRows.push([rows.length, values]);
+          tokenIds[rows.length] = 0xffffffff; // the embedding gather leaves this row alone
+        } else {
+          tokenIds[rows.length] = token;
+        }
         rows.push([slot, position, documentAt(documents, position)]);
       }
       const first = rows.length - entry.tokens.length;
@@ -568,6 +581,7 @@ export class GpuLlama {
     const tables = packBatchTables(rows, sequences);
     queue.writeBuffer(this.act.tables, 0, tables.data);
     queue.writeBuffer(this.act.tokenIds, 0, tokenIds);
+    for (const [row, values] of inputRows) queue.writeBuffer(this.act.x, row * h * 4, values.buffer, values.byteOffset, values.byteLength);
     if (outputRows.length) queue.writeBuffer(this.act.outputRows, 0, new Uint32Array(outputRows));
 
     const recorder = new CommandRecorder(this.gpu, { timed: this.timeGpu });

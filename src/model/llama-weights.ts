@@ -58,8 +58,10 @@ export function llamaTensors(spec: LlamaSpec): { name: string; shape: number[] }
 }
 
 /** Checks that every tensor exists with the expected shape and a float dtype, before anything is read. */
-export function checkLlamaCheckpoint(spec: LlamaSpec, checkpoint: SafetensorsCheckpoint, isOtherTensor: (name: string) => boolean = () => false): void {
+export function checkLlamaCheckpoint(spec: LlamaSpec, checkpoint: SafetensorsCheckpoint): void {
   const prefix = spec.tensorNames?.prefix ?? 'model.';
+  // The language model inside a multimodal checkpoint answers for its own tensors only (the vision half checks its own).
+  const isOtherTensor = (name: string) => spec.tensorNames !== undefined && !name.startsWith(prefix) && name !== spec.tensorNames.lmHead;
   // Count the checkpoint's layers before building the layout: a config claiming 10^9 layers must be
   // refused at once, not after allocating a layout for each.
   const layerIndices = new Set<number>();

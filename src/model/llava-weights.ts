@@ -52,11 +52,6 @@ function findPrefix(checkpoint: SafetensorsCheckpoint, prefixes: readonly string
   return prefix;
 }
 
-/** Whether a tensor belongs to the vision half (tower or projector), all of whose tensors the language model's check leaves alone. */
-export function isVisionTensor(name: string): boolean {
-  return [...TOWER_PREFIXES, ...PROJECTOR_PREFIXES].some((prefix) => name.startsWith(prefix));
-}
-
 /** Where a llava checkpoint keeps its language model's tensors. */
 export function languageTensorNames(checkpoint: SafetensorsCheckpoint): LlamaTensorNames {
   const layout = LANGUAGE_LAYOUTS.find((l) => checkpoint.get(`${l.prefix}embed_tokens.weight`));

@@ -7,7 +7,7 @@ import { checkLlamaCheckpoint } from './llama-weights.ts';
 import { SafetensorsCheckpoint } from './safetensors.ts';
 import { ArtifactWeights, readManifest } from './artifact.ts';
 import { type ImagePreprocessSpec, type VisionSpec, isLlavaConfig, parseLlavaConfig, parsePreprocessorConfig } from './llava-config.ts';
-import { isVisionTensor, languageTensorNames, visionTensorLayout } from './llava-weights.ts';
+import { languageTensorNames, visionTensorLayout } from './llava-weights.ts';
 import { type SamplingOptions, generationDefaults } from '../runtime/sampling.ts';
 
 export interface OpenedModel {
@@ -56,7 +56,7 @@ export async function openModel(files: ModelFiles, signal?: AbortSignal): Promis
     return { ...opened, checkpoint };
   }
   const spec = { ...opened.spec, tensorNames: languageTensorNames(checkpoint) };
-  checkLlamaCheckpoint(spec, checkpoint, isVisionTensor);
+  checkLlamaCheckpoint(spec, checkpoint);
   visionTensorLayout(opened.vision.spec, checkpoint); // every vision tensor there, with its shape
   return { ...opened, spec, checkpoint };
 }

@@ -18,7 +18,13 @@ import { type OpenedWeights, openWeights } from '../model/open.ts';
 import { type LoadPlan, type LoadSettings, planLoad } from './plan.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 import { type SamplingOptions, samplingConfig } from './sampling.ts';
-import type { ChatMessage, TextCodec } from '../text/tokenizer.ts';
+import type { ChatContentPart, ChatMessage, TextCodec } from '../text/tokenizer.ts';
+import type { ImagePreprocessSpec, VisionSpec } from '../model/llava-config.ts';
+import { readVisionWeights } from '../model/llava-weights.ts';
+import { GpuVisionEncoder } from '../model/vision-gpu.ts';
+import { type ImageInput, isImageInput, readImage } from '../vision/image-input.ts';
+import { preprocessImage } from '../vision/preprocess.ts';
+import { ImageRows } from './image-rows.ts';
 import { ChatCompletions, Completions } from './openai.ts';
 import { type FinishReason, type GenerationChunk, type GenerationResult, Scheduler, type SequenceRequest, type TokenLogprob } from './scheduler.ts';
 import { GenerationStream, streamResult } from './stream.ts';
@@ -132,7 +138,22 @@ export type { FinishReason, GenerationChunk, GenerationResult, TokenLogprob };
 /** A generation: `for await (const { text } of stream)`, then `await stream.result` for finish reason, usage and timings. */
 export type Generation = GenerationStream<GenerationChunk, GenerationResult>;
 
-export type Prompt = string | readonly ChatMessage[] | { tokenIds: readonly number[] };
+export type Prompt = string | readonly PromptMessage[] | { tokenIds: readonly number[] };
+
+/**
+ * A chat message; with a vision (llava) model its content may hold image parts, OpenAI's
+ * `{ type: 'image_url', image_url: { url } }` or `{ type: 'image', image }` with a Blob, ImageBitmap,
+ * canvas, ImageData or decoded pixels (Node: decodeImage from 'tri-webgpu/node').
+ */
+export interface PromptMessage {
+  role: ChatMessage['role'];
+  content: string | readonly PromptContentPart[];
+}
+
+export type PromptContentPart =
+  | { type: 'text'; text: string }
+  | { type: 'image_url'; image_url: { url: string } | string }
+  | { type: 'image'; image: ImageInput };
 
 /** One continuation's log-likelihood from TriEngine.score. */
 export interface ContinuationScore {
@@ -167,12 +188,22 @@ export class TriEngine {
   readonly chat: { readonly completions: ChatCompletions };
   /** OpenAI-style raw-prompt completions: `engine.completions.create({ prompt, stream: true })`. */
   readonly completions: Completions;
+  /** A vision (llava) model's tower and preprocessing; undefined for a text model. */
+  readonly vision: { readonly spec: VisionSpec; readonly preprocess: ImagePreprocessSpec } | undefined;
   private readonly model: GpuLlama;
   private readonly scheduler: Scheduler;
+  private readonly visionEncoder: GpuVisionEncoder | undefined;
+  private readonly imageRows: ImageRows | undefined;
   private disposed = false;
 
-  private constructor(gpu: GpuContext, model: GpuLlama, opened: OpenedWeights, weights: WeightFormatOptions, modelName: string) {
+  private constructor(gpu: GpuContext, model: GpuLlama, opened: OpenedWeights, weights: WeightFormatOptions, modelName: string, visionEncoder?: GpuVisionEncoder) {
     const { text } = opened;
+    this.vision = opened.vision;
+    this.visionEncoder = visionEncoder;
+    if (opened.vision) {
+      const imageRows = (this.imageRows = new ImageRows(opened.vision.spec.imageSeqLength, opened.vision.spec.textHiddenSize));
+      model.inputRows = (id) => imageRows.row(id);
+    }
     this.gpu = gpu;
     this.generationDefaults = opened.generationDefaults;
     this.model = model;
@@ -250,8 +281,17 @@ export class TriEngine {
         });
         if (kept) await cache!.forgetTensorData(keep.checkpoint);
       }
+      let visionEncoder: GpuVisionEncoder | undefined;
+      if (opened.vision) {
+        const checkpoint = (keep?.checkpoint ?? opened.weights) as SafetensorsCheckpoint;
+        const weights = await readVisionWeights(opened.vision.spec, checkpoint, signal).catch((error: unknown) => {
+          model.destroy();
+          throw error;
+        });
+        visionEncoder = GpuVisionEncoder.create(gpu, opened.vision.spec, weights);
+      }
       signal?.throwIfAborted();
-      return new TriEngine(gpu, model, opened, settings.weights, name);
+      return new TriEngine(gpu, model, opened, settings.weights, name, visionEncoder);
     } catch (error) {
       gpu.destroy();
       throw error;
@@ -282,7 +322,8 @@ export class TriEngine {
     };
     const cache = files instanceof CachedModelFiles ? files : undefined;
     let keep: KeepPlan | undefined;
-    if (cache && options.keepConverted !== false && opfsAvailable() && opened.weights instanceof SafetensorsCheckpoint) {
+    // Vision models are not kept: the kept artifact would not hold the vision tower, read from the checkpoint.
+    if (cache && options.keepConverted !== false && opfsAvailable() && opened.weights instanceof SafetensorsCheckpoint && !opened.vision) {
       // A checkpoint converted on an earlier visit loads from its kept conversion (the headers just read tell whether it is still this checkpoint).
       const checkpoint = opened.weights;
       const sourceDigests = await artifactSource(files, checkpoint, signal);
@@ -328,7 +369,7 @@ export class TriEngine {
   promptIds(prompt: Prompt): number[] {
     let ids: number[];
     if (typeof prompt === 'string') ids = this.text.encode(prompt);
-    else if (Array.isArray(prompt)) ids = this.text.applyChatTemplate(checkMessages(prompt));
+    else if (Array.isArray(prompt)) ids = this.text.applyChatTemplate(checkMessages(prompt, this.vision !== undefined));
     else if (prompt !== null && typeof prompt === 'object' && 'tokenIds' in prompt) ids = checkTokenIds(prompt.tokenIds, this.spec.vocabSize, 'tokenIds');
     else throw new InvalidRequestError('a prompt is a string, an array of chat messages, or { tokenIds }');
     if (ids.length === 0) throw new InvalidRequestError('the prompt is empty (it encodes to no tokens)');
@@ -342,7 +383,47 @@ export class TriEngine {
    * Several generations may run at once; they share the GPU step by step.
    */
   generate(prompt: Prompt, options: GenerateOptions | null = {}): Generation {
-    return this.run(() => ({ promptIds: this.promptIds(prompt) }), options);
+    const images = Array.isArray(prompt) ? messageImages(prompt) : [];
+    if (images.length === 0) return this.run(() => ({ promptIds: this.promptIds(prompt) }), options);
+    // Images are decoded and encoded (on the GPU) before the prompt is submitted: an error rejects the first next().
+    return new GenerationStream(() => {
+      const prepared = this.imagePromptIds(prompt as readonly PromptMessage[], images, options?.signal ?? undefined);
+      let inner: ReturnType<TriEngine['submit']> | undefined;
+      let closed = false;
+      const submit = (input: { promptIds: number[] }) => this.submit(input, options);
+      async function* events(): AsyncGenerator<GenerationChunk, GenerationResult> {
+        const promptIds = await prepared;
+        inner = submit({ promptIds });
+        if (closed) inner.close();
+        return yield* inner.events;
+      }
+      return { events: events(), close: () => ((closed = true), inner?.close()) };
+    });
+  }
+
+  /**
+   * Token ids of a chat with images: the template renders each image part as the `<image>` token, which
+   * becomes imageSeqLength image-row ids, whose features the vision tower computes once per picture.
+   */
+  private async imagePromptIds(messages: readonly PromptMessage[], images: ImageInput[], signal: AbortSignal | undefined): Promise<number[]> {
+    const { vision, visionEncoder, imageRows } = this;
+    if (!vision || !visionEncoder || !imageRows) throw new InvalidRequestError('this model has no vision tower: image parts need a vision (llava) model');
+    const ids = this.promptIds(messages);
+    const imageToken = vision.spec.imageTokenId;
+    const slots = ids.filter((id) => id === imageToken).length;
+    if (slots !== images.length) throw new InvalidRequestError(`the prompt has ${images.length} images but the chat template placed ${slots} <image> tokens`);
+    const rows: number[][] = [];
+    for (const image of images) {
+      const pixels = preprocessImage(await readImage(image, signal), vision.preprocess);
+      signal?.throwIfAborted();
+      if (this.disposed) throw new EngineDisposedError();
+      const key = ImageRows.key(pixels);
+      rows.push(imageRows.lookup(key) ?? imageRows.add(key, await visionEncoder.encode(pixels)));
+    }
+    let next = 0;
+    const expanded = ids.flatMap((id) => (id === imageToken ? rows[next++]! : [id]));
+    if (expanded.length >= this.contextLength) throw new ContextOverflowError(expanded.length, this.contextLength);
+    return expanded;
   }
 
   /**
@@ -462,6 +543,7 @@ export class TriEngine {
     this.disposed = true;
     this.scheduler.close(new EngineDisposedError('the engine was disposed while this generation ran'));
     this.model.destroy();
+    this.visionEncoder?.destroy();
     this.gpu.destroy();
   }
 }
@@ -486,14 +568,39 @@ function checkLoadOptions(options: LoadOptions): void {
   }
 }
 
-function checkMessages(messages: readonly ChatMessage[]): readonly ChatMessage[] {
+/** Messages as the chat template sees them (image parts without their pixels), or InvalidRequestError. */
+function checkMessages(messages: readonly PromptMessage[], vision: boolean): ChatMessage[] {
   if (messages.length === 0) throw new InvalidRequestError('the chat has no messages');
-  messages.forEach((message, i) => {
-    if (message === null || typeof message !== 'object' || typeof message.role !== 'string' || typeof message.content !== 'string') {
-      throw new InvalidRequestError(`messages[${i}] must be { role: string, content: string }`);
+  return messages.map((message, i) => {
+    if (message === null || typeof message !== 'object' || typeof message.role !== 'string' || (typeof message.content !== 'string' && !Array.isArray(message.content))) {
+      throw new InvalidRequestError(`messages[${i}] must be { role: string, content: string or parts }`);
     }
+    if (typeof message.content === 'string') return message as ChatMessage;
+    const content = message.content.map((part, j): ChatContentPart => {
+      if (part?.type === 'text' && typeof part.text === 'string') return { type: 'text', text: part.text };
+      if (part?.type === 'image' || part?.type === 'image_url') {
+        if (!vision) throw new InvalidRequestError(`messages[${i}].content[${j}]: this model has no vision tower, so it cannot take images`);
+        imageOf(part, `messages[${i}].content[${j}]`);
+        return { type: 'image' };
+      }
+      throw new InvalidRequestError(`messages[${i}].content[${j}]: parts are { type: 'text', text }, { type: 'image_url', image_url: { url } } or { type: 'image', image }`);
+    });
+    return { role: message.role, content };
   });
-  return messages;
+}
+
+/** The picture of an image part, or InvalidRequestError. */
+function imageOf(part: PromptContentPart, where: string): ImageInput {
+  const image = part.type === 'image' ? part.image : part.type === 'image_url' ? (typeof part.image_url === 'string' ? part.image_url : part.image_url?.url) : undefined;
+  if (!isImageInput(image)) throw new InvalidRequestError(`${where}: an image part needs image_url.url (a URL or data: URL) or image (a Blob, ImageBitmap, canvas, ImageData or decoded pixels)`);
+  return image;
+}
+
+/** Every image of a chat, in order. */
+function messageImages(messages: readonly PromptMessage[]): ImageInput[] {
+  return messages.flatMap((message, i) => (Array.isArray(message?.content) ? message.content : [])
+    .filter((part) => part?.type === 'image' || part?.type === 'image_url')
+    .map((part, j) => imageOf(part, `messages[${i}].content[${j}]`)));
 }
 
 /** Token ids as given, or InvalidRequestError: each a whole number in [0, vocabSize). */

@@ -5,9 +5,9 @@
 // with an InvalidRequestError naming it, never ignored. As in OpenAI's SDK, an aborted request rejects
 // (or its stream throws) with an AbortError.
 import { InvalidRequestError } from '../errors.ts';
-import type { ChatMessage } from '../text/tokenizer.ts';
+import type { ImageInput } from '../vision/image-input.ts';
 import { MAX_TOP_LOGPROBS } from '../ops/log-softmax.ts';
-import type { GenerateOptions, Generation, GenerationResult, Prompt, TokenLogprob } from './engine.ts';
+import type { GenerateOptions, Generation, GenerationResult, Prompt, PromptContentPart, PromptMessage, TokenLogprob } from './engine.ts';
 import { streamResult } from './stream.ts';
 
 /** What the OpenAI surface needs of an engine: TriEngine, or WorkerEngine across a worker boundary. */
@@ -15,10 +15,15 @@ export interface CompletionEngine {
   generate(prompt: Prompt, options?: GenerateOptions): Generation;
 }
 
-/** A content part; only `text` parts can be run (images, audio and files are refused by name). */
+/**
+ * A content part: `text`, and with a vision (llava) model `image_url` ({ url }: http(s) or data: URL) or
+ * `image` (a Blob, ImageBitmap, canvas, ImageData or decoded pixels); audio and files are refused by name.
+ */
 export interface ChatCompletionContentPart {
-  type: 'text' | (string & {});
+  type: 'text' | 'image_url' | 'image' | (string & {});
   text?: string;
+  image_url?: { url: string; detail?: string } | string;
+  image?: ImageInput;
 }
 
 export interface ChatCompletionMessageParam {
@@ -296,7 +301,7 @@ function checkFields(request: object, known: ReadonlySet<string>, api: string): 
   }
 }
 
-function chatMessages(messages: readonly ChatCompletionMessageParam[]): ChatMessage[] {
+function chatMessages(messages: readonly ChatCompletionMessageParam[]): PromptMessage[] {
   if (!Array.isArray(messages) || messages.length === 0) throw new InvalidRequestError('"messages" must be a non-empty array');
   return messages.map((message, i) => {
     const where = `messages[${i}]`;
@@ -308,16 +313,18 @@ function chatMessages(messages: readonly ChatCompletionMessageParam[]): ChatMess
       }
     }
     const { content } = message;
-    let text: string;
-    if (typeof content === 'string') text = content;
-    else if (content == null) text = '';
-    else if (Array.isArray(content)) {
-      text = content.map((part: ChatCompletionContentPart, j) => {
-        if (part.type !== 'text' || typeof part.text !== 'string') throw new InvalidRequestError(`${where}.content[${j}]: parts of type "${part.type}" are not supported (text only)`);
-        return part.text;
-      }).join('');
-    } else throw new InvalidRequestError(`${where}.content must be a string or an array of text parts`);
-    return { role: message.role === 'developer' ? 'system' : message.role, content: text };
+    const role = message.role === 'developer' ? 'system' : message.role;
+    if (typeof content === 'string' || content == null) return { role, content: content ?? '' };
+    if (!Array.isArray(content)) throw new InvalidRequestError(`${where}.content must be a string or an array of parts`);
+    const parts = content.map((part: ChatCompletionContentPart, j): PromptContentPart => {
+      if (part?.type === 'text' && typeof part.text === 'string') return { type: 'text', text: part.text };
+      if (part?.type === 'image_url') return { type: 'image_url', image_url: part.image_url! }; // the engine checks it (and whether the model sees images)
+      if (part?.type === 'image') return { type: 'image', image: part.image! };
+      throw new InvalidRequestError(`${where}.content[${j}]: parts of type "${part?.type}" are not supported (text, image_url, image)`);
+    });
+    // Text-only parts join into one string, as before (templates that expect a string keep working).
+    if (parts.every((part) => part.type === 'text')) return { role, content: parts.map((part) => (part as { text: string }).text).join('') };
+    return { role, content: parts };
   });
 }
 

@@ -7,7 +7,16 @@ import { renderBounded } from './template-budget.ts';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | (string & {});
-  content: string;
+  /** Text, or parts (a vision model's template renders an image part as its `<image>` token). */
+  content: string | readonly ChatContentPart[];
+}
+
+/** A part of a message as the chat template sees it (the engine strips the pixels off image parts first). */
+export type ChatContentPart = { type: 'text'; text: string } | { type: 'image' };
+
+/** Every text a person wrote in the messages, in order (string contents and text parts). */
+function contentTexts(messages: readonly ChatMessage[]): string[] {
+  return messages.flatMap((m) => (typeof m.content === 'string' ? [m.content] : m.content.flatMap((part) => (part.type === 'text' ? [part.text] : []))));
 }
 
 type Json = Record<string, unknown>;
@@ -135,16 +144,21 @@ export class TextCodec {
    */
   applyChatTemplate(messages: readonly ChatMessage[], { addGenerationPrompt = true } = {}): number[] {
     const text = this.renderChat(messages, addGenerationPrompt);
+    const texts = contentTexts(messages);
     // Templates usually write BOS themselves, so HF encodes the result without special tokens.
-    if (!messages.some((message) => this.findSpecial(message.content))) return this.encode(text, { addSpecialTokens: false });
+    if (!texts.some((content) => this.findSpecial(content))) return this.encode(text, { addSpecialTokens: false });
     // Some content holds a special token's text: learn where the template puts each content by rendering
-    // it with a unique stand-in per message, then encode the markup and the contents apart.
-    const standIn = (i: number) => `\uE000${i}\uE001`;
-    const markup = this.renderChat(messages.map((message, i) => ({ ...message, content: standIn(i) })), addGenerationPrompt)
-      .split(/\uE000\d+\uE001/);
-    for (const contents of [messages.map((m) => m.content), messages.map((m) => m.content.trim())]) {
+    // it with a unique stand-in per text, then encode the markup and the contents apart.
+    let next = 0;
+    const standIn = () => `\uE000${next++}\uE001`;
+    const withStandIns = messages.map((message) => ({
+      ...message,
+      content: typeof message.content === 'string' ? standIn() : message.content.map((part) => (part.type === 'text' ? { ...part, text: standIn() } : part)),
+    }));
+    const markup = this.renderChat(withStandIns, addGenerationPrompt).split(/\uE000\d+\uE001/);
+    for (const contents of [texts, texts.map((content) => content.trim())]) {
       // The template must place each content once, in order, unchanged (or trimmed, as some templates do).
-      if (markup.length !== messages.length + 1 || markup.map((piece, i) => piece + (contents[i] ?? '')).join('') !== text) continue;
+      if (markup.length !== texts.length + 1 || markup.map((piece, i) => piece + (contents[i] ?? '')).join('') !== text) continue;
       return markup.flatMap((piece, i) => [...this.encode(piece, { addSpecialTokens: false }), ...(i < contents.length ? this.encodeLiteral(contents[i]!) : [])]);
     }
     throw new TokenizerError('a message holds special-token text and the chat template changes message contents, so it cannot be encoded safely; remove the special tokens from it');

@@ -12,10 +12,12 @@ import { preprocessImage } from '../../src/vision/preprocess.ts';
 import { InvalidRequestError } from '../../src/errors.ts';
 import { GpuVisionEncoder } from '../../src/model/vision-gpu.ts';
 import { nodeGpuContext } from '../gpu/node-gpu.ts';
+import { TriEngine } from '../../src/runtime/engine.ts';
+import { getNodeGpu } from '../../src/gpu/node.ts';
 import { MODELS_DIR } from '../fixtures.ts';
 
 const LLAVA_DIR = `${MODELS_DIR}tri-tiny-llava`;
-interface LlavaCase { name: string; image: string; image_size: [number, number]; messages: unknown[]; prompt_ids: number[]; greedy_ids: number[]; decoded_text: string; last_top5: [number, number][] }
+interface LlavaCase { name: string; image: string; question: string; image_size: [number, number]; messages: unknown[]; prompt_ids: number[]; greedy_ids: number[]; decoded_text: string; last_top5: [number, number][] }
 const cases: LlavaCase[] = JSON.parse(readFileSync(`${LLAVA_DIR}/golden.json`, 'utf8')).cases;
 
 async function goldenTensors() {
@@ -85,6 +87,36 @@ describe('vision encoder on the GPU (Node, Dawn)', () => {
       }
     } finally {
       encoder.destroy();
+    }
+  });
+});
+
+describe('images in, text out (TriEngine, Node)', () => {
+  it('reproduces every golden answer (English and Korean questions) exactly in f32, and reuses an image\'s KV pages in a follow-up turn', async () => {
+    const engine = await TriEngine.load(new NodeModelFiles(LLAVA_DIR), { gpu: await getNodeGpu() });
+    try {
+      expect(engine.weights).toEqual({ format: 'f32' });
+      for (const c of cases) {
+        const image = decodeImage(readFileSync(`${LLAVA_DIR}/${c.image}`));
+        const messages = [{ role: 'user', content: [{ type: 'image' as const, image }, { type: 'text' as const, text: c.question }] }];
+        const result = await engine.complete(messages, { maxNewTokens: 16 });
+        expect(result.tokenIds, c.name).toEqual(c.greedy_ids);
+        expect(result.text, c.name).toBe(c.decoded_text);
+        expect(result.usage.promptTokens, c.name).toBe(c.prompt_ids.length);
+      }
+      // The same picture again, in a longer chat: its pages come from the cache (the prompt up to the image and the image rows).
+      const first = cases[0]!;
+      const image = decodeImage(readFileSync(`${LLAVA_DIR}/${first.image}`));
+      const turn = [{ role: 'user', content: [{ type: 'image' as const, image }, { type: 'text' as const, text: first.question }] }];
+      const followUp = await engine.complete([...turn, { role: 'assistant', content: first.decoded_text }, { role: 'user', content: 'What colour is it?' }], { maxNewTokens: 8 });
+      expect(followUp.usage.cachedPromptTokens).toBeGreaterThanOrEqual(64);
+      // A picture one pixel away from it shares no page (the first page already holds image rows).
+      const other = { ...image, data: Uint8Array.from(image.data) };
+      other.data[0] = other.data[0]! ^ 1;
+      const different = await engine.complete([{ role: 'user', content: [{ type: 'image', image: other }, { type: 'text', text: first.question }] }], { maxNewTokens: 4 });
+      expect(different.usage.cachedPromptTokens).toBe(0);
+    } finally {
+      engine.dispose();
     }
   });
 });
