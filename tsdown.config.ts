@@ -18,7 +18,7 @@ export default defineConfig({
   outputOptions: { chunkFileNames: 'chunks/[name]-[hash].js' },
   clean: true,
   // Runtime dependencies stay imports (the app's bundler dedupes them); `webgpu` is loaded lazily by getNodeGpu.
-  deps: { neverBundle: ['@huggingface/jinja', '@huggingface/tokenizers', 'hyparquet', 'papaparse', 'webgpu', /^node:/] },
+  deps: { neverBundle: ['@huggingface/jinja', '@huggingface/tokenizers', 'fast-png', 'hyparquet', 'jpeg-js', 'papaparse', 'webgpu', /^node:/] },
   plugins: [
     {
       // `import code from '../../kernels/x.wgsl?raw'` (Vite's syntax, used by the demo and tests) → a string.

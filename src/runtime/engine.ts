@@ -383,11 +383,10 @@ export class TriEngine {
    * Several generations may run at once; they share the GPU step by step.
    */
   generate(prompt: Prompt, options: GenerateOptions | null = {}): Generation {
-    const images = Array.isArray(prompt) ? messageImages(prompt) : [];
-    if (images.length === 0) return this.run(() => ({ promptIds: this.promptIds(prompt) }), options);
+    if (!hasImageParts(prompt)) return this.run(() => ({ promptIds: this.promptIds(prompt) }), options);
     // Images are decoded and encoded (on the GPU) before the prompt is submitted: an error rejects the first next().
     return new GenerationStream(() => {
-      const prepared = this.imagePromptIds(prompt as readonly PromptMessage[], images, options?.signal ?? undefined);
+      const prepared = this.imagePromptIds(prompt, options?.signal ?? undefined);
       let inner: ReturnType<TriEngine['submit']> | undefined;
       let closed = false;
       const submit = (input: { promptIds: number[] }) => this.submit(input, options);
@@ -405,8 +404,9 @@ export class TriEngine {
    * Token ids of a chat with images: the template renders each image part as the `<image>` token, which
    * becomes imageSeqLength image-row ids, whose features the vision tower computes once per picture.
    */
-  private async imagePromptIds(messages: readonly PromptMessage[], images: ImageInput[], signal: AbortSignal | undefined): Promise<number[]> {
+  private async imagePromptIds(messages: readonly PromptMessage[], signal: AbortSignal | undefined): Promise<number[]> {
     const { vision, visionEncoder, imageRows } = this;
+    const images = messageImages(messages);
     if (!vision || !visionEncoder || !imageRows) throw new InvalidRequestError('this model has no vision tower: image parts need a vision (llava) model');
     const ids = this.promptIds(messages);
     const imageToken = vision.spec.imageTokenId;
@@ -578,7 +578,7 @@ function checkMessages(messages: readonly PromptMessage[], vision: boolean): Cha
     if (typeof message.content === 'string') return message as ChatMessage;
     const content = message.content.map((part, j): ChatContentPart => {
       if (part?.type === 'text' && typeof part.text === 'string') return { type: 'text', text: part.text };
-      if (part?.type === 'image' || part?.type === 'image_url') {
+      if (isImagePart(part)) {
         if (!vision) throw new InvalidRequestError(`messages[${i}].content[${j}]: this model has no vision tower, so it cannot take images`);
         imageOf(part, `messages[${i}].content[${j}]`);
         return { type: 'image' };
@@ -596,11 +596,17 @@ function imageOf(part: PromptContentPart, where: string): ImageInput {
   return image;
 }
 
+const isImagePart = (part: PromptContentPart | undefined) => part?.type === 'image' || part?.type === 'image_url';
+
+/** Whether a prompt is a chat with image parts (not yet checked). */
+function hasImageParts(prompt: Prompt): prompt is readonly PromptMessage[] {
+  return Array.isArray(prompt) && prompt.some((message: PromptMessage | undefined) => Array.isArray(message?.content) && message.content.some(isImagePart));
+}
+
 /** Every image of a chat, in order. */
 function messageImages(messages: readonly PromptMessage[]): ImageInput[] {
   return messages.flatMap((message, i) => (Array.isArray(message?.content) ? message.content : [])
-    .filter((part) => part?.type === 'image' || part?.type === 'image_url')
-    .map((part, j) => imageOf(part, `messages[${i}].content[${j}]`)));
+    .flatMap((part, j) => (isImagePart(part) ? [imageOf(part, `messages[${i}].content[${j}]`)] : [])));
 }
 
 /** Token ids as given, or InvalidRequestError: each a whole number in [0, vocabSize). */

@@ -7,6 +7,7 @@ import { ArtifactWeights } from '../model/artifact.ts';
 import type { LlamaSpec } from '../model/config.ts';
 import { gpuLlamaMemoryPlan, type KvCacheFormat, weightBytesRead } from '../model/llama-gpu.ts';
 import { matrixPartLimit } from '../model/gpu-weights.ts';
+import { visionGpuBytes } from '../model/vision-gpu.ts';
 import type { OpenedWeights } from '../model/open.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 
@@ -49,15 +50,17 @@ export function planLoad(
     bindingLimit: artifact ? artifact.manifest.partBytes : matrixPartLimit(gpu),
   });
   const group = (label: string) => (/^(embed|lmHead|layers\.)/.test(label) ? 'weights' : /^[kv]Cache\./.test(label) ? 'kvCache' : 'activations');
-  const gpuBytes = { weights: 0, kvCache: 0, activations: 0, total: memory.totalBytes };
+  // A vision model's tower and projector (f32) count as weights.
+  const visionBytes = opened.vision ? visionGpuBytes(opened.vision.spec) : 0;
+  const gpuBytes = { weights: visionBytes, kvCache: 0, activations: 0, total: memory.totalBytes + visionBytes };
   for (const { label, bytes } of memory.buffers) gpuBytes[group(label)] += bytes;
 
   const reasons: string[] = [];
   const tooBig = memory.buffers.find(({ bytes }) => bytes > limit);
   if (tooBig) reasons.push(`${tooBig.label} needs ${GiB(tooBig.bytes)} in one buffer, but this GPU binds at most ${GiB(limit)}: use q4 weights or a GPU with larger limits`);
   const budget = maxGpuBytes ?? capabilities.memoryBudgetBytes;
-  if (budget !== undefined && memory.totalBytes > budget) {
-    reasons.push(`the GPU buffers need ${GiB(memory.totalBytes)}, more than the ${GiB(budget)} this device can hold: use q4 weights, an f16 KV cache or a shorter context`);
+  if (budget !== undefined && gpuBytes.total > budget) {
+    reasons.push(`the GPU buffers need ${GiB(gpuBytes.total)}, more than the ${GiB(budget)} this device can hold: use q4 weights, an f16 KV cache or a shorter context`);
   }
   const downloadBytes = weightBytesRead(opened.spec, opened.weights);
   const cachedBytes = cache?.cachedBytes ?? 0;

@@ -12,7 +12,8 @@ import { preprocessImage } from '../../src/vision/preprocess.ts';
 import { InvalidRequestError } from '../../src/errors.ts';
 import { GpuVisionEncoder } from '../../src/model/vision-gpu.ts';
 import { nodeGpuContext } from '../gpu/node-gpu.ts';
-import { TriEngine } from '../../src/runtime/engine.ts';
+import { type PromptMessage, TriEngine } from '../../src/runtime/engine.ts';
+import '../../src/node.ts'; // installs the PNG/JPEG decoder for Blobs and URLs, as the package's entry does
 import { getNodeGpu } from '../../src/gpu/node.ts';
 import { MODELS_DIR } from '../fixtures.ts';
 
@@ -117,6 +118,32 @@ describe('images in, text out (TriEngine, Node)', () => {
       expect(different.usage.cachedPromptTokens).toBe(0);
     } finally {
       engine.dispose();
+    }
+  });
+});
+
+describe('bad image input (typed errors, the engine stays usable)', () => {
+  it('refuses images for a text model, non-images, damaged files and bad parts; a URL is decoded in Node', async () => {
+    const gpu = await getNodeGpu();
+    const text = await TriEngine.load(new NodeModelFiles(`${MODELS_DIR}tri-tiny`), { gpu });
+    const vision = await TriEngine.load(new NodeModelFiles(LLAVA_DIR), { gpu });
+    const png = readFileSync(`${LLAVA_DIR}/${cases[0]!.image}`);
+    const ask = (engine: TriEngine, image: unknown, type: 'image' | 'image_url' = 'image') =>
+      engine.complete([{ role: 'user', content: [type === 'image' ? { type, image } : { type, image_url: image }, { type: 'text', text: 'What is in the image?' }] } as PromptMessage], { maxNewTokens: 4 });
+    try {
+      await expect(ask(text, decodeImage(png))).rejects.toThrow(/no vision tower/);
+      await expect(ask(vision, 42)).rejects.toBeInstanceOf(InvalidRequestError);
+      await expect(ask(vision, new Blob([png.subarray(0, 100)]))).rejects.toThrow(/cut off|damaged/);
+      await expect(ask(vision, new Blob(['plain text']))).rejects.toThrow(/neither PNG nor JPEG/);
+      await expect(ask(vision, { width: 2, height: 2, channels: 4, data: new Uint8Array(3) })).rejects.toBeInstanceOf(InvalidRequestError);
+      // A data: URL (what OpenAI clients send) decodes through 'tri-webgpu/node'.
+      const dataUrl = `data:image/png;base64,${png.toString('base64')}`;
+      expect((await ask(vision, { url: dataUrl }, 'image_url')).tokenIds).toEqual(cases[0]!.greedy_ids.slice(0, 4));
+      const openai = await vision.chat.completions.create({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrl } }, { type: 'text', text: cases[0]!.question }] }], max_tokens: 16 });
+      expect(openai.choices[0].message.content).toBe(cases[0]!.decoded_text);
+    } finally {
+      text.dispose();
+      vision.dispose();
     }
   });
 });
