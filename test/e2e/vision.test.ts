@@ -147,3 +147,26 @@ describe('bad image input (typed errors, the engine stays usable)', () => {
     }
   });
 });
+
+describe('vision model in q4 (Node)', () => {
+  it('reports top-1 agreement with the f32 goldens', async () => {
+    const engine = await TriEngine.load(new NodeModelFiles(LLAVA_DIR), { gpu: await getNodeGpu(), weights: { format: 'q4', groupSize: 32 } });
+    let agreeing = 0;
+    let total = 0;
+    try {
+      for (const c of cases) {
+        const image = decodeImage(readFileSync(`${LLAVA_DIR}/${c.image}`));
+        // Greedy: the golden tokens reproduced before the first difference.
+        const messages = [{ role: 'user', content: [{ type: 'image' as const, image }, { type: 'text' as const, text: c.question }] }];
+        const result = await engine.complete(messages, { maxNewTokens: c.greedy_ids.length });
+        const same = result.tokenIds.findIndex((id, i) => id !== c.greedy_ids[i]);
+        agreeing += same < 0 ? c.greedy_ids.length : same;
+        total += c.greedy_ids.length;
+      }
+    } finally {
+      engine.dispose();
+    }
+    console.log(`tri-tiny-llava q4 G=32 (vision tower f32): ${agreeing}/${total} golden tokens before the first difference`);
+    expect(agreeing / total).toBeGreaterThan(0.9); // measured 43/43
+  });
+});
