@@ -4,8 +4,9 @@
 // Model output is untrusted: it reaches the DOM only as sanitised Markdown (chat/markdown.ts) or as text.
 import type { LoadProgress, SamplingOptions, WorkerEngine } from '../src/index.ts';
 import type { WorkerLoadOptions } from '../src/worker/protocol.ts';
+import { Attachments, thumbnail } from './chat/attachments.ts';
 import { Composer } from './chat/composer.ts';
-import { bundledModel, EngineHost, modelFromAddress, type ModelSource } from './chat/engine-host.ts';
+import { BUNDLED_VISION_NAME, bundledModel, EngineHost, modelFromAddress, type ModelSource } from './chat/engine-host.ts';
 import { type ChatSettings, type Conversation, History, newId, type StoredMessage, titleFrom } from './chat/history.ts';
 import { currentLanguage, setLanguage, t, textLanguage, translatePage } from './chat/i18n.ts';
 import { MarkdownView } from './chat/markdown.ts';
@@ -27,6 +28,13 @@ const sendButton = $<HTMLButtonElement>('send');
 const stopButton = $<HTMLButtonElement>('stop');
 const announcer = $<HTMLParagraphElement>('announcer');
 const composer = new Composer($<HTMLTextAreaElement>('composer'), (text) => void send(text));
+const attachButton = $<HTMLButtonElement>('attach');
+const attachNote = $<HTMLParagraphElement>('attach-note');
+const attachments = new Attachments($<HTMLUListElement>('attachments'), $<HTMLInputElement>('image-input'), attachButton, $('composer-form'), composer.textarea, (reason) => {
+  attachNote.textContent = reason;
+  attachNote.hidden = false;
+  setTimeout(() => (attachNote.hidden = true), 4000);
+});
 
 const host = new EngineHost();
 let history: History;
@@ -157,6 +165,11 @@ function modelLoaded(engine: WorkerEngine, source: ModelSource): void {
   hasChatTemplate = engine.hasChatTemplate;
   $('model-name').textContent = source.name;
   $('model-format').textContent = ` · ${engine.weights.format}`;
+  // A vision model takes pictures: the Attach button, paste and drop; the bundled one shows its example pictures.
+  attachments.enabled = engine.acceptsImages;
+  attachButton.hidden = !engine.acceptsImages;
+  if (!engine.acceptsImages) attachments.clear();
+  $('example-pictures').hidden = source.name !== BUNDLED_VISION_NAME;
   if (source.kind === 'url') localStorage.setItem(LAST_MODEL_KEY, JSON.stringify({ url: source.url, name: source.name }));
   // A conversation not started yet takes this model's defaults.
   if (current.messages.length === 0) current.settings = defaultSettings();
@@ -235,8 +248,14 @@ function messageItem(message: StoredMessage): HTMLLIElement {
   item.querySelector('.speaker')!.textContent = message.role === 'user' ? t('you') : t('assistant');
   const body = item.querySelector<HTMLElement>('.body')!;
   let markdown: MarkdownView | undefined;
-  if (message.role === 'user') body.textContent = message.content;
-  else markdown = new MarkdownView(body, t('copyCode'));
+  if (message.role === 'user') {
+    body.textContent = message.content;
+    if (message.images?.length) {
+      const pictures = Object.assign(document.createElement('div'), { className: 'pictures' });
+      pictures.append(...message.images.map(thumbnail));
+      body.prepend(pictures);
+    }
+  } else markdown = new MarkdownView(body, t('copyCode'));
   views.set(message.id, { item, markdown });
   updateMessage(message);
   return item;
@@ -317,7 +336,8 @@ async function send(text: string): Promise<void> {
   if (!host.engine || generation) return;
   const conversation = current;
   if (conversation.messages.length === 0) conversation.title = titleFrom(text);
-  const message: StoredMessage = { id: newId(), role: 'user', content: text };
+  const images = attachments.take();
+  const message: StoredMessage = { id: newId(), role: 'user', content: text, ...(images.length ? { images } : {}) };
   conversation.messages.push(message);
   appendMessage(message);
   await reply(conversation);
@@ -328,9 +348,16 @@ function promptFor(conversation: Conversation) {
   const { settings } = conversation;
   const lastUser = [...conversation.messages].reverse().find((message) => message.role === 'user')!;
   if (settings.mode === 'plain') return lastUser.content;
+  // Pictures go to a model that sees them (a conversation from a vision model, continued with a text one, keeps only its text).
+  const seesImages = host.engine?.acceptsImages ?? false;
   const turns = conversation.messages
     .filter((message) => !message.error)
-    .map((message) => ({ role: message.role, content: message.content }));
+    .map((message) => ({
+      role: message.role,
+      content: seesImages && message.images?.length
+        ? [...message.images.map((image) => ({ type: 'image' as const, image })), { type: 'text' as const, text: message.content }]
+        : message.content,
+    }));
   return settings.systemPrompt.trim() ? [{ role: 'system' as const, content: settings.systemPrompt }, ...turns] : turns;
 }
 
@@ -408,7 +435,19 @@ $<HTMLFormElement>('composer-form').addEventListener('submit', (event) => {
 welcome.addEventListener('click', (event) => {
   const chip = (event.target as HTMLElement).closest<HTMLButtonElement>('.suggestion');
   if (chip && document.body.dataset.state === 'ready') void send(chip.textContent!);
+  const picture = (event.target as HTMLElement).closest<HTMLButtonElement>('.example-picture');
+  if (picture) void attachExample(picture);
 });
+
+/** An example picture of the bundled vision model, attached with a question (in the page's language) if the box is empty. */
+async function attachExample(button: HTMLButtonElement): Promise<void> {
+  const image = button.querySelector('img')!;
+  const blob = await (await fetch(image.src)).blob();
+  attachments.add([new File([blob], image.alt, { type: blob.type || 'image/png' })]);
+  if (composer.textarea.value.trim() === '') composer.textarea.value = t('examplePictureQuestion');
+  composer.fitHeight();
+  composer.focus();
+}
 
 messageList.addEventListener('click', async (event) => {
   const target = event.target as HTMLElement;
@@ -471,7 +510,7 @@ function editMessage(message: StoredMessage, index: number): void {
     if (text.trim() === '' || !host.engine || generation) return;
     current.messages.splice(index);
     if (index === 0) current.title = titleFrom(text);
-    current.messages.push({ id: newId(), role: 'user', content: text });
+    current.messages.push({ id: newId(), role: 'user', content: text, ...(message.images ? { images: message.images } : {}) });
     renderConversation();
     void reply(current);
   });

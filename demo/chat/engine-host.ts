@@ -18,6 +18,13 @@ export function bundledModel(): ModelSource {
   return { kind: 'url', url: new URL('models/tri-tiny-chat/', document.baseURI).href, name: 'tri-tiny-chat' };
 }
 
+export const BUNDLED_VISION_NAME = 'tri-tiny-llava';
+
+/** The small vision model shipped with the app (it names coloured shapes in pictures). */
+export function bundledVisionModel(): ModelSource {
+  return { kind: 'url', url: new URL(`models/${BUNDLED_VISION_NAME}/`, document.baseURI).href, name: BUNDLED_VISION_NAME };
+}
+
 /**
  * A Hugging Face repo id (`owner/name`, optionally `@revision`) or a folder URL, as a model source.
  * Repo ids resolve to the hub's file URLs (`/resolve/<revision>/`), which answer Range requests.

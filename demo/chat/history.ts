@@ -19,6 +19,8 @@ export interface StoredMessage {
   id: string;
   role: 'user' | 'assistant';
   content: string;
+  /** Pictures sent with a user message (a vision model). */
+  images?: Blob[];
   /** The reply was stopped by the user before it finished. */
   stopped?: boolean;
   /** The reply failed: the error's code and message (shown with a way forward). */

@@ -3,7 +3,7 @@
 // against this device, browser storage), and a clear "won't fit" with the reasons; manage stored models.
 import { clearModelCache, deleteCachedModel, listCachedModels, type LoadPlan, storageEstimate } from '../../src/index.ts';
 import type { WorkerLoadOptions } from '../../src/worker/protocol.ts';
-import { bundledModel, type EngineHost, modelFromAddress, type ModelSource, TRI_7B_REPO, topLevelFiles } from './engine-host.ts';
+import { bundledModel, bundledVisionModel, type EngineHost, modelFromAddress, type ModelSource, TRI_7B_REPO, topLevelFiles } from './engine-host.ts';
 import { t } from './i18n.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -131,6 +131,7 @@ export class ModelDialog {
   private selection(): ModelSource | undefined {
     const value = this.dialog.querySelector<HTMLInputElement>('input[name="model"]:checked')?.value;
     if (value === 'bundled') return bundledModel();
+    if (value === 'vision') return bundledVisionModel();
     if (value === 'tri7b') return modelFromAddress(TRI_7B_REPO);
     if (value === 'local') return this.pickedFiles.length > 0 ? { kind: 'files', files: this.pickedFiles, name: this.pickedName } : undefined;
     return modelFromAddress(this.hubAddress.value);

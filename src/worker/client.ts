@@ -46,6 +46,8 @@ export class WorkerEngine {
   readonly weights: WeightFormatOptions;
   readonly contextLength: number;
   readonly hasChatTemplate: boolean;
+  /** A vision (llava) model: chat messages may hold image parts (Blobs, ImageBitmaps, ImageData, decoded pixels or URLs cross to the worker). */
+  readonly acceptsImages: boolean;
   /** The sampling the model's generation_config.json asks for (see TriEngine.generationDefaults). */
   readonly generationDefaults: SamplingOptions;
   /**
@@ -69,6 +71,7 @@ export class WorkerEngine {
     this.weights = loaded.weights;
     this.contextLength = loaded.contextLength;
     this.hasChatTemplate = loaded.hasChatTemplate;
+    this.acceptsImages = loaded.acceptsImages;
     this.generationDefaults = loaded.generationDefaults;
     this.chat = { completions: new ChatCompletions(this, modelName) };
     this.completions = new Completions(this, modelName);

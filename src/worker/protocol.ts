@@ -41,7 +41,7 @@ export interface SerializedError {
 
 export type FromWorker =
   | ({ type: 'progress'; loadId: number } & LoadProgress)
-  | { type: 'loaded'; loadId: number; weights: WeightFormatOptions; contextLength: number; hasChatTemplate: boolean; generationDefaults: SamplingOptions }
+  | { type: 'loaded'; loadId: number; weights: WeightFormatOptions; contextLength: number; hasChatTemplate: boolean; acceptsImages: boolean; generationDefaults: SamplingOptions }
   | { type: 'planned'; loadId: number; plan: LoadPlan }
   | { type: 'loadError'; loadId: number; error: SerializedError }
   /** The loaded model's GPU device was lost (not by dispose): every later call fails until a new load. */

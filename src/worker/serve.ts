@@ -86,7 +86,7 @@ export function serveEngine(endpoint: MessageEndpoint): void {
             });
             endpoint.postMessage({
               type: 'loaded', loadId, weights: loaded.weights, contextLength: loaded.contextLength,
-              hasChatTemplate: loaded.text.hasChatTemplate, generationDefaults: loaded.generationDefaults,
+              hasChatTemplate: loaded.text.hasChatTemplate, acceptsImages: loaded.vision !== undefined, generationDefaults: loaded.generationDefaults,
             });
           },
           (error: unknown) => {
