@@ -169,7 +169,12 @@ function modelLoaded(engine: WorkerEngine, source: ModelSource): void {
   attachments.enabled = engine.acceptsImages;
   attachButton.hidden = !engine.acceptsImages;
   if (!engine.acceptsImages) attachments.clear();
-  $('example-pictures').hidden = source.name !== BUNDLED_VISION_NAME;
+  // The welcome speaks of the bundled model in use: the chat model's greetings, or the vision model's pictures.
+  const bundledVision = source.name === BUNDLED_VISION_NAME;
+  $('example-pictures').hidden = !bundledVision;
+  $('suggestions').hidden = bundledVision;
+  $('welcome-text').dataset.i18n = bundledVision ? 'welcomeTextVision' : 'welcomeText';
+  $('welcome-text').textContent = t(bundledVision ? 'welcomeTextVision' : 'welcomeText');
   if (source.kind === 'url') localStorage.setItem(LAST_MODEL_KEY, JSON.stringify({ url: source.url, name: source.name }));
   // A conversation not started yet takes this model's defaults.
   if (current.messages.length === 0) current.settings = defaultSettings();
@@ -676,7 +681,8 @@ function applyLanguage(): void {
   $('language-button').lang = currentLanguage() === 'en' ? 'ko' : 'en';
   translatePage();
   applyTheme(localStorage.getItem(THEME_KEY));
-  if (!host.source && !loading) $('model-name').textContent = t('noModelLoaded');
+  // translatePage() wrote the placeholder into the model name: put the loaded (or loading) model's back.
+  $('model-name').textContent = host.source?.name ?? (loading ? lastAttempt?.name ?? '' : t('noModelLoaded'));
   if (current) openConversation(current);
 }
 $('language-button').addEventListener('click', () => {

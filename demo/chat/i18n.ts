@@ -40,6 +40,7 @@ const en = {
   thinking: 'Thinking…',
   welcomeTitle: 'Start a conversation',
   welcomeText: 'The bundled model is tiny: it greets you and answers questions about Debian, in English or Korean. Load Tri-7B from the model menu for real answers.',
+  welcomeTextVision: 'This tiny vision model names the coloured shape in a picture. It learned from English captions only, and it answers Korean questions too (in English). Attach a picture with ＋, paste or drop one, or pick an example.',
   replyStats: '{tokens} tokens · {rate} tok/s · {cached} of {prompt} prompt tokens from cache',
   // Status announcements (screen readers hear these, once per change)
   statusLoading: 'Loading the model…',
@@ -190,6 +191,7 @@ const ko: Strings = {
   thinking: '생각하는 중…',
   welcomeTitle: '대화를 시작해 보세요',
   welcomeText: '기본 모델은 아주 작아서 인사와 데비안 질문에만 한국어나 영어로 답해요. 제대로 된 답을 원하면 모델 메뉴에서 Tri-7B를 불러오세요.',
+  welcomeTextVision: '이 작은 비전 모델은 그림 속 색깔 도형의 이름을 말해요. 영어 설명으로만 배웠지만 한국어 질문에도 (영어로) 답해요. ＋로 그림을 첨부하거나, 붙여넣거나 끌어다 놓거나, 예시를 고르세요.',
   replyStats: '토큰 {tokens}개 · 초당 {rate}토큰 · 프롬프트 {prompt}토큰 중 {cached}토큰 캐시 사용',
   statusLoading: '모델을 불러오는 중…',
   statusReady: '모델이 준비됐어요.',
