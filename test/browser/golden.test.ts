@@ -41,6 +41,29 @@ describe('GPU forward in Chromium', () => {
     }
   });
 
+  it('tri-tiny-llava: every golden answer from pictures given as URLs (decoded by the browser, resized as PIL does), English and Korean questions', async () => {
+    const engine = await TriEngine.load(modelUrl('tri-tiny-llava'));
+    try {
+      for (const c of (await golden('tri-tiny-llava')).cases) {
+        const messages = [{ role: 'user', content: [{ type: 'image_url' as const, image_url: { url: `${modelUrl('tri-tiny-llava')}${c.image}` } }, { type: 'text' as const, text: c.question }] }];
+        const result = await engine.complete(messages, { maxNewTokens: 16 });
+        expect(result.tokenIds, c.name).toEqual(c.greedy_ids);
+        expect(result.text, c.name).toBe(c.decoded_text);
+      }
+      // An ImageBitmap and a canvas work as well as a URL.
+      const first = (await golden('tri-tiny-llava')).cases[0];
+      const bitmap = await createImageBitmap(await (await fetch(`${modelUrl('tri-tiny-llava')}${first.image}`)).blob());
+      const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+      canvas.getContext('2d')!.drawImage(bitmap, 0, 0);
+      for (const image of [bitmap, canvas]) {
+        const result = await engine.complete([{ role: 'user', content: [{ type: 'image', image }, { type: 'text', text: first.question }] }], { maxNewTokens: 16 });
+        expect(result.tokenIds).toEqual(first.greedy_ids);
+      }
+    } finally {
+      engine.dispose();
+    }
+  });
+
   it('reproduces every tri-tiny golden (MHA, untied head, bf16 shards) and streams Korean intact', async () => {
     const engine = await TriEngine.load(modelUrl('tri-tiny'));
     try {
