@@ -1,8 +1,10 @@
 // The vision half on the GPU: pixel values → image features, which replace the `<image>` positions'
 // embeddings in the language model's prefill. The tower's description is llava-config.ts and
-// llava-weights.ts; this runs it with linear.wgsl (f32 weights) and the vision kernels (layer-norm,
+// llava-weights.ts; this runs it with linear.wgsl and the vision kernels (layer-norm,
 // bias-activation, vision-attention), one command buffer per image. Checked against the CPU
-// reference (src/reference/llava-vision.ts) and HF's goldens.
+// reference (src/reference/llava-vision.ts) and HF's goldens. Matrices are f32 with an f32 language
+// model, else f16 (CLIP-L: 0.6 GB instead of 1.2; bf16 checkpoints convert exactly: tri-tiny-llava's
+// features within 6.7e-6 of HF); norms, biases and embeddings stay f32.
 // Per encoder layer: LayerNorm, qkv, bias, attention, out-proj (accumulated into the residual), bias,
 // LayerNorm, fc1, bias + activation, fc2 (accumulated), bias: 11 dispatches.
 import type { GpuContext } from '../gpu/context.ts';
@@ -15,7 +17,7 @@ import { patchRows } from '../reference/llava-vision.ts';
 import { destroyGpuMatrix, uploadPackedMatrix } from './gpu-weights.ts';
 import type { VisionSpec } from './llava-config.ts';
 import type { Affine, VisionWeights } from './llava-weights.ts';
-import { packWeights } from './quant.ts';
+import { type WeightFormatOptions, packWeights } from './quant.ts';
 
 interface GpuAffine {
   matrix: GpuMatrix;
@@ -31,16 +33,20 @@ interface GpuVisionLayer {
   fc2: GpuAffine;
 }
 
-/** GPU bytes of the vision half's weights (f32) and its activations, for the memory plan. */
-export function visionGpuBytes(spec: VisionSpec): number {
+/** The matrices' format for a language model in `weights`: exact f32 beside f32, else f16. */
+export const visionMatrixFormat = (weights: WeightFormatOptions): 'f32' | 'f16' => (weights.format === 'f32' ? 'f32' : 'f16');
+
+/** GPU bytes of the vision half's weights and its activations, for the memory plan. */
+export function visionGpuBytes(spec: VisionSpec, format: 'f32' | 'f16' = 'f32'): number {
   const { tower } = spec;
   const h = tower.hiddenSize;
   const positions = (tower.imageSize / tower.patchSize) ** 2 + 1;
   const patchWidth = 3 * tower.patchSize * tower.patchSize;
-  const layer = 4 * h * h + 4 * h + 2 * h * tower.intermediateSize + tower.intermediateSize + h + 4 * h;
-  const weights = h * patchWidth + positions * h + 2 * h + spec.featureLayers * layer + spec.textHiddenSize * (h + spec.textHiddenSize + 2);
+  const matrixBytes = format === 'f32' ? 4 : 2;
+  const matrices = h * patchWidth + spec.featureLayers * (4 * h * h + 2 * h * tower.intermediateSize) + spec.textHiddenSize * (h + spec.textHiddenSize);
+  const vectors = positions * h + 2 * h + spec.featureLayers * (4 * h + tower.intermediateSize + h + 4 * h) + 2 * spec.textHiddenSize;
   const activations = positions * (patchWidth + 5 * h + 3 * h + tower.intermediateSize) + 2 * spec.imageSeqLength * spec.textHiddenSize;
-  return 4 * (weights + activations);
+  return matrixBytes * matrices + 4 * (vectors + activations);
 }
 
 export class GpuVisionEncoder {
@@ -56,14 +62,14 @@ export class GpuVisionEncoder {
   private readonly act: Record<'patches' | 'x' | 'normed' | 'qkv' | 'attended' | 'hidden' | 'projected' | 'features', GPUBuffer>;
   private readonly positions: number;
 
-  private constructor(gpu: GpuContext, spec: VisionSpec, weights: VisionWeights<Float32Array<ArrayBuffer>>) {
+  private constructor(gpu: GpuContext, spec: VisionSpec, weights: VisionWeights<Float32Array<ArrayBuffer>>, format: 'f32' | 'f16') {
     this.gpu = gpu;
     this.spec = spec;
     const { tower } = spec;
     const h = tower.hiddenSize;
     const patchWidth = 3 * tower.patchSize * tower.patchSize;
     this.positions = (tower.imageSize / tower.patchSize) ** 2 + 1;
-    const matrix = (label: string, values: Float32Array, n: number, k: number) => uploadPackedMatrix(gpu, label, packWeights(values, n, k, { format: 'f32' }));
+    const matrix = (label: string, values: Float32Array, n: number, k: number) => uploadPackedMatrix(gpu, label, packWeights(values, n, k, { format }));
     const affine = (label: string, a: Affine<Float32Array<ArrayBuffer>>, k: number): GpuAffine => ({ matrix: matrix(label, a.weight, a.bias.length, k), bias: gpu.upload(`${label}.bias`, a.bias) });
     const norm = (label: string, a: Affine<Float32Array<ArrayBuffer>>): Affine<GPUBuffer> => ({ weight: gpu.upload(`${label}.weight`, a.weight), bias: gpu.upload(`${label}.bias`, a.bias) });
     const stack = (...parts: Float32Array<ArrayBuffer>[]) => {
@@ -97,9 +103,9 @@ export class GpuVisionEncoder {
     };
   }
 
-  /** Uploads the vision weights (already read and checked: readVisionWeights). */
-  static create(gpu: GpuContext, spec: VisionSpec, weights: VisionWeights<Float32Array<ArrayBuffer>>): GpuVisionEncoder {
-    return new GpuVisionEncoder(gpu, spec, weights);
+  /** Uploads the vision weights (already read and checked: readVisionWeights), matrices in `format`. */
+  static create(gpu: GpuContext, spec: VisionSpec, weights: VisionWeights<Float32Array<ArrayBuffer>>, format: 'f32' | 'f16' = 'f32'): GpuVisionEncoder {
+    return new GpuVisionEncoder(gpu, spec, weights, format);
   }
 
   /** Image features [imageSeqLength][textHiddenSize] for pixel values [3][S][S] (preprocessImage). */

@@ -21,7 +21,7 @@ import { type SamplingOptions, samplingConfig } from './sampling.ts';
 import type { ChatContentPart, ChatMessage, TextCodec } from '../text/tokenizer.ts';
 import type { ImagePreprocessSpec, VisionSpec } from '../model/llava-config.ts';
 import { readVisionWeights } from '../model/llava-weights.ts';
-import { GpuVisionEncoder } from '../model/vision-gpu.ts';
+import { GpuVisionEncoder, visionMatrixFormat } from '../model/vision-gpu.ts';
 import { type ImageInput, isImageInput, readImage } from '../vision/image-input.ts';
 import { preprocessImage } from '../vision/preprocess.ts';
 import { ImageRows } from './image-rows.ts';
@@ -288,7 +288,7 @@ export class TriEngine {
           model.destroy();
           throw error;
         });
-        visionEncoder = GpuVisionEncoder.create(gpu, opened.vision.spec, weights);
+        visionEncoder = GpuVisionEncoder.create(gpu, opened.vision.spec, weights, visionMatrixFormat(settings.weights));
       }
       signal?.throwIfAborted();
       return new TriEngine(gpu, model, opened, settings.weights, name, visionEncoder);

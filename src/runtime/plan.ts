@@ -7,7 +7,7 @@ import { ArtifactWeights } from '../model/artifact.ts';
 import type { LlamaSpec } from '../model/config.ts';
 import { gpuLlamaMemoryPlan, type KvCacheFormat, weightBytesRead } from '../model/llama-gpu.ts';
 import { matrixPartLimit } from '../model/gpu-weights.ts';
-import { visionGpuBytes } from '../model/vision-gpu.ts';
+import { visionGpuBytes, visionMatrixFormat } from '../model/vision-gpu.ts';
 import type { OpenedWeights } from '../model/open.ts';
 import type { WeightFormatOptions } from '../model/quant.ts';
 
@@ -50,8 +50,8 @@ export function planLoad(
     bindingLimit: artifact ? artifact.manifest.partBytes : matrixPartLimit(gpu),
   });
   const group = (label: string) => (/^(embed|lmHead|layers\.)/.test(label) ? 'weights' : /^[kv]Cache\./.test(label) ? 'kvCache' : 'activations');
-  // A vision model's tower and projector (f32) count as weights.
-  const visionBytes = opened.vision ? visionGpuBytes(opened.vision.spec) : 0;
+  // A vision model's tower and projector count as weights.
+  const visionBytes = opened.vision ? visionGpuBytes(opened.vision.spec, visionMatrixFormat(settings.weights)) : 0;
   const gpuBytes = { weights: visionBytes, kvCache: 0, activations: 0, total: memory.totalBytes + visionBytes };
   for (const { label, bytes } of memory.buffers) gpuBytes[group(label)] += bytes;
 

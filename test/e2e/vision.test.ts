@@ -10,7 +10,7 @@ import { encodeImageReference } from '../../src/reference/llava-vision.ts';
 import { decodeImage } from '../../src/vision/decode-node.ts';
 import { preprocessImage } from '../../src/vision/preprocess.ts';
 import { InvalidRequestError } from '../../src/errors.ts';
-import { GpuVisionEncoder } from '../../src/model/vision-gpu.ts';
+import { GpuVisionEncoder, visionGpuBytes } from '../../src/model/vision-gpu.ts';
 import { nodeGpuContext } from '../gpu/node-gpu.ts';
 import { type PromptMessage, TriEngine } from '../../src/runtime/engine.ts';
 import '../../src/node.ts'; // installs the PNG/JPEG decoder for Blobs and URLs, as the package's entry does
@@ -89,6 +89,30 @@ describe('vision encoder on the GPU (Node, Dawn)', () => {
     } finally {
       encoder.destroy();
     }
+    // f16 matrices (beside a quantized language model): close, not exact.
+    const half = GpuVisionEncoder.create(gpu, opened.vision!.spec, weights, 'f16');
+    try {
+      let worst = 0;
+      for (const c of cases) worst = Math.max(worst, maxDiff(await half.encode(await golden(`${c.name}.pixel_values`)), await golden(`${c.name}.image_features`)));
+      console.log(`vision tower with f16 matrices: max |Δ feature| vs HF = ${worst.toExponential(2)}`);
+      expect(worst).toBeLessThan(1e-3); // measured 6.7e-6: bf16 weights are exact in f16 (in range)
+    } finally {
+      half.destroy();
+    }
+  });
+
+  it('the memory plan counts the vision tower', async () => {
+    const gpu = await getNodeGpu();
+    const plan = await TriEngine.plan(new NodeModelFiles(LLAVA_DIR), { gpu });
+    const opened = await openModel(new NodeModelFiles(LLAVA_DIR));
+    expect(plan.gpuBytes.weights).toBeGreaterThan(visionGpuBytes(opened.vision!.spec));
+    const engine = await TriEngine.load(new NodeModelFiles(LLAVA_DIR), { gpu });
+    try {
+      // The language model's buffers as planned; the vision tower's are the rest of the plan.
+      expect(Math.abs(plan.gpuBytes.total - visionGpuBytes(opened.vision!.spec) - engine.gpuBytes)).toBeLessThan(plan.gpuBytes.total / 1000);
+    } finally {
+      engine.dispose();
+    }
   });
 });
 
@@ -166,7 +190,7 @@ describe('vision model in q4 (Node)', () => {
     } finally {
       engine.dispose();
     }
-    console.log(`tri-tiny-llava q4 G=32 (vision tower f32): ${agreeing}/${total} golden tokens before the first difference`);
+    console.log(`tri-tiny-llava q4 G=32 (vision matrices f16): ${agreeing}/${total} golden tokens before the first difference`);
     expect(agreeing / total).toBeGreaterThan(0.9); // measured 43/43
   });
 });
