@@ -2,6 +2,7 @@
 // reference's image features from the golden pixel values; decoding and preprocessing of the pictures.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import type { ModelFiles } from '../../src/model/byte-source.ts';
 import { NodeModelFiles } from '../../src/model/node-files.ts';
 import { openModel } from '../../src/model/open.ts';
 import { readVisionWeights } from '../../src/model/llava-weights.ts';
@@ -160,6 +161,7 @@ describe('bad image input (typed errors, the engine stays usable)', () => {
       await expect(ask(vision, new Blob([png.subarray(0, 100)]))).rejects.toThrow(/cut off|damaged/);
       await expect(ask(vision, new Blob(['plain text']))).rejects.toThrow(/neither PNG nor JPEG/);
       await expect(ask(vision, { width: 2, height: 2, channels: 4, data: new Uint8Array(3) })).rejects.toBeInstanceOf(InvalidRequestError);
+      await expect(ask(vision, { width: 10000, height: 10000, channels: 4, data: new Uint8Array(4) })).rejects.toThrow(/megapixels/);
       // A data: URL (what OpenAI clients send) decodes through 'tri-webgpu/node'.
       const dataUrl = `data:image/png;base64,${png.toString('base64')}`;
       expect((await ask(vision, { url: dataUrl }, 'image_url')).tokenIds).toEqual(cases[0]!.greedy_ids.slice(0, 4));
@@ -168,6 +170,28 @@ describe('bad image input (typed errors, the engine stays usable)', () => {
     } finally {
       text.dispose();
       vision.dispose();
+    }
+  });
+});
+
+describe('a chat template that drops image parts', () => {
+  it('is refused: more images than <image> tokens', async () => {
+    const files = new NodeModelFiles(LLAVA_DIR);
+    const textOnly: ModelFiles = {
+      location: files.location,
+      async open(name, signal) {
+        if (name !== 'chat_template.jinja') return files.open(name, signal);
+        const bytes = new TextEncoder().encode("{%- for m in messages %}<|im_start|>{{ m['role'] }}\n{% for p in m['content'] %}{% if p['type'] == 'text' %}{{ p['text'] }}{% endif %}{% endfor %}<|im_end|>\n{%- endfor %}<|im_start|>assistant\n");
+        return { name, size: bytes.length, read: async (offset, length) => bytes.slice(offset, offset + length) };
+      },
+    };
+    const engine = await TriEngine.load(textOnly, { gpu: await getNodeGpu() });
+    try {
+      const image = decodeImage(readFileSync(`${LLAVA_DIR}/${cases[0]!.image}`));
+      await expect(engine.complete([{ role: 'user', content: [{ type: 'image', image }, { type: 'text', text: 'Hi' }] }])).rejects.toThrow(/1 images but the chat template placed 0 <image> tokens/);
+      expect((await engine.complete('Hello', { maxNewTokens: 2 })).tokenIds.length).toBeGreaterThan(0); // still usable
+    } finally {
+      engine.dispose();
     }
   });
 });
