@@ -10,7 +10,9 @@
 // (peak JS heap 27 MiB), 3.94 GiB in 40 shards; loaded over HTTP in 71.9 s (hashing and uploading, peak
 // heap 79 MiB); 5.97 GiB of GPU buffers at 4096 positions with the f16 KV cache; decode 0.061 tok/s, 0.13
 // of the 0.464 tok/s roofline at 1.96 GB/s (the q4 GEMV's SwiftShader ratio); 202 dispatches per token.
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -145,9 +147,13 @@ if (TARGETS.includes('chromium')) {
   // The same artifact through Vite's /@fs route (Range requests), loaded by the library's source in Chromium.
   const vite = await createViteServer({ configFile: `${ROOT}vite.config.ts`, server: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
   await vite.listen();
-  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: [...CHROMIUM_WEBGPU_ARGS, '--enable-precise-memory-info'], headless: true });
+  // A persistent profile: a fresh context's (incognito's) storage quota, 4 GiB here, cannot hold the 3.94 GiB of shards.
+  const profile = mkdtempSync(join(tmpdir(), 'tri7b-chromium-'));
+  const browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, args: [...CHROMIUM_WEBGPU_ARGS, '--enable-precise-memory-info'], headless: true });
   try {
     const page = await browser.newPage();
+    page.on('console', (message) => message.type() === 'error' && console.error(`[page] ${message.text()}`));
+    page.on('pageerror', (error) => console.error(`[page] ${error.message}`));
     const origin = new URL(vite.resolvedUrls!.local[0]!).origin;
     await page.goto(`${origin}/bench.html`); // any page of the origin (without ?run the suite does not start)
     // The first import of the sources may make Vite optimise dependencies and reload the page: import once, then start.
@@ -162,12 +168,13 @@ if (TARGETS.includes('chromium')) {
       }
     }
     // A string, not a function: the bench file's own transform would rewrite the dynamic imports.
-    await page.evaluate(`(${CHROMIUM_HALF})(${JSON.stringify({ root: ROOT, url: `${origin}/@fs${ARTIFACT_DIR}` })}).then((rows) => (window.tri7b = rows)); 0`);
+    await page.evaluate(`(${CHROMIUM_HALF})(${JSON.stringify({ root: ROOT, url: `${origin}/@fs${ARTIFACT_DIR}` })}).then((rows) => (window.tri7b = rows), (error) => (window.tri7b = [['Chromium failed', String(error && error.stack || error)]])); 0`);
     const browserRows = (await page.waitForFunction('window.tri7b', undefined, { timeout: 0, polling: 5000 }).then(() => page.evaluate('window.tri7b'))) as [string, string][];
     rows.push(...browserRows);
   } finally {
     await browser.close();
     await vite.close();
+    rmSync(profile, { recursive: true, force: true });
   }
 }
 

@@ -116,8 +116,16 @@ export class OpfsByteSource implements ByteSource {
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     signal?.throwIfAborted();
-    const handle = await this.directory.getFileHandle(this.fileName, { create: true });
-    const file = await handle.getFile();
+    let handle: FileSystemFileHandle;
+    let file: File;
+    try {
+      handle = await this.directory.getFileHandle(this.fileName, { create: true });
+      file = await handle.getFile();
+    } catch {
+      // Storage refused (quota exceeded, storage cleared under us): the bytes come from the source, unstored.
+      this.stats.fetchedBytes += length;
+      return this.source.read(offset, length, signal);
+    }
     const stored = Math.min(file.size, this.size);
     const end = offset + length;
     if (end <= stored) {

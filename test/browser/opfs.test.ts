@@ -66,6 +66,27 @@ describe('artifact shards in OPFS', () => {
   });
 });
 
+describe('storage that refuses mid-load', () => {
+  it('loads from the network when OPFS throws QuotaExceededError on every file (found by the 7B proof: a 4 GiB quota)', async () => {
+    await clearModelCache();
+    const golden = (await (await fetch(`${modelUrl('tri-tiny')}golden.json`)).json()).prompts.find((c: { name: string }) => c.name === 'en_plain');
+    const original = FileSystemDirectoryHandle.prototype.getFileHandle;
+    FileSystemDirectoryHandle.prototype.getFileHandle = async function () {
+      throw new DOMException('The operation failed because it would cause the application to exceed its storage quota.', 'QuotaExceededError');
+    };
+    try {
+      for (const url of [artifactUrl, modelUrl('tri-tiny')]) {
+        const engine = await TriEngine.load(url);
+        expect((await engine.complete(golden.prompt, { maxNewTokens: 48 })).tokenIds, url).toEqual(golden.greedy_ids);
+        engine.dispose();
+      }
+    } finally {
+      FileSystemDirectoryHandle.prototype.getFileHandle = original;
+    }
+    await clearModelCache();
+  });
+});
+
 describe('a checkpoint\'s conversion kept in OPFS', () => {
   const checkpointUrl = modelUrl('tri-tiny');
   const keptFolder = async (format: string) => {
