@@ -52,10 +52,20 @@ function systemMemoryBytes(): number | undefined {
   return gib ? gib * 2 ** 30 : undefined;
 }
 
+/** Bind groups kept per context before the cache starts over. */
+const BIND_GROUP_CACHE_LIMIT = 8192;
+
 export class GpuContext {
   readonly device: GPUDevice;
   readonly capabilities: GpuCapabilities;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Pipelines by kernel code and then by its constants' values (no string building of the name and JSON on the hot path). */
+  private readonly pipelinesByCode = new Map<string, Map<string, GPUComputePipeline>>();
+  /** Bind groups by pipeline and exact resources: a decode step binds the same buffers at the same uniform slots every time. */
+  private bindGroups = new WeakMap<GPUComputePipeline, Map<string, GPUBindGroup>>();
+  private bindGroupCount = 0;
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
   private readonly stagingBuffers = new Map<number, GPUBuffer[]>();
   private lostReason: string | undefined;
   /**
@@ -120,6 +130,14 @@ export class GpuContext {
 
   /** Compiles (once) the compute pipeline for a shader and its named override constants. */
   pipeline(label: string, code: string, constants: Record<string, number> = {}): GPUComputePipeline {
+    // A call site passes its constants in one order: their values alone name the variant (another
+    // order would only compile a duplicate, never pick a wrong one, since the full key is checked below).
+    let variants = this.pipelinesByCode.get(code);
+    if (!variants) this.pipelinesByCode.set(code, (variants = new Map()));
+    let values = '';
+    for (const name in constants) values += `${constants[name]},`;
+    const cached = variants.get(values);
+    if (cached) return cached;
     const key = `${label}|${JSON.stringify(constants)}`;
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
@@ -127,7 +145,37 @@ export class GpuContext {
       pipeline = this.device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint: 'main', constants } });
       this.pipelines.set(key, pipeline);
     }
+    variants.set(values, pipeline);
     return pipeline;
+  }
+
+  /**
+   * A bind group of `pipeline` over these resources (binding i = resources[i]), made once and reused:
+   * creating one costs ~40 µs in Dawn for Node, about 2/3 of a dispatch's host time (measured with
+   * bench/host-cost.ts). At most BIND_GROUP_CACHE_LIMIT are kept (tests make many short-lived buffers).
+   */
+  bindGroup(pipeline: GPUComputePipeline, resources: readonly { buffer: GPUBuffer; offset?: number; size?: number }[]): GPUBindGroup {
+    let cache = this.bindGroups.get(pipeline);
+    if (!cache) this.bindGroups.set(pipeline, (cache = new Map()));
+    let key = '';
+    for (const { buffer, offset, size } of resources) {
+      let id = this.bufferIds.get(buffer);
+      if (id === undefined) this.bufferIds.set(buffer, (id = this.nextBufferId++));
+      key += `${id}:${offset ?? 0}:${size ?? ''},`;
+    }
+    let group = cache.get(key);
+    if (!group) {
+      if (this.bindGroupCount >= BIND_GROUP_CACHE_LIMIT) {
+        this.bindGroups = new WeakMap();
+        cache = new Map();
+        this.bindGroups.set(pipeline, cache);
+        this.bindGroupCount = 0;
+      }
+      group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: resources.map((resource, binding) => ({ binding, resource })) });
+      cache.set(key, group);
+      this.bindGroupCount++;
+    }
+    return group;
   }
 
   /**

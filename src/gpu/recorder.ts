@@ -64,11 +64,9 @@ export class CommandRecorder {
       if (type === 'u32') view.setUint32(4 * index, value, true);
       else view.setFloat32(4 * index, value, true);
     });
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: slot.buffer, offset: slot.offset, size: SLOT_BYTES } }];
-    bindings.forEach((binding, index) => {
-      entries.push({ binding: index + 1, resource: 'buffer' in binding ? binding : { buffer: binding } });
-    });
-    const bindGroup = this.gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const resources: { buffer: GPUBuffer; offset?: number; size?: number }[] = [{ buffer: slot.buffer, offset: slot.offset, size: SLOT_BYTES }];
+    for (const binding of bindings) resources.push('buffer' in binding ? binding : { buffer: binding });
+    const bindGroup = this.gpu.bindGroup(pipeline, resources);
     const [x, y] = typeof workgroups === 'number' ? grid(workgroups) : workgroups;
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup);

@@ -1,0 +1,15 @@
+// `npm run bench -- host`: the host (JS) time of one decode step for a graph with Tri-7B's structure
+// (bench/host-cost.ts), in Node (Dawn). Not a test: it prints, it asserts nothing. Seconds.
+import { bench, describe } from 'vitest';
+import { GpuContext } from '../src/gpu/context.ts';
+import { getNodeGpu } from '../src/gpu/node.ts';
+import { hostCostRows } from './host-cost.ts';
+
+const gpu = await GpuContext.create(await getNodeGpu());
+const rows = await hostCostRows(gpu);
+gpu.destroy();
+console.log(`## Host cost per decode step (Node, ${gpu.capabilities.adapterDescription})\n| measure | value |\n|---|---|\n${rows.map((row) => `| ${row.join(' | ')} |`).join('\n')}`);
+
+describe('host', () => {
+  bench('report printed above', () => {}, { iterations: 1, warmupIterations: 0 });
+});
