@@ -10,7 +10,7 @@
 // (peak JS heap 27 MiB), 3.94 GiB in 40 shards; loaded over HTTP in 71.9 s (hashing and uploading, peak
 // heap 79 MiB); 5.97 GiB of GPU buffers at 4096 positions with the f16 KV cache; decode 0.061 tok/s, 0.13
 // of the 0.464 tok/s roofline at 1.96 GB/s (the q4 GEMV's SwiftShader ratio); 202 dispatches per token.
-import { createReadStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, createReadStream, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
@@ -46,6 +46,7 @@ const CHROMIUM_HALF = `async ({ root, url }) => {
     const copyContext = await GpuContext.create();
     const copyGBs = bestCopyGBs(await benchCopy(copyContext));
     copyContext.destroy();
+    console.log('copy ' + copyGBs.toFixed(2) + ' GB/s');
     for (const kvCache of ['f16', 'int8']) {
       const plan = await TriEngine.plan(url, { contextLength: 4096, kvCache });
       rows.push(['Chromium plan: GPU bytes at 4096 positions, ' + kvCache + ' KV', GiB(plan.gpuBytes.total) + ' (KV ' + GiB(plan.gpuBytes.kvCache) + '); download ' + GiB(plan.downloadBytes) + ', cached ' + GiB(plan.cachedBytes) + ', quota ' + (plan.storage ? GiB(plan.storage.quota) : 'unknown') + '; fits: ' + plan.fits + (plan.fits ? '' : ' (' + plan.reasons.join('; ') + ')')]);
@@ -56,7 +57,13 @@ const CHROMIUM_HALF = `async ({ root, url }) => {
       const timer = setInterval(sample, 50);
       const phases = new Set();
       const started = performance.now();
-      const engine = await TriEngine.load(url, { contextLength: 4096, kvCache: 'f16', onProgress: (p) => (sample(), phases.add(p.phase)) });
+      let reported = -1;
+      const engine = await TriEngine.load(url, { contextLength: 4096, kvCache: 'f16', onProgress: (p) => {
+        sample();
+        phases.add(p.phase);
+        const percent = Math.floor((100 * p.loadedBytes) / p.totalBytes);
+        if (percent >= reported + 5) console.log(visit + ': ' + p.phase + ' ' + (reported = percent) + '%');
+      } });
       clearInterval(timer);
       const seconds = (performance.now() - started) / 1000;
       rows.push(['Chromium f16 KV: ' + visit, seconds.toFixed(1) + ' s, peak JS heap ' + MiB(peak) + ', phases ' + [...phases].join('/') + '; GPU bytes allocated ' + GiB(engine.gpuBytes)]);
@@ -152,7 +159,10 @@ if (TARGETS.includes('chromium')) {
   const browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, args: [...CHROMIUM_WEBGPU_ARGS, '--enable-precise-memory-info'], headless: true });
   try {
     const page = await browser.newPage();
-    page.on('console', (message) => message.type() === 'error' && console.error(`[page] ${message.text()}`));
+    // The page's progress lines go to a file (vitest holds console output until the end): tail -f it.
+    const progressFile = `${ROOT}node_modules/.cache/tri-webgpu/tri7b-chromium-progress.log`;
+    writeFileSync(progressFile, '');
+    page.on('console', (message) => appendFileSync(progressFile, `${new Date().toISOString()} [${message.type()}] ${message.text()}\n`));
     page.on('pageerror', (error) => console.error(`[page] ${error.message}`));
     const origin = new URL(vite.resolvedUrls!.local[0]!).origin;
     await page.goto(`${origin}/bench.html`); // any page of the origin (without ?run the suite does not start)

@@ -20,7 +20,7 @@ export class CachedModelFiles implements ModelFiles {
   readonly location: string;
   private readonly inner: ModelFiles;
   private readonly cache: Cache;
-  /** Reads served from the cache, fetched (then stored), and cached entries found corrupt (then fetched), since creation. */
+  /** Reads served from the cache or OPFS, fetched (then stored), and cached entries found corrupt (then fetched), since creation. */
   readonly stats = { hits: 0, misses: 0, storeFailures: 0, corrupt: 0 };
 
   private constructor(inner: ModelFiles, cache: Cache) {
@@ -69,7 +69,7 @@ export class CachedModelFiles implements ModelFiles {
     // Artifact shards (read whole, in order) go to OPFS where the browser has it; the rest to the Cache API.
     if (ARTIFACT_SHARD.test(fileName)) {
       const directory = await opfsModelDirectory(this.location, true);
-      if (directory) return OpfsByteSource.open(source, directory);
+      if (directory) return OpfsByteSource.open(source, directory, this.stats);
     }
     const version = `${source.size}-${source.version ?? 'unversioned'}`;
     const prefix = new URL(`${encodeURIComponent(fileName)}?version=${encodeURIComponent(version)}`, cacheBase(this.location)).href;

@@ -96,7 +96,11 @@ export class OpfsByteSource implements ByteSource {
   private readonly directory: FileSystemDirectoryHandle;
   private readonly fileName: string;
 
-  private constructor(source: ByteSource, directory: FileSystemDirectoryHandle) {
+  /** Reads counted as served from storage (hits) or fetched (misses), e.g. the cache's stats, so a load's progress can say which. */
+  private readonly counts: { hits: number; misses: number } | undefined;
+
+  private constructor(source: ByteSource, directory: FileSystemDirectoryHandle, counts?: { hits: number; misses: number }) {
+    this.counts = counts;
     this.source = source;
     this.directory = directory;
     this.name = source.name;
@@ -106,8 +110,8 @@ export class OpfsByteSource implements ByteSource {
   }
 
   /** The stored view of `source` in `directory`; stale versions of the same file are removed. */
-  static async open(source: ByteSource, directory: FileSystemDirectoryHandle): Promise<OpfsByteSource> {
-    const stored = new OpfsByteSource(source, directory);
+  static async open(source: ByteSource, directory: FileSystemDirectoryHandle, counts?: { hits: number; misses: number }): Promise<OpfsByteSource> {
+    const stored = new OpfsByteSource(source, directory, counts);
     for await (const [name] of entries(directory)) {
       if (name.startsWith(`${source.name}@`) && name !== stored.fileName) await directory.removeEntry(name).catch(() => {});
     }
@@ -124,16 +128,19 @@ export class OpfsByteSource implements ByteSource {
     } catch {
       // Storage refused (quota exceeded, storage cleared under us): the bytes come from the source, unstored.
       this.stats.fetchedBytes += length;
+      if (this.counts) this.counts.misses++;
       return this.source.read(offset, length, signal);
     }
     const stored = Math.min(file.size, this.size);
     const end = offset + length;
     if (end <= stored) {
       this.stats.storedBytes += length;
+      if (this.counts) this.counts.hits++;
       return new Uint8Array(await file.slice(offset, end).arrayBuffer());
     }
     if (offset > stored) {
       this.stats.fetchedBytes += length;
+      if (this.counts) this.counts.misses++;
       return this.source.read(offset, length, signal); // not contiguous with what is stored
     }
     // [offset, stored) from OPFS, [stored, end) fetched and appended: a cut-off shard resumes here.
@@ -143,6 +150,7 @@ export class OpfsByteSource implements ByteSource {
     out.set(fetched, stored - offset);
     this.stats.storedBytes += stored - offset;
     this.stats.fetchedBytes += fetched.byteLength;
+    if (this.counts) this.counts.misses++;
     await writeAt(handle, stored, fetched).catch(() => {}); // a full disk costs the caching, not the load
     return out;
   }
