@@ -10,6 +10,9 @@
 // (peak JS heap 27 MiB), 3.94 GiB in 40 shards; loaded over HTTP in 71.9 s (hashing and uploading, peak
 // heap 79 MiB); 5.97 GiB of GPU buffers at 4096 positions with the f16 KV cache; decode 0.061 tok/s, 0.13
 // of the 0.464 tok/s roofline at 1.96 GB/s (the q4 GEMV's SwiftShader ratio); 202 dispatches per token.
+// Chromium, 2026-12-03 (persistent profile, quota 10 GiB): first load over HTTP into OPFS 229.9 s (peak JS
+// heap 238 MiB), 5.97 GiB of GPU buffers allocated = the plan; decode 0.045 tok/s, 0.13 of the 0.342 tok/s
+// roofline at 1.45 GB/s; the same ids as Node; a second load from OPFS 104.7 s (peak heap 175 MiB).
 import { appendFileSync, createReadStream, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -367,6 +367,12 @@ export class TriEngine {
    * template; token ids must be whole numbers below the vocabulary size. Anything else: InvalidRequestError.
    */
   promptIds(prompt: Prompt): number[] {
+    // Image parts become image rows only on the way to generate() (encoded on the GPU first).
+    if (hasImageParts(prompt)) throw new InvalidRequestError('a prompt with images goes to generate() or chat.completions; promptIds() and score() take text only');
+    return this.templateIds(prompt);
+  }
+
+  private templateIds(prompt: Prompt): number[] {
     let ids: number[];
     if (typeof prompt === 'string') ids = this.text.encode(prompt);
     else if (Array.isArray(prompt)) ids = this.text.applyChatTemplate(checkMessages(prompt, this.vision !== undefined));
@@ -387,6 +393,7 @@ export class TriEngine {
     // Images are decoded and encoded (on the GPU) before the prompt is submitted: an error rejects the first next().
     return new GenerationStream(() => {
       const prepared = this.imagePromptIds(prompt, options?.signal ?? undefined);
+      prepared.catch(() => {}); // its error surfaces through the events; a stream closed before them must not leave it unhandled
       let inner: ReturnType<TriEngine['submit']> | undefined;
       let closed = false;
       const submit = (input: { promptIds: number[] }) => this.submit(input, options);
@@ -408,7 +415,7 @@ export class TriEngine {
     const { vision, visionEncoder, imageRows } = this;
     const images = messageImages(messages);
     if (!vision || !visionEncoder || !imageRows) throw new InvalidRequestError('this model has no vision tower: image parts need a vision (llava) model');
-    const ids = this.promptIds(messages);
+    const ids = this.templateIds(messages);
     const imageToken = vision.spec.imageTokenId;
     const slots = ids.filter((id) => id === imageToken).length;
     if (slots !== images.length) throw new InvalidRequestError(`the prompt has ${images.length} images but the chat template placed ${slots} <image> tokens`);

@@ -162,6 +162,7 @@ describe('bad image input (typed errors, the engine stays usable)', () => {
       await expect(ask(vision, new Blob(['plain text']))).rejects.toThrow(/neither PNG nor JPEG/);
       await expect(ask(vision, { width: 2, height: 2, channels: 4, data: new Uint8Array(3) })).rejects.toBeInstanceOf(InvalidRequestError);
       await expect(ask(vision, { width: 10000, height: 10000, channels: 4, data: new Uint8Array(4) })).rejects.toThrow(/megapixels/);
+      await expect(vision.score([{ role: 'user', content: [{ type: 'image', image: decodeImage(png) }, { type: 'text', text: 'Hi' }] }], ['A'])).rejects.toThrow(/take text only/);
       // A data: URL (what OpenAI clients send) decodes through 'tri-webgpu/node'.
       const dataUrl = `data:image/png;base64,${png.toString('base64')}`;
       expect((await ask(vision, { url: dataUrl }, 'image_url')).tokenIds).toEqual(cases[0]!.greedy_ids.slice(0, 4));
