@@ -59,7 +59,7 @@ export class GpuContext {
   readonly device: GPUDevice;
   readonly capabilities: GpuCapabilities;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
-  /** Pipelines by kernel code and then by its constants' values (no string building of the name and JSON on the hot path). */
+  /** Pipelines by kernel code, then by its constants. */
   private readonly pipelinesByCode = new Map<string, Map<string, GPUComputePipeline>>();
   /** Bind groups by pipeline and exact resources: a decode step binds the same buffers at the same uniform slots every time. */
   private bindGroups = new WeakMap<GPUComputePipeline, Map<string, GPUBindGroup>>();
@@ -130,12 +130,12 @@ export class GpuContext {
 
   /** Compiles (once) the compute pipeline for a shader and its named override constants. */
   pipeline(label: string, code: string, constants: Record<string, number> = {}): GPUComputePipeline {
-    // A call site passes its constants in one order: their values alone name the variant (another
-    // order would only compile a duplicate, never pick a wrong one, since the full key is checked below).
+    // Found by the shader's code and its constants (names and values, in the caller's order; another
+    // order only compiles a duplicate): no label concatenation and JSON on the hot path.
     let variants = this.pipelinesByCode.get(code);
     if (!variants) this.pipelinesByCode.set(code, (variants = new Map()));
     let values = '';
-    for (const name in constants) values += `${constants[name]},`;
+    for (const name in constants) values += `${name}=${constants[name]},`;
     const cached = variants.get(values);
     if (cached) return cached;
     const key = `${label}|${JSON.stringify(constants)}`;
