@@ -412,10 +412,11 @@ export class TriEngine {
    * becomes imageSeqLength image-row ids, whose features the vision tower computes once per picture.
    */
   private async imagePromptIds(messages: readonly PromptMessage[], signal: AbortSignal | undefined): Promise<number[]> {
-    const { vision, visionEncoder, imageRows } = this;
-    const images = messageImages(messages);
-    if (!vision || !visionEncoder || !imageRows) throw new InvalidRequestError('this model has no vision tower: image parts need a vision (llava) model');
+    // The template's ids first: for a text model this names the image part it cannot take.
     const ids = this.templateIds(messages);
+    const { vision, visionEncoder, imageRows } = this;
+    if (!vision || !visionEncoder || !imageRows) throw new InvalidRequestError('this model has no vision tower: image parts need a vision (llava) model');
+    const images = messageImages(messages);
     const imageToken = vision.spec.imageTokenId;
     const slots = ids.filter((id) => id === imageToken).length;
     if (slots !== images.length) throw new InvalidRequestError(`the prompt has ${images.length} images but the chat template placed ${slots} <image> tokens`);
@@ -586,7 +587,7 @@ function checkMessages(messages: readonly PromptMessage[], vision: boolean): Cha
     const content = message.content.map((part, j): ChatContentPart => {
       if (part?.type === 'text' && typeof part.text === 'string') return { type: 'text', text: part.text };
       if (isImagePart(part)) {
-        if (!vision) throw new InvalidRequestError(`messages[${i}].content[${j}]: this model has no vision tower, so it cannot take images`);
+        if (!vision) throw new InvalidRequestError(`messages[${i}].content[${j}]: this model has no vision tower, so it cannot take an ${part.type} part`);
         imageOf(part, `messages[${i}].content[${j}]`);
         return { type: 'image' };
       }

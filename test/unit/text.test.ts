@@ -59,7 +59,7 @@ describe('tokenizer and chat template', () => {
     }
   });
 
-  it('bounds template rendering: runaway loops end in a TokenizerError within a second or two', () => {
+  it('bounds template rendering: runaway loops end in a TokenizerError within seconds', () => {
     const json = JSON.parse(readFileSync(`${modelDir('tri-tiny')}/tokenizer.json`, 'utf8'));
     const messages = Array.from({ length: 60 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `m${i}` }));
     for (const template of [
@@ -69,7 +69,8 @@ describe('tokenizer and chat template', () => {
     ]) {
       const started = performance.now();
       expect(() => new TextCodec(json, { chat_template: template }).applyChatTemplate(messages), template).toThrow(/step budget|past \d+ steps/);
-      expect(performance.now() - started, template).toBeLessThan(3000);
+      // A step budget, not a clock: ~1 s alone on 2 cores, 3.2 s once with other tests on both cores.
+      expect(performance.now() - started, template).toBeLessThan(6000);
     }
     // A real template over the same long chat stays far inside the budget.
     expect(tri.applyChatTemplate(messages).length).toBeGreaterThan(100);
