@@ -8,6 +8,7 @@ import type { GpuContext } from '../src/gpu/context.ts';
 import type { ModelFiles } from '../src/model/byte-source.ts';
 import { openWeights } from '../src/model/open.ts';
 import { type Agreement, agreementRows, forcedDecodingAgreement, ReferenceTooLargeError } from './correctness.ts';
+import { hostCostRows } from './host-cost.ts';
 import { benchAttention, benchCopy, benchLinear, type BenchRow, bestCopyGBs, formatBenchTable, TRI7B_SHAPES } from './kernel-bench.ts';
 import { type DecodePoint, type SyntheticOptions, syntheticRows } from './synthetic-bench.ts';
 
@@ -33,6 +34,8 @@ export interface SuiteResult {
   kernels: BenchRow[];
   /** The synthetic model's rows, then the named model's. */
   synthetic: TableRow[];
+  /** Host (JS) ms per decode step of Tri-7B's 32-layer structure at small widths (bench/host-cost.ts). */
+  host: [string, string][];
   /** Decode tok/s by position, per model measured. */
   decode: { model: string; points: DecodePoint[] }[];
   agreement: Agreement[];
@@ -51,6 +54,7 @@ export interface SuiteOptions {
   /** Results as they arrive (the page's tables and plots). */
   onKernels?: (rows: BenchRow[]) => void;
   onModelRow?: (row: TableRow) => void;
+  onHostRows?: (rows: [string, string][]) => void;
 }
 
 const table = (rows: string[][]) => ['| measure | value | note |', '|---|---:|---|', ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
@@ -89,6 +93,10 @@ export async function runBenchSuite(gpu: GpuContext, options: SuiteOptions): Pro
   const kernels = [...copy, ...linear, ...(tiny ? [] : await benchAttention(gpu, copyGBs))];
   options.onKernels?.(kernels);
   print(`## Kernels (${elapsed()})\n${formatBenchTable(kernels, capabilities.adapterDescription)}\n`);
+  // The host's share of a step: on a fast GPU it, not the kernels, bounds small-batch decode.
+  const host = await hostCostRows(gpu, tiny ? 10 : 40);
+  options.onHostRows?.(host);
+  print(`## Host cost per decode step (${elapsed()})\n${table(host.map(([measure, value]) => [measure, value, '']))}\n`);
 
   if (options.synthetic !== false) print('## Synthetic model, weights made on the GPU');
   const onRow = (row: TableRow) => {
@@ -122,7 +130,7 @@ export async function runBenchSuite(gpu: GpuContext, options: SuiteOptions): Pro
       print(`## Correctness: not checked: ${error.message}\n`);
     }
   }
-  return { tiny, adapter: capabilities, copyGBs, kernels, synthetic, decode, agreement, seconds: (performance.now() - started) / 1000 };
+  return { tiny, adapter: capabilities, copyGBs, kernels, host, synthetic, decode, agreement, seconds: (performance.now() - started) / 1000 };
 }
 
 /** Whether a result shows a wrong GPU or driver (f32 must agree with the CPU reference everywhere). */

@@ -144,6 +144,7 @@ async function measureSuite(): Promise<string | void> {
         status.textContent = 'Making the synthetic model on the GPU and measuring it…';
       },
       onModelRow: (row) => addRow('models', row),
+      onHostRows: (rows) => rows.forEach((row) => addRow('host', row)),
     });
     plotDecode(lastSuite.decode);
     for (const row of agreementRows(lastSuite.agreement)) addRow('correctness', row);
@@ -182,7 +183,7 @@ interface StoredRun {
 
 function currentResults(): StoredRun {
   const tables: Record<string, string[][]> = {};
-  for (const id of ['kernels', 'models', 'correctness', 'runtime']) {
+  for (const id of ['kernels', 'host', 'models', 'correctness', 'runtime']) {
     const rows = [...$(id).querySelectorAll('tbody tr')].map((tr) => [...tr.children].map((cell) => cell.textContent ?? ''));
     if (rows.length > 0) tables[id] = rows;
   }
@@ -224,7 +225,7 @@ function finished(): void {
 $('download').addEventListener('click', () => downloadRun(currentResults()));
 showHistory();
 
-runButton.addEventListener('click', () => void runSection(runButton, ['kernels', 'models', 'correctness'], measureSuite));
+runButton.addEventListener('click', () => void runSection(runButton, ['kernels', 'host', 'models', 'correctness'], measureSuite));
 runtimeButton.addEventListener('click', () => void runSection(runtimeButton, ['runtime'], measureRuntime));
 if (!('gpu' in navigator)) {
   status.textContent = NO_WEBGPU;

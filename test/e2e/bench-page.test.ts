@@ -60,6 +60,11 @@ describe('benchmark page', () => {
     await page.locator('#decode-chart').screenshot({ path: join(ROOT, 'test-results/bench-synthetic-chart.png') });
 
     // Correctness beside speed: f32 agrees with the CPU reference everywhere; q4 reports its share.
+    // Host cost: one row per batch size, a time in ms for Tri-7B's 32 layers.
+    const host = await table('host');
+    expect(host.map((row) => row[0])).toEqual([expect.stringMatching(/^host ms per decode step, 1 sequence \(32 layers, \d+ dispatches\)$/), expect.stringMatching(/^host ms per decode step, 4 sequences/)]);
+    for (const row of host) expect(row[1]).toMatch(/^\d+\.\d{3} ms \(median of 10\)$/);
+
     const correctness = await table('correctness');
     expect(correctness.map((row) => row.slice(0, 2))).toEqual([['f32: top-1 agreement with the CPU reference', '100.0%'], ['q4: top-1 agreement with the CPU reference', expect.stringMatching(/^\d+\.\d%$/)]]);
     expect(await page.isEnabled('#run')).toBe(true);
