@@ -98,6 +98,10 @@ export class ModelDialog {
     const current = this.host.source;
     $('current-model').textContent = current ? t('currentModel', { name: current.name, format: this.host.engine?.weights.format ?? '' }) : t('noModelLoaded');
     this.dropHint.textContent = this.pickedFiles.length > 0 ? t('filesChosen', { count: this.pickedFiles.length, name: this.pickedName }) : t('dropHint');
+    // The loaded bundled model is the one selected (the page may have opened it from ?model=).
+    const bundled = [['bundled', bundledModel()], ['vision', bundledVisionModel()]] as const;
+    const loaded = bundled.find(([, source]) => current?.kind === 'url' && source.kind === 'url' && source.url === current.url);
+    if (!this.dialog.open && loaded) this.choose(loaded[0]);
     if (!this.dialog.open) this.dialog.showModal();
     void this.refreshStored();
     if (focusStored) $('cached-models').scrollIntoView({ block: 'center' });

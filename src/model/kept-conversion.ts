@@ -67,7 +67,8 @@ export async function keepConversion(model: GpuLlama, location: string, weights:
         signal?.throwIfAborted();
         const packed = await model.readMatrixPart(matrix.label, index);
         if (packed.layout.dataBytes !== part.layout.dataBytes || packed.layout.scaleBytes !== part.layout.scaleBytes) {
-          throw new Error(`${matrix.label}[${index}] on the GPU does not have the artifact's layout`); // cannot happen: the same plan
+          // Only on a device binding less than 64 MiB (WebGPU's floor is 128): its parts are not the artifact's. Nothing is kept.
+          throw new Error(`${matrix.label}[${index}] on the GPU does not have the artifact's layout`);
         }
         options.onProgress?.((done += part.layout.dataBytes + part.layout.scaleBytes), total);
         return packed;

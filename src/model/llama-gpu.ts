@@ -544,7 +544,7 @@ export class GpuLlama {
     const rows: [number, number, number][] = [];
     const sequences = [];
     const tokenIds = new Uint32Array(rowCount);
-    const inputRows: [number, Float32Array][] = [];
+    const inputRows: { row: number; buffer: ArrayBufferLike; byteOffset: number; byteLength: number }[] = [];
     const outputRows: number[] = [];
     let maxKvLength = 0;
     for (const [slot, entry] of batch.entries()) {
@@ -559,7 +559,10 @@ export class GpuLlama {
         if (token >= vocabSize) {
           const values = this.inputRows?.(token);
           if (values?.length !== h) throw new RangeError(`sequence ${slot}: id ${token} is neither a token (vocabulary ${vocabSize}) nor a known input row`);
-          inputRows.push([rows.length, values]);
+          // An image's rows are consecutive in the step and in its features: one write for the run.
+          const last = inputRows.at(-1);
+          if (last && last.row + last.byteLength / (4 * h) === rows.length && last.buffer === values.buffer && last.byteOffset + last.byteLength === values.byteOffset) last.byteLength += values.byteLength;
+          else inputRows.push({ row: rows.length, buffer: values.buffer, byteOffset: values.byteOffset, byteLength: values.byteLength });
           tokenIds[rows.length] = 0xffffffff; // the embedding gather leaves this row alone
         } else {
           tokenIds[rows.length] = token;
@@ -581,7 +584,7 @@ export class GpuLlama {
     const tables = packBatchTables(rows, sequences);
     queue.writeBuffer(this.act.tables, 0, tables.data);
     queue.writeBuffer(this.act.tokenIds, 0, tokenIds);
-    for (const [row, values] of inputRows) queue.writeBuffer(this.act.x, row * h * 4, values.buffer, values.byteOffset, values.byteLength);
+    for (const run of inputRows) queue.writeBuffer(this.act.x, run.row * h * 4, run.buffer as ArrayBuffer, run.byteOffset, run.byteLength);
     if (outputRows.length) queue.writeBuffer(this.act.outputRows, 0, new Uint32Array(outputRows));
 
     const recorder = new CommandRecorder(this.gpu, { timed: this.timeGpu });

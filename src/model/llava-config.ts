@@ -44,7 +44,6 @@ export interface ImagePreprocessSpec {
   /** PIL resample filter: 3 bicubic, 2 bilinear. */
   readonly resample: 2 | 3;
   readonly doResize: boolean;
-  readonly doCenterCrop: boolean;
   readonly rescaleFactor: number;
   readonly mean: readonly [number, number, number];
   readonly std: readonly [number, number, number];
@@ -133,7 +132,7 @@ export function parsePreprocessorConfig(json: Json | undefined, imageSize: numbe
   if (resample !== 2 && resample !== 3) throw new UnsupportedModelError(`${where}: resample ${JSON.stringify(resample)} is not supported (2 bilinear, 3 bicubic)`);
   const spec: ImagePreprocessSpec = {
     shortestEdge, cropHeight: (typeof crop === 'number' ? crop : crop.height) as number, cropWidth: (typeof crop === 'number' ? crop : crop.width) as number,
-    resample, doResize: config.do_resize !== false, doCenterCrop: config.do_center_crop !== false,
+    resample, doResize: config.do_resize !== false,
     rescaleFactor: config.do_rescale === false ? 1 : typeof config.rescale_factor === 'number' ? config.rescale_factor : 1 / 255,
     mean: config.do_normalize === false ? [0, 0, 0] : triple(config.image_mean, [0.48145466, 0.4578275, 0.40821073], 'image_mean'),
     std: config.do_normalize === false ? [1, 1, 1] : triple(config.image_std, [0.26862954, 0.26130258, 0.27577711], 'image_std'),
@@ -141,6 +140,7 @@ export function parsePreprocessorConfig(json: Json | undefined, imageSize: numbe
   for (const [key, value] of [['size.shortest_edge', spec.shortestEdge], ['crop_size.height', spec.cropHeight], ['crop_size.width', spec.cropWidth]] as const) {
     if (!Number.isSafeInteger(value) || value <= 0) throw new UnsupportedModelError(`${where}: ${key} must be a positive integer, got ${JSON.stringify(value)}`);
   }
+  // The crop is always taken (do_center_crop: false would hand the tower a picture of another size).
   if (spec.cropHeight !== imageSize || spec.cropWidth !== imageSize) throw new UnsupportedModelError(`${where}: crop ${spec.cropWidth}×${spec.cropHeight} does not match the tower's ${imageSize}×${imageSize} input`);
   return spec;
 }

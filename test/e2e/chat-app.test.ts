@@ -10,32 +10,24 @@ import { createReadStream, existsSync, mkdtempSync, rmSync, statSync } from 'nod
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright';
-import { type ViteDevServer, createServer } from 'vite';
+import type { Browser, BrowserContext, Page } from 'playwright';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM_PATH, CHROMIUM_WEBGPU_ARGS } from '../chromium.ts';
 import { triTinyChatGolden } from '../fixtures.ts';
+import { ROOT, lastReply, ready, startDemo } from './demo-browser.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SHOTS = join(ROOT, 'test-results');
 const golden = Object.fromEntries(triTinyChatGolden().map((c) => [c.name, c.decoded_text]));
 
-let server: ViteDevServer;
+let demo: Awaited<ReturnType<typeof startDemo>>;
 let browser: Browser;
 let baseUrl: string;
 
 beforeAll(async () => {
-  server = await createServer({ configFile: join(ROOT, 'vite.config.ts'), server: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
-  await server.listen();
-  baseUrl = server.resolvedUrls!.local[0]!;
-  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_WEBGPU_ARGS, headless: true });
+  demo = await startDemo();
+  ({ browser, baseUrl } = demo);
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+afterAll(() => demo?.close());
 
 /** A fresh browser profile (its own IndexedDB and cache) with a page that records script errors. */
 async function openApp(url = baseUrl, options: { viewport?: { width: number; height: number }; context?: BrowserContext } = {}) {
@@ -47,11 +39,6 @@ async function openApp(url = baseUrl, options: { viewport?: { width: number; hei
   await page.goto(url);
   return { context, page, errors };
 }
-
-const ready = (page: Page) => page.waitForSelector('body[data-state="ready"]', { timeout: 90_000 });
-
-/** The text of the last reply, as rendered. */
-const lastReply = (page: Page) => page.locator('.message.assistant .body').last().innerText();
 
 /** Conversations as stored in IndexedDB (read directly, not through the app). */
 function storedConversations(page: Page): Promise<{ id: string; title: string; messages: { role: string; content: string; stopped?: boolean }[] }[]> {

@@ -5,36 +5,25 @@
 // question reuses the picture's KV pages. Screenshots (desktop and phone) go to test-results/.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright';
-import { type ViteDevServer, createServer } from 'vite';
+import type { Browser, Page } from 'playwright';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM_PATH, CHROMIUM_WEBGPU_ARGS } from '../chromium.ts';
 import { MODELS_DIR } from '../fixtures.ts';
+import { ROOT, lastReply, ready, startDemo } from './demo-browser.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SHOTS = join(ROOT, 'test-results');
 const cases: { name: string; image: string; question: string; decoded_text: string }[] = JSON.parse(readFileSync(`${MODELS_DIR}tri-tiny-llava/golden.json`, 'utf8')).cases;
 const byName = Object.fromEntries(cases.map((c) => [c.name, c]));
 
-let server: ViteDevServer;
+let demo: Awaited<ReturnType<typeof startDemo>>;
 let browser: Browser;
 let baseUrl: string;
 
 beforeAll(async () => {
-  server = await createServer({ configFile: join(ROOT, 'vite.config.ts'), server: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
-  await server.listen();
-  baseUrl = server.resolvedUrls!.local[0]!;
-  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_WEBGPU_ARGS, headless: true });
+  demo = await startDemo();
+  ({ browser, baseUrl } = demo);
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
-
-const ready = (page: Page) => page.waitForSelector('body[data-state="ready"]', { timeout: 90_000 });
-const lastReply = (page: Page) => page.locator('.message.assistant .body').last().innerText();
+afterAll(() => demo?.close());
 
 async function sendAndWait(page: Page): Promise<string> {
   await page.press('#composer', 'Enter');
@@ -68,6 +57,9 @@ describe('chat app with the bundled vision model', () => {
     await ready(page);
     expect(await page.isVisible('#attach')).toBe(true);
     expect(await page.isVisible('#example-pictures')).toBe(true);
+    await page.click('#model-button');
+    expect(await page.isChecked('input[name="model"][value="vision"]'), 'the Models dialog selects the loaded bundled model').toBe(true);
+    await page.keyboard.press('Escape');
     await page.screenshot({ path: join(SHOTS, 'chat-vision-welcome.png') });
 
     // An example picture: attached with the default question.

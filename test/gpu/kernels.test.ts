@@ -15,7 +15,8 @@ import { uploadPackedMatrix } from '../../src/model/gpu-weights.ts';
 import { floatToHalfBits, packWeights, unpackWeights } from '../../src/model/quant.ts';
 import { halfToFloat } from '../../src/model/safetensors.ts';
 import { applyRope } from '../../src/reference/llama.ts';
-import { errorStats, randomArray, seededRandom } from '../random.ts';
+import { randomArray, seededRandom } from '../random.ts';
+import { expectClose, runKernel } from './kernel-check.ts';
 import { nodeGpuContext } from './node-gpu.ts';
 
 let gpu: GpuContext;
@@ -23,17 +24,7 @@ beforeAll(async () => {
   gpu = await nodeGpuContext();
 });
 
-async function run(record: (recorder: CommandRecorder) => void, output: GPUBuffer, count: number): Promise<Float32Array> {
-  const recorder = new CommandRecorder(gpu);
-  record(recorder);
-  recorder.submit();
-  return new Float32Array(await gpu.readBack(output, count * 4));
-}
-
-function expectClose(name: string, actual: Float32Array, expected: Float32Array, tolerance = 1e-5): void {
-  const { maxAbs, normalised } = errorStats(actual, expected);
-  expect(normalised, `${name}: max-abs ${maxAbs.toExponential(2)}, normalised ${normalised.toExponential(2)}`).toBeLessThan(tolerance);
-}
+const run = (record: (recorder: CommandRecorder) => void, output: GPUBuffer, count: number) => runKernel(gpu, record, output, count);
 
 /** Page tables for sequences of the given lengths over a shuffled pool of pages (so page order ≠ position order). */
 function pagedLayout(lengths: number[], random: () => number) {

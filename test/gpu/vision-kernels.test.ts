@@ -8,7 +8,8 @@ import { biasActivation } from '../../src/ops/bias-activation.ts';
 import { layerNorm } from '../../src/ops/layer-norm.ts';
 import { MAX_VISION_POSITIONS, visionAttention } from '../../src/ops/vision-attention.ts';
 import { activate, attendAllPositions, layerNormRows } from '../../src/reference/llava-vision.ts';
-import { errorStats, randomArray, seededRandom } from '../random.ts';
+import { randomArray, seededRandom } from '../random.ts';
+import { expectClose, runKernel } from './kernel-check.ts';
 import { nodeGpuContext } from './node-gpu.ts';
 
 let gpu: GpuContext;
@@ -16,17 +17,7 @@ beforeAll(async () => {
   gpu = await nodeGpuContext();
 });
 
-async function run(record: (recorder: CommandRecorder) => void, output: GPUBuffer, count: number): Promise<Float32Array> {
-  const recorder = new CommandRecorder(gpu);
-  record(recorder);
-  recorder.submit();
-  return new Float32Array(await gpu.readBack(output, count * 4));
-}
-
-function expectClose(name: string, actual: Float32Array, expected: Float32Array, tolerance = 1e-5): void {
-  const { maxAbs, normalised } = errorStats(actual, expected);
-  expect(normalised, `${name}: max-abs ${maxAbs.toExponential(2)}, normalised ${normalised.toExponential(2)}`).toBeLessThan(tolerance);
-}
+const run = (record: (recorder: CommandRecorder) => void, output: GPUBuffer, count: number) => runKernel(gpu, record, output, count);
 
 describe('vision kernels vs the CPU reference', () => {
   it('layer-norm: widths 5, 128, 1029; a row offset mean of 30 (centred variance)', async () => {
