@@ -10,6 +10,9 @@
 // Ties at a top-k threshold keep all tied tokens.
 // Grid: one workgroup of 256; lane l owns a contiguous chunk of the vocabulary, so partial sums are
 // ordered and the draw is deterministic. Reductions: lane 0 adds 256 partials (2 barriers each).
+// With recordDraw = 1 the drawn token also joins the sequence's state on the GPU: its bit in `seen`, its
+// count in `counts`, and lastIds[stateSlot], which the next step's embedding reads. Decode then never
+// waits for the id to reach the CPU, and no bit set is uploaded per token (Tri-7B: 16 KB per sequence).
 
 struct Params {
   vocab: u32,
@@ -24,15 +27,18 @@ struct Params {
   step: u32,
   frequencyPenalty: f32, // 0 = off
   presencePenalty: f32,  // 0 = off
+  recordDraw: u32,       // 1: add the drawn token to seen, counts and lastIds[stateSlot]
+  stateSlot: u32,
 }
 
 const LANES = 256u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read> seen: array<u32>;     // bit i: token i is in the context
+@group(0) @binding(2) var<storage, read_write> seen: array<u32>;   // bit i: token i is in the context
 @group(0) @binding(3) var<storage, read_write> result: array<u32>;
-@group(0) @binding(4) var<storage, read> counts: array<u32>;   // times token i was generated
+@group(0) @binding(4) var<storage, read_write> counts: array<u32>; // times token i was generated
+@group(0) @binding(5) var<storage, read_write> lastIds: array<u32>; // per state slot: the last drawn token
 
 var<workgroup> partials: array<f32, LANES>;
 var<workgroup> partialIndex: array<u32, LANES>;
@@ -89,6 +95,16 @@ fn reduceMax(lane: u32, value: f32) -> f32 {
   return broadcastValue;
 }
 
+// Called by the one invocation that draws, after every lane has finished reading seen and counts.
+fn choose(token: u32) {
+  result[params.resultIndex] = token;
+  if (params.recordDraw == 1u) {
+    seen[token / 32u] |= 1u << (token % 32u);
+    counts[token] += 1u;
+    lastIds[params.stateSlot] = token;
+  }
+}
+
 @compute @workgroup_size(LANES)
 fn main(@builtin(local_invocation_index) lane: u32) {
   let chunk = (params.vocab + LANES - 1u) / LANES;
@@ -111,7 +127,7 @@ fn main(@builtin(local_invocation_index) lane: u32) {
       for (var j = 1u; j < LANES; j++) {
         if (partials[j] > value) { value = partials[j]; index = partialIndex[j]; }
       }
-      result[params.resultIndex] = select(index, 0u, index == 0xffffffffu);
+      choose(select(index, 0u, index == 0xffffffffu));
     }
     return;
   }
@@ -189,9 +205,9 @@ fn main(@builtin(local_invocation_index) lane: u32) {
     lastKept = i;
     cumulative += exp(value - maximum);
     if (cumulative > remainder) {
-      result[params.resultIndex] = i;
+      choose(i);
       return;
     }
   }
-  result[params.resultIndex] = lastKept; // rounding left the draw past the end: the last kept token
+  choose(lastKept); // rounding left the draw past the end: the last kept token
 }

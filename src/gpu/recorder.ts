@@ -26,9 +26,10 @@ export function grid(workgroups: number): [number, number] {
 }
 
 export class CommandRecorder {
-  private readonly gpu: GpuContext;
+  readonly gpu: GpuContext;
   private readonly encoder: GPUCommandEncoder;
-  private readonly pass: GPUComputePassEncoder;
+  /** Begun at the first dispatch, so copies may come before it in the same command buffer. */
+  private pass: GPUComputePassEncoder | undefined;
   private readonly chunks: { buffer: GPUBuffer; data: ArrayBuffer; used: number }[] = [];
   private readonly timestamps: GPUQuerySet | undefined;
   private timestampsRead: GPUBuffer | undefined;
@@ -41,12 +42,13 @@ export class CommandRecorder {
   constructor(gpu: GpuContext, options: { timed?: boolean } = {}) {
     this.gpu = gpu;
     this.encoder = gpu.device.createCommandEncoder();
-    if (options.timed && gpu.capabilities.timestampQuery) {
-      this.timestamps = gpu.device.createQuerySet({ type: 'timestamp', count: 2 });
-      this.pass = this.encoder.beginComputePass({ timestampWrites: { querySet: this.timestamps, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
-    } else {
-      this.pass = this.encoder.beginComputePass();
-    }
+    if (options.timed && gpu.capabilities.timestampQuery) this.timestamps = gpu.device.createQuerySet({ type: 'timestamp', count: 2 });
+  }
+
+  /** Copies bytes between buffers ahead of the dispatches (e.g. a token id the previous step drew on the GPU). */
+  copyBeforeDispatches(source: GPUBuffer, sourceOffset: number, destination: GPUBuffer, destinationOffset: number, size: number): void {
+    if (this.pass) throw new Error('copyBeforeDispatches after the first dispatch');
+    this.encoder.copyBufferToBuffer(source, sourceOffset, destination, destinationOffset, size);
   }
 
   dispatch<P extends ParamLayout>(
@@ -68,6 +70,9 @@ export class CommandRecorder {
     for (const binding of bindings) resources.push('buffer' in binding ? binding : { buffer: binding });
     const bindGroup = this.gpu.bindGroup(pipeline, resources);
     const [x, y] = typeof workgroups === 'number' ? grid(workgroups) : workgroups;
+    this.pass ??= this.encoder.beginComputePass(
+      this.timestamps ? { timestampWrites: { querySet: this.timestamps, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
+    );
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(x, y);
@@ -75,13 +80,15 @@ export class CommandRecorder {
   }
 
   submit(): void {
-    this.pass.end();
-    if (this.timestamps) {
+    this.pass?.end();
+    if (this.timestamps && this.pass) {
       const resolved = this.gpu.device.createBuffer({ label: 'timestamps', size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
       this.timestampsRead = this.gpu.device.createBuffer({ label: 'timestamps.read', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       this.encoder.resolveQuerySet(this.timestamps, 0, 2, resolved, 0);
       this.encoder.copyBufferToBuffer(resolved, 0, this.timestampsRead, 0, 16);
       this.gpu.device.queue.onSubmittedWorkDone().then(() => resolved.destroy(), () => {});
+    } else {
+      this.timestamps?.destroy(); // nothing was dispatched: no pass to time
     }
     for (const chunk of this.chunks) this.gpu.device.queue.writeBuffer(chunk.buffer, 0, chunk.data, 0, chunk.used);
     this.gpu.device.queue.submit([this.encoder.finish()]);
@@ -94,13 +101,22 @@ export class CommandRecorder {
    * to 100 µs unless its unsafe-APIs flag is on), so single tiny passes read coarse.
    */
   async gpuMilliseconds(): Promise<number | undefined> {
+    const span = await this.gpuSpan();
+    return span && span.endMs - span.startMs;
+  }
+
+  /**
+   * After submit(): when the pass began and ended on the GPU's clock, in ms (an arbitrary origin, the same
+   * for every pass of a device): the gaps between passes are the GPU's idle time. Undefined as above.
+   */
+  async gpuSpan(): Promise<{ startMs: number; endMs: number } | undefined> {
     const read = this.timestampsRead;
     if (!read || !this.timestamps) return undefined;
     this.timestampsRead = undefined;
     try {
       await read.mapAsync(GPUMapMode.READ);
       const [start, end] = new BigUint64Array(read.getMappedRange());
-      return end! >= start! ? Number(end! - start!) / 1e6 : undefined;
+      return end! >= start! ? { startMs: Number(start!) / 1e6, endMs: Number(end!) / 1e6 } : undefined;
     } finally {
       read.destroy();
       this.timestamps.destroy();

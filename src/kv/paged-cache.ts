@@ -147,6 +147,16 @@ export class PagedKvCache {
     if (sequence.shareable) this.registerFullPages(sequence, previous);
   }
 
+  /**
+   * Names the token at `position`, reserved by append() before it was known (a decode step queued before
+   * the previous step's drawn id was read back). Only positions no commit() has covered may change.
+   */
+  setToken(id: number, position: number, token: number): void {
+    const sequence = this.sequence(id);
+    if (position < sequence.computed || position >= sequence.tokens.length) throw new RangeError(`position ${position} is not a reserved, uncommitted position of sequence ${id}`);
+    sequence.tokens[position] = token;
+  }
+
   /** Drops the last `count` tokens (e.g. a reserved position that was never computed). */
   truncate(id: number, length: number): void {
     const sequence = this.sequence(id);

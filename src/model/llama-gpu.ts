@@ -4,8 +4,10 @@
 //   attention → x += attended·Woᵀ → gate = silu(RMSNorm(x)·Wgᵀ)·(RMSNorm(x)·Wuᵀ) → x += gate·Wdᵀ
 // then, for each sequence that needs it, logits = RMSNorm(x_last)·W_headᵀ and the sampler. One `step`
 // runs the new tokens of several sequences together (prefill chunks and decode tokens alike) in one
-// submit; only the sampled ids (4 bytes each) or, for tests, the logits come back. Which pages a
-// sequence owns is decided by src/kv/paged-cache.ts; this file only reads its page tables.
+// submit; only the sampled ids (4 bytes each) or, for tests, the logits come back. A decoding sequence's
+// sampler state (its seen bits, token counts and last drawn id) stays on the GPU in a state slot, so the
+// next step can be queued before the id is read: its token is SAMPLED_TOKEN, copied on the GPU from the
+// slot. Which pages a sequence owns is decided by src/kv/paged-cache.ts; this file only reads its page tables.
 import { ContextOverflowError, GpuOutOfMemoryError, InvalidRequestError, UnsupportedModelError } from '../errors.ts';
 import { type GpuContext, checkBufferSize } from '../gpu/context.ts';
 import { CommandRecorder } from '../gpu/recorder.ts';
@@ -55,6 +57,7 @@ export interface GpuLlamaOptions {
 export type { KvCacheFormat };
 
 const DEFAULT_CHUNK_TOKENS = 64;
+const MAX_GPU_SPANS = 4096;
 const DEFAULT_MAX_SEQUENCES = 16;
 /** Largest split-KV factor: decode rows spread their keys over up to this many invocations. */
 const MAX_ATTENTION_SPLITS = 16;
@@ -80,8 +83,9 @@ interface Activations {
   outputRows: GPUBuffer; //[slots] u32: the row whose logits each output needs
   lastHidden: GPUBuffer; //[slots][hidden]
   logits: GPUBuffer; //    [slots][vocab]
-  seen: GPUBuffer; //      [slots][ceil(vocab / 32)] u32 bits: tokens in the context (repetition penalty)
-  counts: GPUBuffer; //    [slots][vocab] u32: times each token was generated (frequency/presence penalties)
+  seen: GPUBuffer; //      [state slots][ceil(vocab / 32)] u32 bits: tokens in the context (repetition penalty)
+  counts: GPUBuffer; //    [state slots][vocab] u32: times each token was generated (frequency/presence penalties)
+  lastIds: GPUBuffer; //   [state slots] u32: the id each slot's sampler drew last
   nextIds: GPUBuffer; //   [slots] u32
   scoreTargets: GPUBuffer; // [slots][MAX_SCORE_TARGETS] u32: ids to score after each output row
   scores: GPUBuffer; //    [slots][MAX_SCORE_TARGETS] f32: their log-probabilities
@@ -120,6 +124,7 @@ function activationBytes(spec: LlamaSpec, { rows, slots, contextLength }: Capaci
     seen: slots * seenStride(vocabSize),
     counts: slots * countsStride(vocabSize),
     nextIds: slots * 4,
+    lastIds: slots * 4,
     scoreTargets: slots * MAX_SCORE_TARGETS * 4,
     scores: slots * MAX_SCORE_TARGETS * 4,
     topIds: slots * MAX_TOP_LOGPROBS * 4,
@@ -192,12 +197,25 @@ export function gpuLlamaMemoryPlan(
   return { buffers, totalBytes: buffers.reduce((sum, b) => sum + b.bytes, 0) };
 }
 
+/**
+ * A step token standing for the id the sequence's state slot drew last (in an earlier step, possibly still
+ * running): the GPU copies it into place, so the step can be queued before that id is read back.
+ */
+export const SAMPLED_TOKEN = -1;
+
 /** One sequence's part of a step: new tokens at positions startPos.., and what to return after the last. */
 export interface StepSequence {
   /** Page table (src/kv/paged-cache.ts) covering positions [0, startPos + tokens.length). */
   pages: readonly number[];
+  /** Token ids (or image row ids, or SAMPLED_TOKEN as the first token with a stateSlot). */
   tokens: readonly number[];
   startPos: number;
+  /**
+   * The sampler state this sequence keeps on the GPU between steps (0..maxSequences − 1, one sequence
+   * each): its seen bits, token counts and last drawn id. Default: the index of its output in the step,
+   * with seen bits given by each step's output.
+   */
+  stateSlot?: number;
   /** Document spans of the whole sequence (src/kv/documents.ts); default: one causal document. */
   documents?: readonly DocumentSpan[];
   /**
@@ -230,14 +248,18 @@ export interface RowLogprobs {
   top: { id: number; logprob: number }[];
 }
 
-/** Draw the next id with `sampling`; `seen` is the context's bit set, `generated` the completion's token counts. */
+/**
+ * Draw the next id with `sampling`. The drawn id joins the state slot's seen bits and counts on the GPU;
+ * `seen` (the context's bit set) and `generated` (the completion's token counts) replace that state first.
+ */
 export interface SampleOutput {
   kind: 'sample';
   sampling: SamplingConfig;
   /** The RNG counter: the index of the token being drawn. */
   step: number;
-  seen: Uint32Array<ArrayBuffer>;
-  /** Needed only for frequency/presence penalties. */
+  /** Omitted: the slot's state from the steps before (its prompt's bits and every id drawn since). */
+  seen?: Uint32Array<ArrayBuffer>;
+  /** With `seen`, for frequency/presence penalties (omitted: none generated yet). */
   generated?: ReadonlyMap<number, number>;
   /** Also return the sampled id's log-probability (the model's, before penalties and temperature) and the top k. */
   logprobs?: { topK: number };
@@ -256,6 +278,8 @@ export interface StepResult {
 interface OutputRow {
   output: NonNullable<StepSequence['output']>;
   row: number;
+  /** A sampled row's StepSequence.stateSlot. */
+  stateSlot?: number;
 }
 
 function checkScores(output: ScoresOutput, slot: number): void {
@@ -290,6 +314,11 @@ export class GpuLlama {
   inputRows: ((id: number) => Float32Array | undefined) | undefined;
   /** GPU time of the last step (or forward call) when `timeGpu` is on and the device has timestamp-query, in ms. */
   lastGpuMs: number | undefined;
+  /**
+   * With `timeGpu`, when each step ran on the GPU's clock (the last MAX_GPU_SPANS): the gaps between one
+   * step's end and the next one's start are the GPU's idle time (gpuIdleShare).
+   */
+  readonly gpuSpans: { startMs: number; endMs: number }[] = [];
   private readonly gpu: GpuContext;
   private readonly embed: GpuMatrix;
   private readonly layers: LayerMatrices[];
@@ -545,6 +574,7 @@ export class GpuLlama {
     const sequences = [];
     const tokenIds = new Uint32Array(rowCount);
     const inputRows: { row: number; buffer: ArrayBufferLike; byteOffset: number; byteLength: number }[] = [];
+    const sampledRows: { stateSlot: number; row: number }[] = [];
     const outputRows: number[] = [];
     let maxKvLength = 0;
     for (const [slot, entry] of batch.entries()) {
@@ -556,7 +586,11 @@ export class GpuLlama {
       sequences.push({ pages: entry.pages.slice(0, Math.ceil(kvLength / KV_PAGE_TOKENS)), kvLength, documents });
       for (const [t, token] of entry.tokens.entries()) {
         const position = entry.startPos + t;
-        if (token >= vocabSize) {
+        if (token === SAMPLED_TOKEN) {
+          if (t !== 0 || entry.stateSlot === undefined) throw new RangeError(`sequence ${slot}: SAMPLED_TOKEN stands only as the first token of a sequence with a stateSlot`);
+          sampledRows.push({ stateSlot: entry.stateSlot, row: rows.length });
+          tokenIds[rows.length] = 0; // replaced on the GPU before the embedding runs
+        } else if (token >= vocabSize) {
           const values = this.inputRows?.(token);
           if (values?.length !== h) throw new RangeError(`sequence ${slot}: id ${token} is neither a token (vocabulary ${vocabSize}) nor a known input row`);
           // An image's rows are consecutive in the step and in its features: one write for the run.
@@ -588,13 +622,21 @@ export class GpuLlama {
     if (outputRows.length) queue.writeBuffer(this.act.outputRows, 0, new Uint32Array(outputRows));
 
     const recorder = new CommandRecorder(this.gpu, { timed: this.timeGpu });
+    for (const { stateSlot, row } of sampledRows) recorder.copyBeforeDispatches(this.act.lastIds, stateSlot * 4, this.act.tokenIds, row * 4, 4);
     this.recordLayers(recorder, rowCount, tables, attentionSplits(rowCount * this.spec.numHeads, maxKvLength));
     // Output rows in batch order, each with its index among its sequence's rows; a sampling sequence has exactly one.
     const outputs = batch.flatMap((entry): OutputRow[] => {
       const output = entry.output;
       if (!output) return [];
-      return output.kind === 'sample' ? [{ output, row: 0 }] : (output.rows ?? [0]).map((_, row) => ({ output, row }));
+      return output.kind === 'sample' ? [{ output, row: 0, stateSlot: entry.stateSlot }] : (output.rows ?? [0]).map((_, row) => ({ output, row }));
     });
+    const stateSlots = outputs.map(({ stateSlot }, i) => stateSlot ?? i);
+    for (const [i, { output }] of outputs.entries()) {
+      if (output.kind !== 'sample') continue;
+      const stateSlot = stateSlots[i]!;
+      if (!Number.isInteger(stateSlot) || stateSlot < 0 || stateSlot >= this.maxSequences) throw new RangeError(`state slot ${stateSlot} is outside 0..${this.maxSequences - 1}`);
+      if (stateSlots.indexOf(stateSlot) !== i) throw new RangeError(`two sequences of one step share state slot ${stateSlot}`);
+    }
     const seenBytes = seenStride(vocabSize);
     const countBytes = countsStride(vocabSize);
     if (outputs.length) {
@@ -602,13 +644,17 @@ export class GpuLlama {
       linear(recorder, { x: this.act.lastHidden, weights: this.lmHead, y: this.act.logits, m: outputs.length, normalizeEps: this.spec.rmsNormEps, splitK: this.linearSplitK });
       outputs.forEach(({ output }, i) => {
         if (output.kind !== 'sample') return;
-        queue.writeBuffer(this.act.seen, i * seenBytes, output.seen, 0, Math.ceil(vocabSize / 32));
-        // Dense counts go up only when the penalties are on (Tri-7B: 513 KB per sequence and step).
-        if (usesTokenCounts(output.sampling)) queue.writeBuffer(this.act.counts, i * countBytes, tokenCounts(vocabSize, output.generated));
+        const stateSlot = stateSlots[i]!;
+        if (output.seen) {
+          queue.writeBuffer(this.act.seen, stateSlot * seenBytes, output.seen, 0, Math.ceil(vocabSize / 32));
+          // Dense counts go up only when the penalties are on (Tri-7B: 513 KB per sequence).
+          if (usesTokenCounts(output.sampling)) queue.writeBuffer(this.act.counts, stateSlot * countBytes, tokenCounts(vocabSize, output.generated));
+        }
         sample(recorder, {
-          logits: this.act.logits, seen: { buffer: this.act.seen, offset: i * seenBytes, size: seenBytes },
-          counts: { buffer: this.act.counts, offset: i * countBytes, size: countBytes }, result: this.act.nextIds,
+          logits: this.act.logits, seen: { buffer: this.act.seen, offset: stateSlot * seenBytes, size: seenBytes },
+          counts: { buffer: this.act.counts, offset: stateSlot * countBytes, size: countBytes }, result: this.act.nextIds,
           vocab: vocabSize, config: output.sampling, step: output.step, offset: i * vocabSize, resultIndex: i,
+          record: { lastIds: this.act.lastIds, stateSlot },
         });
       });
       this.recordLogprobs(recorder, outputs);
@@ -627,7 +673,10 @@ export class GpuLlama {
       outputs.some(({ output }) => output.kind === 'logits') ? this.gpu.readBack(this.act.logits, outputs.length * vocabSize * 4).then((bytes) => new Float32Array(bytes)) : undefined,
       this.readLogprobs(outputs),
     ]);
-    this.lastGpuMs = await recorder.gpuMilliseconds();
+    const span = await recorder.gpuSpan();
+    this.lastGpuMs = span && span.endMs - span.startMs;
+    if (span) this.gpuSpans.push(span);
+    if (this.gpuSpans.length > MAX_GPU_SPANS) this.gpuSpans.splice(0, this.gpuSpans.length - MAX_GPU_SPANS);
     let i = 0;
     batch.forEach((entry, slot) => {
       const output = entry.output;
@@ -770,4 +819,12 @@ export function seenBits(vocabSize: number, tokens: readonly number[]): Uint32Ar
   const bits = new Uint32Array(Math.ceil(vocabSize / 32));
   for (const id of tokens) bits[id >> 5]! |= 1 << (id & 31);
   return bits;
+}
+
+/** The share of the time from the first span's start to the last one's end in which the GPU ran none of them. */
+export function gpuIdleShare(spans: readonly { startMs: number; endMs: number }[]): number {
+  if (spans.length < 2) return 0;
+  let idle = 0;
+  for (let i = 1; i < spans.length; i++) idle += Math.max(0, spans[i]!.startMs - spans[i - 1]!.endMs);
+  return idle / (spans.at(-1)!.endMs - spans[0]!.startMs);
 }

@@ -41,6 +41,11 @@ export interface LoadOptions {
   /** Most sequences decoding together (default 16). */
   maxSequences?: number;
   /**
+   * Decode steps queued on the GPU at once: 2 (default) queues the next token's step while one runs, the
+   * drawn ids never waiting for the CPU; 1 reads each step's ids before queuing the next (for comparison).
+   */
+  stepsInFlight?: 1 | 2;
+  /**
    * KV cache element type: f32 (exact), f16 (half the memory) or int8 with a scale per token and head
    * (about a quarter). Default: f32 with f32 weights, else f16.
    */
@@ -196,7 +201,7 @@ export class TriEngine {
   private readonly imageRows: ImageRows | undefined;
   private disposed = false;
 
-  private constructor(gpu: GpuContext, model: GpuLlama, opened: OpenedWeights, weights: WeightFormatOptions, modelName: string, visionEncoder?: GpuVisionEncoder) {
+  private constructor(gpu: GpuContext, model: GpuLlama, opened: OpenedWeights, weights: WeightFormatOptions, modelName: string, visionEncoder?: GpuVisionEncoder, stepsInFlight?: number) {
     const { text } = opened;
     this.vision = opened.vision;
     this.visionEncoder = visionEncoder;
@@ -210,7 +215,7 @@ export class TriEngine {
     this.spec = model.spec;
     this.text = text;
     this.weights = weights;
-    this.scheduler = new Scheduler(model, text);
+    this.scheduler = new Scheduler(model, text, { stepsInFlight });
     this.chat = { completions: new ChatCompletions(this, modelName) };
     this.completions = new Completions(this, modelName);
   }
@@ -291,7 +296,7 @@ export class TriEngine {
         visionEncoder = GpuVisionEncoder.create(gpu, opened.vision.spec, weights, visionMatrixFormat(settings.weights));
       }
       signal?.throwIfAborted();
-      return new TriEngine(gpu, model, opened, settings.weights, name, visionEncoder);
+      return new TriEngine(gpu, model, opened, settings.weights, name, visionEncoder, options.stepsInFlight);
     } catch (error) {
       gpu.destroy();
       throw error;
@@ -541,7 +546,7 @@ export class TriEngine {
   }
 
   /** Sequences generating now, and the prompt tokens prefilled or taken from the KV cache so far. */
-  get schedulerStats(): { activeSequences: number; prefilledTokens: number; cachedTokens: number; steps: number; freeKvPages: number } {
+  get schedulerStats(): { activeSequences: number; prefilledTokens: number; cachedTokens: number; steps: number; overlappedSteps: number; freeKvPages: number } {
     return { activeSequences: this.scheduler.activeSequences, ...this.scheduler.stats, freeKvPages: this.scheduler.kv.freePageCount };
   }
 
@@ -567,6 +572,7 @@ function checkLoadOptions(options: LoadOptions): void {
   const { contextLength, maxSequences, kvCache, weights } = options;
   check(contextLength === undefined || (Number.isInteger(contextLength) && contextLength >= 2), `contextLength must be a whole number ≥ 2 (got ${contextLength})`);
   check(maxSequences === undefined || (Number.isInteger(maxSequences) && maxSequences >= 1 && maxSequences <= 256), `maxSequences must be a whole number in 1..256 (got ${maxSequences})`);
+  check(options.stepsInFlight === undefined || options.stepsInFlight === 1 || options.stepsInFlight === 2, `stepsInFlight must be 1 or 2 (got ${String(options.stepsInFlight)})`);
   check(kvCache === undefined || kvCache === 'f32' || kvCache === 'f16' || kvCache === 'int8', `kvCache must be 'f32', 'f16' or 'int8' (got ${String(kvCache)})`);
   check(options.maxGpuBytes === undefined || (Number.isFinite(options.maxGpuBytes) && options.maxGpuBytes > 0), `maxGpuBytes must be a positive number (got ${options.maxGpuBytes})`);
   if (weights !== undefined) {

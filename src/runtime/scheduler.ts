@@ -5,10 +5,15 @@
 // KV cache ('length'), or when its AbortSignal fires ('abort'); its pages go back to the cache at once.
 // Score requests (log-probabilities of given ids after a prompt, for TriEngine.score) run in the same
 // steps, after the generating sequences' rows.
+// Decode is pipelined: step N+1 is queued while step N runs, its decode rows reading the ids step N draws
+// straight from the GPU (SAMPLED_TOKEN), so the GPU never idles through a readback round trip. A stop found
+// in step N's ids (end-of-sequence id, stop string, abort) ends the sequence then: the row step N+1 already
+// runs for it is discarded and its position never committed. Length limits are known ahead and never
+// queue a row past them.
 import { ContextOverflowError, KvCacheFullError } from '../errors.ts';
 import type { DocumentSpan } from '../kv/documents.ts';
 import type { PagedKvCache } from '../kv/paged-cache.ts';
-import { type GpuLlama, MAX_SCORE_TARGETS, type RowLogprobs, type StepSequence, seenBits } from '../model/llama-gpu.ts';
+import { type GpuLlama, MAX_SCORE_TARGETS, type RowLogprobs, SAMPLED_TOKEN, type StepResult, type StepSequence, seenBits } from '../model/llama-gpu.ts';
 import { StreamDecoder } from '../text/stream-decoder.ts';
 import type { TextCodec } from '../text/tokenizer.ts';
 import type { SamplingConfig } from './sampling.ts';
@@ -65,13 +70,14 @@ export interface GenerationResult {
 interface Active {
   request: SequenceRequest;
   kvId: number;
-  /** Prompt tokens still to prefill, from position `position`. */
+  /** Prompt tokens still to prefill, from position `position` (the next position a step will run). */
   pending: number[];
   position: number;
   generated: number[];
-  /** Times each token was generated (frequency/presence penalties). */
-  generatedCounts: Map<number, number>;
-  seen: Uint32Array<ArrayBuffer>;
+  /** Ids drawn by queued steps and not read yet (at most one when a step is planned). */
+  queued: number;
+  /** The GPU sampler state it holds from its first draw to its end (seen bits, counts, last drawn id). */
+  stateSlot: number | undefined;
   decoder: StreamDecoder;
   text: string;
   emitted: number; // characters of `text` already streamed
@@ -103,6 +109,14 @@ export interface ScoreResult {
   computedTokens: number;
 }
 
+/** A step queued on the GPU, and what its results belong to. */
+interface QueuedStep {
+  result: Promise<StepResult>;
+  /** Generating sequences in batch order, each with the position its rows end at. */
+  members: { sequence: Active; end: number }[];
+  scored: { job: Scoring; end: number }[];
+}
+
 interface Scoring {
   request: ScoreRequest;
   kvId: number;
@@ -126,13 +140,26 @@ export class Scheduler {
   private closedWith: Error | undefined;
   /** Whether the step loop is running (set and cleared synchronously, so no admission can miss it). */
   private looping = false;
-  /** Prompt tokens prefilled and skipped thanks to shared pages, since creation. */
-  readonly stats = { prefilledTokens: 0, cachedTokens: 0, steps: 0 };
+  /**
+   * Prompt tokens prefilled and skipped thanks to shared pages, steps run, and steps queued while another
+   * was still running (pipelined), since creation.
+   */
+  readonly stats = { prefilledTokens: 0, cachedTokens: 0, steps: 0, overlappedSteps: 0 };
+  /**
+   * Steps queued on the GPU at once: 2 (the default) queues the next step while one runs; 1 waits for
+   * each step's ids before planning the next (the unpipelined loop, kept for comparison in benchmarks).
+   */
+  readonly stepsInFlight: number;
+  /** GPU sampler state slots no sequence holds (StepSequence.stateSlot). */
+  private readonly freeStateSlots: number[];
 
-  constructor(model: GpuLlama, text: TextCodec) {
+  constructor(model: GpuLlama, text: TextCodec, options: { stepsInFlight?: number } = {}) {
     this.model = model;
     this.text = text;
     this.kv = model.kv;
+    this.stepsInFlight = options.stepsInFlight ?? 2;
+    if (!Number.isInteger(this.stepsInFlight) || this.stepsInFlight < 1 || this.stepsInFlight > 2) throw new RangeError(`stepsInFlight is 1 or 2 (got ${this.stepsInFlight})`);
+    this.freeStateSlots = Array.from({ length: model.maxSequences }, (_, i) => model.maxSequences - 1 - i);
   }
 
   get activeSequences(): number {
@@ -158,8 +185,8 @@ export class Scheduler {
     }
     const events = new AsyncQueue<GenerationChunk, GenerationResult>();
     this.active.push({
-      request, kvId: sequence.id, pending: promptIds.slice(cachedTokens), position: cachedTokens, generated: [], generatedCounts: new Map(),
-      seen: seenBits(this.model.spec.vocabSize, promptIds), decoder: new StreamDecoder(this.text, promptIds), text: '', emitted: 0,
+      request, kvId: sequence.id, pending: promptIds.slice(cachedTokens), position: cachedTokens, generated: [], queued: 0, stateSlot: undefined,
+      decoder: new StreamDecoder(this.text, promptIds), text: '', emitted: 0,
       cachedTokens, startedAt: performance.now(), firstTokenAt: undefined, events, logprobs: [], logprobsEmitted: 0,
     });
     this.stats.cachedTokens += cachedTokens;
@@ -232,42 +259,24 @@ export class Scheduler {
 
   private async run(): Promise<void> {
     this.looping = true;
+    const queued: QueuedStep[] = [];
     try {
-      while (this.active.length > 0 || this.scoring.length > 0 || this.waitingScores.length > 0) {
-        for (const sequence of [...this.active]) {
-          if (sequence.request.signal?.aborted) this.finish(sequence, 'abort');
-        }
-        for (const job of [...this.scoring]) {
-          if (job.request.signal?.aborted) this.endScoring(job, job.request.signal.reason ?? new DOMException('aborted', 'AbortError'));
-        }
-        for (const waiting of [...this.waitingScores]) {
-          const { signal } = waiting.request;
-          if (!signal?.aborted) continue;
-          this.waitingScores.splice(this.waitingScores.indexOf(waiting), 1);
-          waiting.reject(signal.reason ?? new DOMException('aborted', 'AbortError'));
-        }
+      while (this.active.length > 0 || this.scoring.length > 0 || this.waitingScores.length > 0 || queued.length > 0) {
+        this.endAborted();
         this.admitScores(); // pages freed since the last step
-        if (this.active.length === 0 && this.scoring.length === 0) break;
-        const { batch, members, scored } = this.planStep();
-        const result = await this.model.step(batch);
-        this.stats.steps++;
-        // The step wrote these positions' K/V: only now may their pages be shared.
-        for (const sequence of members) if (this.active.includes(sequence)) this.kv.commit(sequence.kvId, sequence.position);
-        scored.forEach((job, i) => {
-          if (!this.scoring.includes(job)) return;
-          this.kv.commit(job.kvId, job.position);
-          const rows = result.logprobs[members.length + i];
-          if (rows) this.endScoring(job, undefined, rows);
-        });
-        members.forEach((sequence, slot) => {
-          const tokenId = result.tokenIds[slot];
-          if (tokenId === undefined) return; // a prefill chunk that is not the prompt's last
-          try {
-            this.accept(sequence, tokenId, result.logprobs[slot]?.[0]);
-          } catch (error) {
-            this.fail(sequence, error);
+        if (this.active.length === 0 && this.scoring.length === 0 && queued.length === 0) break;
+        if (queued.length < this.stepsInFlight) {
+          const step = this.planStep();
+          if (step) {
+            if (queued.length > 0) this.stats.overlappedSteps++;
+            queued.push(step);
+            this.stats.steps++;
+            continue; // queue another while this one runs
           }
-        });
+        }
+        const step = queued.shift();
+        if (!step) throw new Error('the scheduler has sequences but no step to run'); // a bug, not a user error
+        this.finishStep(step, await step.result);
       }
     } catch (error) {
       // A failed step (device lost, GPU error) ends every sequence with that error; new ones may follow.
@@ -279,42 +288,101 @@ export class Scheduler {
     }
   }
 
+  /** Ends aborted sequences and score requests (a sequence's queued row, if any, is discarded). */
+  private endAborted(): void {
+    for (const sequence of [...this.active]) {
+      if (sequence.request.signal?.aborted) this.finish(sequence, 'abort');
+    }
+    for (const job of [...this.scoring]) {
+      if (job.request.signal?.aborted) this.endScoring(job, job.request.signal.reason ?? new DOMException('aborted', 'AbortError'));
+    }
+    for (const waiting of [...this.waitingScores]) {
+      const { signal } = waiting.request;
+      if (!signal?.aborted) continue;
+      this.waitingScores.splice(this.waitingScores.indexOf(waiting), 1);
+      waiting.reject(signal.reason ?? new DOMException('aborted', 'AbortError'));
+    }
+  }
+
+  /** A step's results: commits the positions it wrote, resolves score requests, accepts drawn ids. */
+  private finishStep({ members, scored }: QueuedStep, result: StepResult): void {
+    // The step wrote these positions' K/V: only now may their pages be shared.
+    for (const { sequence, end } of members) if (this.active.includes(sequence)) this.kv.commit(sequence.kvId, end);
+    scored.forEach(({ job, end }, i) => {
+      if (!this.scoring.includes(job)) return;
+      this.kv.commit(job.kvId, end);
+      const rows = result.logprobs[members.length + i];
+      if (rows) this.endScoring(job, undefined, rows);
+    });
+    members.forEach(({ sequence }, slot) => {
+      const tokenId = result.tokenIds[slot];
+      if (tokenId === undefined || !this.active.includes(sequence)) return; // a prefill chunk, or a row of a sequence that has ended
+      sequence.queued--;
+      try {
+        this.accept(sequence, tokenId, result.logprobs[slot]?.[0]);
+      } catch (error) {
+        this.fail(sequence, error);
+      }
+    });
+  }
+
   /**
-   * One decode row for every generating sequence, then prefill chunks in admission order, then score
-   * requests' chunks (a request's scored tail runs whole, in one step, with its output).
+   * Plans and queues a step: one decode row for every generating sequence, then prefill chunks in
+   * admission order, then score requests' chunks (a request's scored tail runs whole, in one step, with
+   * its output). Undefined when nothing can run before a queued step's ids are read.
    */
-  private planStep(): { batch: StepSequence[]; members: Active[]; scored: Scoring[] } {
+  private planStep(): QueuedStep | undefined {
     const batch: StepSequence[] = [];
-    const members: Active[] = [];
+    const members: QueuedStep['members'] = [];
+    const { maxSequences, contextLength } = this.model;
     let budget = this.model.chunkTokens;
     const add = (sequence: Active, tokens: number[]) => {
-      const kv = this.kv.sequence(sequence.kvId);
       const finishesPrompt = sequence.pending.length === 0;
+      let seen: Uint32Array<ArrayBuffer> | undefined;
+      if (finishesPrompt && sequence.stateSlot === undefined) {
+        sequence.stateSlot = this.freeStateSlots.pop()!;
+        seen = seenBits(this.model.spec.vocabSize, sequence.request.promptIds); // the slot's state starts from the prompt
+      }
       batch.push({
-        pages: kv.pages, tokens, startPos: sequence.position, documents: sequence.request.documents,
+        pages: this.kv.sequence(sequence.kvId).pages, tokens, startPos: sequence.position, documents: sequence.request.documents, stateSlot: sequence.stateSlot,
         output: finishesPrompt
           ? {
-            kind: 'sample', sampling: sequence.request.sampling, step: sequence.generated.length, seen: sequence.seen, generated: sequence.generatedCounts,
-            ...(sequence.request.logprobs ? { logprobs: sequence.request.logprobs } : {}),
+            kind: 'sample', sampling: sequence.request.sampling, step: sequence.generated.length + sequence.queued,
+            ...(seen ? { seen, generated: new Map() } : {}), ...(sequence.request.logprobs ? { logprobs: sequence.request.logprobs } : {}),
           }
           : undefined,
       });
-      members.push(sequence);
+      if (finishesPrompt) sequence.queued++;
       sequence.position += tokens.length;
+      members.push({ sequence, end: sequence.position });
       budget -= tokens.length;
     };
-    for (const sequence of this.active) {
-      if (sequence.pending.length > 0 || batch.length >= this.model.maxSequences || budget === 0) continue;
-      add(sequence, [sequence.generated.at(-1)!]);
+    for (const sequence of [...this.active]) {
+      if (sequence.pending.length > 0 || batch.length >= maxSequences || budget === 0) continue;
+      // One unread id at a time, and never a row past the length limits (known before the ids are).
+      if (sequence.queued > 1 || sequence.generated.length + sequence.queued >= sequence.request.maxNewTokens || sequence.position >= contextLength) continue;
+      const token = sequence.queued > 0 ? SAMPLED_TOKEN : sequence.generated.at(-1)!;
+      try {
+        this.model.copyKvPages(this.kv.append(sequence.kvId, [token]).copies); // SAMPLED_TOKEN is named when read (accept)
+      } catch (error) {
+        if (!(error instanceof KvCacheFullError)) throw error;
+        // No page left for the next position: the context is full here (once every drawn id is in).
+        if (sequence.queued === 0) this.finish(sequence, 'length');
+        continue;
+      }
+      add(sequence, [token]);
     }
     for (const sequence of this.active) {
-      if (sequence.pending.length === 0 || batch.length >= this.model.maxSequences || budget === 0) continue;
-      add(sequence, sequence.pending.splice(0, budget));
+      if (sequence.pending.length === 0 || batch.length >= maxSequences || budget === 0) continue;
+      let take = Math.min(budget, sequence.pending.length);
+      // The prompt's last token draws an id and needs a state slot: without a free one, stop just before it.
+      if (take === sequence.pending.length && this.freeStateSlots.length === 0) take--;
+      if (take > 0) add(sequence, sequence.pending.splice(0, take));
     }
-    const scored: Scoring[] = [];
+    const scored: QueuedStep['scored'] = [];
     let outputRows = batch.filter((entry) => entry.output).length;
     for (const job of this.scoring) {
-      if (batch.length >= this.model.maxSequences || budget === 0) break;
+      if (batch.length >= maxSequences || budget === 0) break;
       const tail = job.request.targets.length;
       const beforeTail = job.pending.length - tail;
       let tokens: number[];
@@ -322,17 +390,20 @@ export class Scheduler {
       if (beforeTail > 0) {
         tokens = job.pending.splice(0, Math.min(budget, beforeTail));
       } else {
-        if (tail > budget || outputRows + tail > this.model.maxSequences) continue; // next step
+        if (job.pending.length === 0 || tail > budget || outputRows + tail > maxSequences) continue; // queued already, or next step
         tokens = job.pending.splice(0, tail);
         output = { kind: 'scores', rows: tokens.map((_, i) => i), targets: job.request.targets, ...(job.request.topK ? { topK: job.request.topK } : {}) };
         outputRows += tail;
       }
       batch.push({ pages: this.kv.sequence(job.kvId).pages, tokens, startPos: job.position, output });
-      scored.push(job);
       job.position += tokens.length;
+      scored.push({ job, end: job.position });
       budget -= tokens.length;
     }
-    return { batch, members, scored };
+    if (batch.length === 0) return undefined;
+    const result = this.model.step(batch); // queued on the GPU now; its ids are read while the next step is planned
+    result.catch(() => {}); // a failure is handled where the result is awaited
+    return { result, members, scored };
   }
 
   /** A score request ends: with its rows, or with an error; its pages go back (full ones stay cached). */
@@ -354,16 +425,17 @@ export class Scheduler {
     const { request } = sequence;
     sequence.firstTokenAt ??= performance.now();
     sequence.generated.push(tokenId);
+    // Where this token is (or will be) run; a queued step may have reserved the position for it already.
+    const position = request.promptIds.length + sequence.generated.length - 1;
     if (request.stopIds.has(tokenId)) {
       this.finish(sequence, 'stop');
       return;
     }
+    if (position < this.kv.sequence(sequence.kvId).tokens.length) this.kv.setToken(sequence.kvId, position, tokenId);
     if (logprobs) {
       const text = (id: number) => this.text.decode([id], { skipSpecialTokens: false });
       sequence.logprobs.push({ tokenId, text: text(tokenId), logprob: logprobs.logprobs[0]!, top: logprobs.top.map(({ id, logprob }) => ({ tokenId: id, text: text(id), logprob })) });
     }
-    sequence.seen[tokenId >> 5]! |= 1 << (tokenId & 31);
-    sequence.generatedCounts.set(tokenId, (sequence.generatedCounts.get(tokenId) ?? 0) + 1);
     sequence.text += sequence.decoder.push(tokenId);
     const stopAt = firstStop(sequence.text, request.stopStrings);
     if (stopAt >= 0) {
@@ -373,16 +445,7 @@ export class Scheduler {
     }
     this.emit(sequence, tokenId);
     // The new token would be written at `position`: there must be room for it.
-    if (sequence.generated.length >= request.maxNewTokens || sequence.position >= this.model.contextLength) {
-      this.finish(sequence, 'length');
-      return;
-    }
-    try {
-      this.model.copyKvPages(this.kv.append(sequence.kvId, [tokenId]).copies);
-    } catch (error) {
-      if (!(error instanceof KvCacheFullError)) throw error;
-      this.finish(sequence, 'length'); // no page left for the next position: the context is full here
-    }
+    if (sequence.generated.length >= request.maxNewTokens || position >= this.model.contextLength) this.finish(sequence, 'length');
   }
 
   /** Streams the text that can no longer become part of a stop string. */
@@ -435,11 +498,16 @@ export class Scheduler {
     sequence.events.fail(error);
   }
 
+  /**
+   * Its pages and state slot go back. A step still queued may write its discarded row into them: later
+   * steps, queued after it, overwrite whatever it leaves before anything reads it.
+   */
   private release(sequence: Active): void {
     const index = this.active.indexOf(sequence);
     if (index < 0) return; // already finished
     this.active.splice(index, 1);
     this.kv.finish(sequence.kvId);
+    if (sequence.stateSlot !== undefined) this.freeStateSlots.push(sequence.stateSlot);
   }
 }
 
