@@ -1,6 +1,7 @@
 // Runtime benchmarks shared by `npm run bench -- runtime` (Node) and the benchmark page (Chromium):
-// decode tok/s with several sequences at once, prefill tok/s, prompt tokens saved by prefix sharing over
-// a 5-turn chat, and decode speed as a fraction of the roofline (best copy GB/s ÷ bytes read per token).
+// pipelined decode against the unpipelined loop in the same run (decode tok/s with 1 and 4 sequences,
+// prefill tok/s at 128 and 512 tokens, GPU idle share, host ms per step), prompt tokens saved by prefix
+// sharing over a 5-turn chat, and decode speed as a fraction of the roofline (best copy GB/s ÷ bytes per token).
 import type { TriEngine } from '../src/runtime/engine.ts';
 import { gpuLlamaMemoryPlan } from '../src/model/llama-gpu.ts';
 import type { LlamaSpec } from '../src/model/config.ts';
@@ -59,17 +60,68 @@ export function bytesPerDecodedToken(spec: LlamaSpec, weights: WeightFormatOptio
   return matrices.reduce((sum, b) => sum + b.bytes, 0) + spec.numLayers * kvPerLayer;
 }
 
-export type LoadEngine = (model: 'tri-tiny' | 'random-111m', weights: WeightFormatOptions, options?: { maxSequences?: number }) => Promise<TriEngine>;
+export type LoadEngine = (model: 'tri-tiny' | 'random-111m', weights: WeightFormatOptions, options?: { maxSequences?: number; stepsInFlight?: 1 | 2 }) => Promise<TriEngine>;
 
-/** The runtime table: label, value, and a note (roofline fractions, dispatch counts). */
+/** What the before/after table compares for one engine: decode, prefill, the host's cost and the GPU's idle time. */
+interface EngineFigures {
+  decode1: number;
+  decode4: number;
+  prefill128: number;
+  prefill512: number;
+  hostMsPerStep: number;
+  dispatchesPerToken: number;
+  /** Share of decode time the GPU ran nothing (timestamp queries); undefined without them. */
+  gpuIdle: number | undefined;
+}
+
+async function engineFigures(engine: TriEngine, newTokens: number): Promise<EngineFigures> {
+  const decode1 = await decodeThroughput(engine, 1, newTokens);
+  const hostMsPerStep = engine.lastStepHostMs;
+  const dispatchesPerToken = engine.dispatchesPerDecodedToken;
+  const decode4 = await decodeThroughput(engine, 4, newTokens);
+  await prefillThroughput(engine, 64); // compiles the prefill kernels
+  const prefill128 = await prefillThroughput(engine, 128);
+  const prefill512 = await prefillThroughput(engine, 512);
+  const idle = engine.measureGpuIdle();
+  await engine.complete(prompt(77, 16), { maxNewTokens: newTokens });
+  return { decode1, decode4, prefill128, prefill512, hostMsPerStep, dispatchesPerToken, gpuIdle: idle() };
+}
+
+/**
+ * Rows comparing the pipelined decode (2 steps in flight, the default) with the unpipelined loop (1), on
+ * engines loaded the same way in the same run: value = pipelined, note = unpipelined and the ratio.
+ */
+async function pipelineRows(name: string, load: (stepsInFlight: 1 | 2) => Promise<TriEngine>, newTokens: number): Promise<[string, string, string][]> {
+  const figures: EngineFigures[] = [];
+  for (const stepsInFlight of [1, 2] as const) {
+    const engine = await load(stepsInFlight);
+    try {
+      figures.push(await engineFigures(engine, newTokens));
+    } finally {
+      engine.dispose();
+    }
+  }
+  const [before, after] = figures as [EngineFigures, EngineFigures];
+  const rate = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
+  const compare = (label: string, key: 'decode1' | 'decode4' | 'prefill128' | 'prefill512'): [string, string, string] =>
+    [`${name} ${label}`, `${rate(after[key])} tok/s`, `unpipelined ${rate(before[key])} tok/s: ×${(after[key] / before[key]).toFixed(2)}`];
+  const idle = (share: number | undefined) => (share === undefined ? 'not measured (no timestamp-query)' : `${(100 * share).toFixed(1)}%`);
+  return [
+    compare('decode, 1 sequence', 'decode1'),
+    compare('decode, 4 sequences (all together)', 'decode4'),
+    compare('prefill, 128-token prompt', 'prefill128'),
+    compare('prefill, 512-token prompt', 'prefill512'),
+    [`${name} GPU idle between decode steps`, idle(after.gpuIdle), `unpipelined ${idle(before.gpuIdle)} (timestamp queries around each step: gaps ÷ span)`],
+    [`${name} host time per decode step`, `${after.hostMsPerStep.toFixed(2)} ms`, `unpipelined ${before.hostMsPerStep.toFixed(2)} ms; ${after.dispatchesPerToken} dispatches/token`],
+  ];
+}
+
+/** The runtime table: label, value, and a note (pipelined vs unpipelined, roofline fractions, dispatch counts). */
 export async function runtimeRows(load: LoadEngine, copyGBs: number, withRandomModel = true): Promise<[string, string, string][]> {
-  const rows: [string, string, string][] = [];
+  const rows = await pipelineRows('tri-tiny f32', (stepsInFlight) => load('tri-tiny', { format: 'f32' }, { maxSequences: 16, stepsInFlight }), 32);
   const tiny = await load('tri-tiny', { format: 'f32' }, { maxSequences: 16 });
   try {
-    for (const concurrency of [1, 4, 16]) {
-      rows.push([`tri-tiny f32 decode, ${concurrency} sequence(s)`, `${(await decodeThroughput(tiny, concurrency)).toFixed(1)} tok/s`, 'all sequences together']);
-    }
-    rows.push(['tri-tiny f32 prefill, 256-token prompt', `${(await prefillThroughput(tiny)).toFixed(0)} tok/s`, '']);
+    rows.push(['tri-tiny f32 decode, 16 sequences', `${(await decodeThroughput(tiny, 16)).toFixed(1)} tok/s`, 'all sequences together']);
     const { promptTokens, cachedTokens } = await chatPrefixSharing(tiny);
     rows.push(['tri-tiny 5-turn chat: prompt tokens from the KV cache', `${cachedTokens} of ${promptTokens}`, `${((100 * cachedTokens) / promptTokens).toFixed(0)}% of prefill saved`]);
   } finally {
@@ -79,6 +131,7 @@ export async function runtimeRows(load: LoadEngine, copyGBs: number, withRandomM
     rows.push(['random 111M rows', 'not measured', 'give its folder with ?randomModel=URL (npm run bench -- runtime writes it); the synthetic Tri-7B below needs no download']);
     return rows;
   }
+  rows.push(...(await pipelineRows('random 111M q4', (stepsInFlight) => load('random-111m', { format: 'q4' }, { maxSequences: 4, stepsInFlight }), 16)));
   for (const format of ['f32', 'q4'] as const) {
     const loadStart = performance.now();
     const engine = await load('random-111m', { format }, { maxSequences: 1 });

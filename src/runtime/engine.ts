@@ -12,7 +12,7 @@ import { type ArtifactManifest, ArtifactWeights, artifactSource } from '../model
 import { forgetKeptConversion, keepConversion, keptConversionBytes, openKeptConversion } from '../model/kept-conversion.ts';
 import { opfsAvailable } from '../model/opfs-store.ts';
 import { SafetensorsCheckpoint } from '../model/safetensors.ts';
-import { GpuLlama, type KvCacheFormat, MAX_SCORE_TARGETS, weightBytesRead } from '../model/llama-gpu.ts';
+import { GpuLlama, type KvCacheFormat, MAX_SCORE_TARGETS, gpuIdleShare, weightBytesRead } from '../model/llama-gpu.ts';
 import { llamaTensors } from '../model/llama-weights.ts';
 import { type OpenedWeights, openWeights } from '../model/open.ts';
 import { type LoadPlan, type LoadSettings, planLoad } from './plan.ts';
@@ -356,6 +356,26 @@ export class TriEngine {
   /** GPU dispatches recorded for the last decoded token (a measure of fusion; 6 per layer + 3). */
   get dispatchesPerDecodedToken(): number {
     return this.model.lastDispatchCount;
+  }
+
+  /** Host (JS) time of the last step: its tables, recording its dispatches and submitting them, in ms. */
+  get lastStepHostMs(): number {
+    return this.model.lastHostMs;
+  }
+
+  /**
+   * For benchmarks: times every step on the GPU from now (timestamp queries; a small readback per step).
+   * The function returned stops that and gives the share of the time since in which the GPU ran no step
+   * (what the host's round trips cost); undefined without timestamp-query or with under two steps.
+   */
+  measureGpuIdle(): () => number | undefined {
+    const first = this.model.gpuSpans.length;
+    this.model.timeGpu = true;
+    return () => {
+      this.model.timeGpu = false;
+      const spans = this.model.gpuSpans.slice(first);
+      return spans.length >= 2 ? gpuIdleShare(spans) : undefined;
+    };
   }
 
   /** Bytes of the GPU buffers the model holds (weights, KV cache, activations), as allocated; plan() predicts them. */
