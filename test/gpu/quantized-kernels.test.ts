@@ -8,6 +8,7 @@ import { uploadPackedMatrix } from '../../src/model/gpu-weights.ts';
 import { type WeightFormatOptions, floatToHalfBits, packGatedPair, packWeights, unpackWeights, weightLayout } from '../../src/model/quant.ts';
 import { halfToFloat } from '../../src/model/safetensors.ts';
 import { type LinearEpilogue, linear, placeholderBuffer } from '../../src/ops/linear.ts';
+import { linearTiled } from '../../src/ops/linear-tiled.ts';
 import { type SourceDtype, quantize } from '../../src/ops/quantize.ts';
 import { silu } from '../../src/reference/llama.ts';
 import { errorStats, randomArray, seededRandom } from '../random.ts';
@@ -120,7 +121,7 @@ describe('quantize kernel flags NaN and infinite source values', () => {
 });
 
 describe('linear kernel vs f64 product with the dequantized weights', () => {
-  const cases: { m: number; n: number; k: number; epilogue?: LinearEpilogue; normalize?: boolean; xOffset?: number; splitK?: number }[] = [
+  const cases: { m: number; n: number; k: number; epilogue?: LinearEpilogue; normalize?: boolean; xOffset?: number; splitK?: number; tiled?: boolean }[] = [
     { m: 1, n: 67, k: 172 },
     { m: 1, n: 130, k: 256, epilogue: 'accumulate', normalize: true },
     { m: 1, n: 67, k: 172, normalize: true, splitK: 4 }, //             split-K GEMV: K shares summed in workgroup memory
@@ -130,10 +131,16 @@ describe('linear kernel vs f64 product with the dequantized weights', () => {
     { m: 13, n: 70, k: 128, normalize: true, xOffset: 8 },
     { m: 9, n: 64, k: 96, epilogue: 'siluGate', normalize: true },
     { m: 512, n: 10, k: 64 }, // the largest prefill chunk the issue asks for
+    // The tiled prefill kernel (32 rows × 32 outputs per workgroup, K by 32): M and N off the tile, K=172.
+    { m: 16, n: 67, k: 172, tiled: true },
+    { m: 45, n: 33, k: 172, epilogue: 'siluGate', normalize: true, tiled: true },
+    { m: 64, n: 130, k: 256, epilogue: 'accumulate', normalize: true, xOffset: 8, tiled: true },
+    { m: 33, n: 70, k: 96, epilogue: 'siluGate', tiled: true },
+    { m: 200, n: 10, k: 64, normalize: true, tiled: true },
   ];
   for (const [name, options] of FORMATS) {
-    for (const [i, { m, n, k, epilogue = 'store', normalize = false, xOffset = 0, splitK }] of cases.entries()) {
-      it(`${name}: m=${m} n=${n} k=${k} ${epilogue}${normalize ? ' normalized' : ''}${xOffset ? ` xOffset=${xOffset}` : ''}${splitK ? ` splitK=${splitK}` : ''}`, async () => {
+    for (const [i, { m, n, k, epilogue = 'store', normalize = false, xOffset = 0, splitK, tiled = false }] of cases.entries()) {
+      it(`${name}: m=${m} n=${n} k=${k} ${epilogue}${normalize ? ' normalized' : ''}${xOffset ? ` xOffset=${xOffset}` : ''}${splitK ? ` splitK=${splitK}` : ''}${tiled ? ' tiled' : ''}`, async () => {
         const random = seededRandom(400 + i);
         const gated = epilogue === 'siluGate';
         const weights = randomArray(random, (gated ? 2 : 1) * n * k, 0.5);
@@ -145,7 +152,7 @@ describe('linear kernel vs f64 product with the dequantized weights', () => {
         const matrix = uploadPackedMatrix(gpu, 'w', packed, gated ? n : undefined);
         const yBuffer = gpu.upload('y', y0);
         const recorder = new CommandRecorder(gpu);
-        linear(recorder, { x: gpu.upload('x', x), weights: matrix, y: yBuffer, m, xOffset, epilogue, normalizeEps: normalize ? 1e-5 : undefined, splitK });
+        (tiled ? linearTiled : linear)(recorder, { x: gpu.upload('x', x), weights: matrix, y: yBuffer, m, xOffset, epilogue, normalizeEps: normalize ? 1e-5 : undefined, splitK });
         recorder.submit();
         const actual = new Float32Array(await gpu.readBack(yBuffer, m * n * 4));
 
