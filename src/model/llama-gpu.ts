@@ -18,6 +18,7 @@ import { type BatchTables, batchTablesBytes, packBatchTables } from '../ops/batc
 import { embedding } from '../ops/embedding.ts';
 import { gatherRows } from '../ops/gather-rows.ts';
 import { type GpuMatrix, LINEAR_SPLIT_K_CHOICES, linear, placeholderBuffer } from '../ops/linear.ts';
+import { LINEAR_TILE, LINEAR_TILED_MIN_ROWS, linearTiled } from '../ops/linear-tiled.ts';
 import { ropeKv } from '../ops/rope-kv.ts';
 import { logSoftmax, MAX_TOP_LOGPROBS } from '../ops/log-softmax.ts';
 import { sample } from '../ops/sample.ts';
@@ -43,6 +44,8 @@ export interface GpuLlamaOptions {
   kvCache?: KvCacheFormat;
   /** Split-K of the decode GEMVs (1, 4 or 16); default: the fastest on this device, timed at load. */
   linearSplitK?: number;
+  /** Prefill steps (16 rows or more) through the tiled GEMM (kernels/linear-tiled.wgsl); default: if faster here, timed at load. */
+  tiledPrefill?: boolean;
   /** Format of the weight matrices (default f32). */
   weights?: WeightFormatOptions;
   /** Format of the output head; defaults to `weights`. */
@@ -301,6 +304,8 @@ export class GpuLlama {
   readonly kvCacheFormat: KvCacheFormat;
   /** Split-K of the decode GEMVs (linear.wgsl), chosen at load. */
   linearSplitK = 1;
+  /** Whether steps of LINEAR_TILED_MIN_ROWS rows or more run the tiled GEMM, chosen at load. */
+  tiledPrefill = false;
   /** Dispatches recorded by the last step (or single-sequence forward call). */
   lastDispatchCount = 0;
   /** Host (JS) time of the last step: building its tables, recording its dispatches and submitting them, in ms. */
@@ -439,6 +444,7 @@ export class GpuLlama {
       await gpu.device.queue.onSubmittedWorkDone();
       gpu.checkHealthy();
       model!.linearSplitK = options.linearSplitK ?? (await model!.fastestSplitK());
+      model!.tiledPrefill = options.tiledPrefill ?? (await model!.tiledPrefillIsFaster());
       return model!;
     } catch (error) {
       releaseAll();
@@ -476,6 +482,34 @@ export class GpuLlama {
     let best = 1;
     for (const [splitK, ms] of times) if (ms < 0.9 * times.get(best)!) best = splitK;
     return best;
+  }
+
+  /**
+   * Times one layer's output projection over a tile of rows with the row-quad kernel and the tiled one.
+   * The tiled kernel reads each weight once per 32 rows instead of 4, which is what a GPU's memory wants,
+   * but it needs 2 barriers per 32 K, which SwiftShader runs slowly: it must win by 10% to be chosen.
+   * (The output projection, not gate/up: a fifth of the work, so this costs Tri-7B on SwiftShader ~2 s.)
+   */
+  private async tiledPrefillIsFaster(): Promise<boolean> {
+    const layer = this.layers[0];
+    const m = Math.min(this.chunkTokens, LINEAR_TILE);
+    if (!layer || m < LINEAR_TILED_MIN_ROWS) return false;
+    const time = async (matmul: typeof linear) => {
+      const recorder = new CommandRecorder(this.gpu);
+      matmul(recorder, { x: this.act.attended, weights: layer.o, y: this.act.x, m });
+      const start = performance.now();
+      recorder.submit();
+      await this.gpu.device.queue.onSubmittedWorkDone();
+      return performance.now() - start;
+    };
+    const best = async (matmul: typeof linear) => {
+      await time(matmul); // compiles the pipeline
+      return Math.min(await time(matmul), await time(matmul));
+    };
+    const rowQuads = await best(linear);
+    const tiled = await best(linearTiled);
+    this.gpu.checkHealthy();
+    return tiled < 0.9 * rowQuads;
   }
 
   /** KV pages of KV_PAGE_TOKENS positions, shared by all sequences. */
@@ -736,22 +770,24 @@ export class GpuLlama {
   private recordLayers(recorder: CommandRecorder, rowCount: number, layout: Omit<BatchTables, 'data'>, splits: number): void {
     const { numHeads, numKvHeads, headDim, rmsNormEps: eps } = this.spec;
     const { act } = this;
+    // Prefill chunks through the tiled GEMM when it measured faster here; decode always by row quads.
+    const matmul = this.tiledPrefill && rowCount >= LINEAR_TILED_MIN_ROWS ? linearTiled : linear;
     embedding(recorder, { tokenIds: act.tokenIds, table: this.embed, y: act.x, tokens: rowCount });
     this.layers.forEach((layer, l) => {
       const kCache = this.keyCache[l]!;
       const vCache = this.valueCache[l]!;
       const tables = { tables: act.tables, layout };
       const splitK = this.linearSplitK;
-      linear(recorder, { x: act.x, weights: layer.qkv, y: act.qkv, m: rowCount, normalizeEps: eps, splitK });
+      matmul(recorder, { x: act.x, weights: layer.qkv, y: act.qkv, m: rowCount, normalizeEps: eps, splitK });
       const kvFormat = this.kvCacheFormat;
       ropeKv(recorder, { ...tables, qkv: act.qkv, cosSin: this.ropeTable, q: act.q, kCache, vCache, kvFormat, tokens: rowCount, heads: numHeads, kvHeads: numKvHeads, headDim });
       attention(recorder, {
         ...tables, q: act.q, kCache, vCache, partials: splits > 1 ? act.partials : placeholderBuffer(this.gpu, 'write'),
         out: act.attended, rowCount, heads: numHeads, kvHeads: numKvHeads, headDim, splits, kvFormat,
       });
-      linear(recorder, { x: act.attended, weights: layer.o, y: act.x, m: rowCount, epilogue: 'accumulate', splitK });
-      linear(recorder, { x: act.x, weights: layer.gateUp, y: act.gate, m: rowCount, normalizeEps: eps, epilogue: 'siluGate', splitK });
-      linear(recorder, { x: act.gate, weights: layer.down, y: act.x, m: rowCount, epilogue: 'accumulate', splitK });
+      matmul(recorder, { x: act.attended, weights: layer.o, y: act.x, m: rowCount, epilogue: 'accumulate', splitK });
+      matmul(recorder, { x: act.x, weights: layer.gateUp, y: act.gate, m: rowCount, normalizeEps: eps, epilogue: 'siluGate', splitK });
+      matmul(recorder, { x: act.gate, weights: layer.down, y: act.x, m: rowCount, epilogue: 'accumulate', splitK });
     });
   }
 

@@ -77,5 +77,26 @@ for (const name of ['stories260k', 'tri-tiny'] as const) {
       // golden top-1/top-2 gap is 0.07. (With in-kernel sin/cos it was 2.1e-3: see kernels/rope.wgsl.)
       expect(worst).toBeLessThan(1e-4);
     });
+
+    it('prefills through the tiled GEMM: prompt logits within 1e-4 of the CPU reference, and the golden ids', async () => {
+      const tiled = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, { chunkTokens: 48, tiledPrefill: true });
+      try {
+        // The longest golden prompt and continuation, run as one prompt: chunks of 48 rows, then the rest.
+        const longest = cases.reduce((a, b) => (b.promptIds.length + b.expected.length > a.promptIds.length + a.expected.length ? b : a));
+        const prompt = [...longest.promptIds, ...longest.expected.slice(0, -1)];
+        expect(prompt.length).toBeGreaterThanOrEqual(48 + 16); // a whole tiled chunk and a tiled remainder
+        reference.reset();
+        const gpuLogits = await tiled.forwardLogits(prompt);
+        let cpuLogits: Float32Array = new Float32Array(0);
+        for (const id of prompt) cpuLogits = reference.forward(id);
+        const worst = maxAbsDiff(gpuLogits, cpuLogits);
+        console.log(`${name}, tiled prefill of ${prompt.length} tokens: max |GPU − CPU| logit error ${worst.toExponential(2)}`);
+        expect(worst).toBeLessThan(1e-4);
+        const longPrompts = cases.filter((c) => c.promptIds.length >= 16); // shorter prompts run by row quads anyway
+        for (const { label, promptIds, expected, stop } of longPrompts) expect(await gpuGreedy(tiled, promptIds, expected.length, stop), label).toEqual(expected);
+      } finally {
+        tiled.destroy();
+      }
+    });
   });
 }
