@@ -9,6 +9,7 @@ import { KV_PAGE_TOKENS } from '../src/kv/paged-cache.ts';
 import { attention, attentionPartialBytes } from '../src/ops/attention.ts';
 import { packBatchTables } from '../src/ops/batch-tables.ts';
 import { type GpuMatrix, LINEAR_SPLIT_K_CHOICES, linear } from '../src/ops/linear.ts';
+import { linearTiled } from '../src/ops/linear-tiled.ts';
 import copyCode from './copy.wgsl?raw';
 
 export interface BenchRow {
@@ -82,11 +83,15 @@ export async function benchLinear(
         const x = gpu.createBuffer('x', m * k * 4);
         const y = gpu.createBuffer('y', m * n * 4);
         const repeats = m === 1 ? 5 : 1;
-        for (const splitK of m === 1 ? LINEAR_SPLIT_K_CHOICES : [1]) {
-          const seconds = await timeDispatches(gpu, (r) => linear(r, { x, weights: matrix, y, m, splitK }), repeats);
+        // Decode: each split-K; prefill: the row-quad kernel and the tiled one (kernels/linear-tiled.wgsl).
+        const variants = m === 1
+          ? LINEAR_SPLIT_K_CHOICES.map((splitK) => ({ label: splitK > 1 ? ` split-K ${splitK}` : '', matmul: linear, splitK }))
+          : [{ label: '', matmul: linear, splitK: 1 }, { label: ' tiled', matmul: linearTiled, splitK: 1 }];
+        for (const { label, matmul, splitK } of variants) {
+          const seconds = await timeDispatches(gpu, (r) => matmul(r, { x, weights: matrix, y, m, splitK }), repeats);
           const bytes = layout.dataBytes + layout.scaleBytes + m * k * 4 + m * n * 4;
           const gbPerSecond = bytes / seconds / 1e9;
-          const kernel = `linear ${formatName} M=${m}${splitK > 1 ? ` split-K ${splitK}` : ''}`;
+          const kernel = `linear ${formatName} M=${m}${label}`;
           rows.push({ kernel, shape: name, ms: seconds * 1000, gbPerSecond, ofCopy: gbPerSecond / copyGBs, gflops: (2 * m * n * k) / seconds / 1e9 });
         }
         x.destroy();

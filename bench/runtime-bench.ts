@@ -60,7 +60,10 @@ export function bytesPerDecodedToken(spec: LlamaSpec, weights: WeightFormatOptio
   return matrices.reduce((sum, b) => sum + b.bytes, 0) + spec.numLayers * kvPerLayer;
 }
 
-export type LoadEngine = (model: 'tri-tiny' | 'random-111m', weights: WeightFormatOptions, options?: { maxSequences?: number; stepsInFlight?: 1 | 2 }) => Promise<TriEngine>;
+export type LoadEngine = (model: 'tri-tiny' | 'random-111m', weights: WeightFormatOptions, options?: { maxSequences?: number; stepsInFlight?: 1 | 2; tiledPrefill?: boolean }) => Promise<TriEngine>;
+
+/** One engine of the before/after table: today's loop (1 step in flight, row-quad prefill), the default, or tiled prefill forced. */
+type Variant = { stepsInFlight?: 1 | 2; tiledPrefill?: boolean };
 
 /** What the before/after table compares for one engine: decode, prefill, the host's cost and the GPU's idle time. */
 interface EngineFigures {
@@ -88,23 +91,26 @@ async function engineFigures(engine: TriEngine, newTokens: number): Promise<Engi
 }
 
 /**
- * Rows comparing the pipelined decode (2 steps in flight, the default) with the unpipelined loop (1), on
- * engines loaded the same way in the same run: value = pipelined, note = unpipelined and the ratio.
+ * Rows comparing the default engine (pipelined decode, prefill kernel timed at load) with the unpipelined
+ * row-quad loop, loaded the same way in the same run (value = default, note = before and the ratio), and
+ * prefill with the tiled GEMM forced (what a GPU would run; SwiftShader's timing may keep the row quads).
  */
-async function pipelineRows(name: string, load: (stepsInFlight: 1 | 2) => Promise<TriEngine>, newTokens: number): Promise<[string, string, string][]> {
+async function pipelineRows(name: string, load: (variant: Variant) => Promise<TriEngine>, newTokens: number): Promise<[string, string, string][]> {
   const figures: EngineFigures[] = [];
-  for (const stepsInFlight of [1, 2] as const) {
-    const engine = await load(stepsInFlight);
+  for (const variant of [{ stepsInFlight: 1, tiledPrefill: false }, {}, { tiledPrefill: true }] satisfies Variant[]) {
+    const engine = await load(variant);
     try {
       figures.push(await engineFigures(engine, newTokens));
     } finally {
       engine.dispose();
     }
   }
-  const [before, after] = figures as [EngineFigures, EngineFigures];
+  const [before, after, tiled] = figures as [EngineFigures, EngineFigures, EngineFigures];
   const rate = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
-  const compare = (label: string, key: 'decode1' | 'decode4' | 'prefill128' | 'prefill512'): [string, string, string] =>
-    [`${name} ${label}`, `${rate(after[key])} tok/s`, `unpipelined ${rate(before[key])} tok/s: ×${(after[key] / before[key]).toFixed(2)}`];
+  const compare = (label: string, key: 'decode1' | 'decode4' | 'prefill128' | 'prefill512'): [string, string, string] => [
+    `${name} ${label}`, `${rate(after[key])} tok/s`,
+    `before ${rate(before[key])} tok/s: ×${(after[key] / before[key]).toFixed(2)}${key.startsWith('prefill') ? `; tiled GEMM forced ${rate(tiled[key])} tok/s (×${(tiled[key] / before[key]).toFixed(2)})` : ''}`,
+  ];
   const idle = (share: number | undefined) => (share === undefined ? 'not measured (no timestamp-query)' : `${(100 * share).toFixed(1)}%`);
   return [
     compare('decode, 1 sequence', 'decode1'),
@@ -118,7 +124,7 @@ async function pipelineRows(name: string, load: (stepsInFlight: 1 | 2) => Promis
 
 /** The runtime table: label, value, and a note (pipelined vs unpipelined, roofline fractions, dispatch counts). */
 export async function runtimeRows(load: LoadEngine, copyGBs: number, withRandomModel = true): Promise<[string, string, string][]> {
-  const rows = await pipelineRows('tri-tiny f32', (stepsInFlight) => load('tri-tiny', { format: 'f32' }, { maxSequences: 16, stepsInFlight }), 32);
+  const rows = await pipelineRows('tri-tiny f32', (variant) => load('tri-tiny', { format: 'f32' }, { maxSequences: 16, ...variant }), 32);
   const tiny = await load('tri-tiny', { format: 'f32' }, { maxSequences: 16 });
   try {
     rows.push(['tri-tiny f32 decode, 16 sequences', `${(await decodeThroughput(tiny, 16)).toFixed(1)} tok/s`, 'all sequences together']);
@@ -131,7 +137,7 @@ export async function runtimeRows(load: LoadEngine, copyGBs: number, withRandomM
     rows.push(['random 111M rows', 'not measured', 'give its folder with ?randomModel=URL (npm run bench -- runtime writes it); the synthetic Tri-7B below needs no download']);
     return rows;
   }
-  rows.push(...(await pipelineRows('random 111M q4', (stepsInFlight) => load('random-111m', { format: 'q4' }, { maxSequences: 4, stepsInFlight }), 16)));
+  rows.push(...(await pipelineRows('random 111M q4', (variant) => load('random-111m', { format: 'q4' }, { maxSequences: 4, ...variant }), 16)));
   for (const format of ['f32', 'q4'] as const) {
     const loadStart = performance.now();
     const engine = await load('random-111m', { format }, { maxSequences: 1 });

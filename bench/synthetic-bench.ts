@@ -8,7 +8,8 @@
 import type { GpuContext } from '../src/gpu/context.ts';
 import type { ArtifactWeights } from '../src/model/artifact.ts';
 import type { LlamaSpec } from '../src/model/config.ts';
-import { GpuLlama, gpuLlamaMemoryPlan } from '../src/model/llama-gpu.ts';
+import { GpuLlama, SAMPLED_TOKEN, type StepResult, gpuIdleShare, gpuLlamaMemoryPlan, seenBits } from '../src/model/llama-gpu.ts';
+import { samplingConfig } from '../src/runtime/sampling.ts';
 import type { WeightFormatOptions } from '../src/model/quant.ts';
 import type { SafetensorsCheckpoint } from '../src/model/safetensors.ts';
 import { SyntheticWeights, syntheticSpec } from '../src/model/synthetic.ts';
@@ -47,6 +48,37 @@ export interface DecodePoint {
 
 const rate = (value: number) => value.toFixed(value < 1 ? 3 : 1);
 
+/**
+ * Decodes `count` greedy tokens from `position` as the scheduler does: each step queued before the
+ * previous one's id is read (its token taken on the GPU, SAMPLED_TOKEN), two steps in flight. Earlier
+ * positions are assumed, as for the unpipelined loop. Returns the wall time of the `count` steps in ms.
+ */
+async function pipelinedDecodeMs(model: GpuLlama, position: number, count: number): Promise<number> {
+  const { kv } = model;
+  const { sequence } = kv.createSequence([], { shareable: false });
+  try {
+    model.copyKvPages(kv.append(sequence.id, new Array<number>(position - 1).fill(0)).copies);
+    const sampling = samplingConfig();
+    const run = (i: number) => {
+      model.copyKvPages(kv.append(sequence.id, [0]).copies);
+      const output = { kind: 'sample' as const, sampling, step: i, ...(i === 0 ? { seen: seenBits(model.spec.vocabSize, []) } : {}) };
+      return model.step([{ pages: kv.sequence(sequence.id).pages, tokens: [i === 0 ? 1 : SAMPLED_TOKEN], startPos: position - 1 + i, stateSlot: 0, output }]);
+    };
+    await run(0); // the first token, as the unpipelined loop's warm-up
+    model.gpuSpans.splice(0);
+    const queued: Promise<StepResult>[] = [];
+    const start = performance.now();
+    for (let i = 1; i <= count; i++) {
+      queued.push(run(i));
+      if (queued.length === 2) await queued.shift();
+    }
+    await Promise.all(queued);
+    return performance.now() - start;
+  } finally {
+    kv.finish(sequence.id);
+  }
+}
+
 /** The table: label, value, note. Decode measurements are also appended to `points` when given. */
 export async function syntheticRows(
   gpu: GpuContext, copyGBs: number, options: SyntheticOptions, onRow: (row: [string, string, string]) => void = () => {}, points: DecodePoint[] = [],
@@ -78,6 +110,7 @@ export async function syntheticRows(
       model.reset();
       model.assumePositions(position - 1);
       let id = await model.forwardSample([1]); // compiles and warms at this context length
+      model.gpuSpans.splice(0);
       start = performance.now();
       let hostMs = 0;
       let gpuMs: number | undefined = 0;
@@ -86,17 +119,24 @@ export async function syntheticRows(
         hostMs += model.lastHostMs;
         gpuMs = gpuMs === undefined || model.lastGpuMs === undefined ? undefined : gpuMs + model.lastGpuMs;
       }
-      const wallMs = performance.now() - start;
+      const unpipelinedMs = performance.now() - start;
+      const unpipelinedIdle = gpuIdleShare(model.gpuSpans.splice(0));
+      model.reset();
+      const wallMs = await pipelinedDecodeMs(model, position, options.decodeTokens);
+      const idle = gpuIdleShare(model.gpuSpans.splice(0));
       const tokensPerSecond = options.decodeTokens / (wallMs / 1000);
       const bytes = bytesPerDecodedToken(spec, options.weights, position, 2); // the f16 KV cache
       const roofline = (copyGBs * 1e9) / bytes;
       const gpuMsPerToken = gpuMs === undefined ? undefined : gpuMs / options.decodeTokens;
       points.push({ position, tokensPerSecond, rooflineTokensPerSecond: roofline, gpuMsPerToken });
-      // GPU busy = GPU time ÷ wall time: the rest is the GPU waiting for the host (round trip, recording).
-      const gpuNote = gpuMs === undefined ? 'GPU time not available (no timestamp-query)' : `GPU ${gpuMsPerToken!.toFixed(2)} ms/token (busy ${(gpuMs / wallMs).toFixed(2)} of the wall time)`;
+      // GPU idle = the gaps between steps' timestamps ÷ their span: the GPU waiting for the host.
+      const gpuNote = gpuMs === undefined
+        ? 'GPU time not available (no timestamp-query)'
+        : `GPU ${gpuMsPerToken!.toFixed(2)} ms/token, idle ${(100 * idle).toFixed(1)}% between steps (unpipelined ${(100 * unpipelinedIdle).toFixed(1)}%)`;
+      const unpipelinedNote = `unpipelined ${rate(options.decodeTokens / (unpipelinedMs / 1000))} tok/s (×${(unpipelinedMs / wallMs).toFixed(2)} faster pipelined)`;
       push([
         `${name} ${format} decode at position ${position}`, `${rate(tokensPerSecond)} tok/s`,
-        `${(tokensPerSecond / roofline).toFixed(2)} of roofline (${rate(roofline)} tok/s = ${copyGBs.toFixed(1)} GB/s ÷ ${(bytes / 1e6).toFixed(0)} MB/token); ${model.lastDispatchCount} dispatches/token, host ${(hostMs / options.decodeTokens).toFixed(2)} ms/token, ${gpuNote}`,
+        `${(tokensPerSecond / roofline).toFixed(2)} of roofline (${rate(roofline)} tok/s = ${copyGBs.toFixed(1)} GB/s ÷ ${(bytes / 1e6).toFixed(0)} MB/token); ${unpipelinedNote}; ${model.lastDispatchCount} dispatches/token, host ${(hostMs / options.decodeTokens).toFixed(2)} ms/token, ${gpuNote}`,
       ]);
     }
     model.reset();

@@ -50,7 +50,7 @@ const SERIES_COLOURS = ['#1a5fd0', '#d0571a', '#1a9d5f', '#8a1ad0', '#c0a000', '
  * variant (q4/f16, each split-K), so the variant the engine should pick stands out per shape.
  */
 function plotKernels(rows: readonly BenchRow[]): void {
-  const linear = rows.filter((row) => row.kernel.startsWith('linear') && row.kernel.includes('M=1'));
+  const linear = rows.filter((row) => row.kernel.startsWith('linear') && / M=1( |$)/.test(row.kernel)); // decode rows only, not M=128
   const shapes = [...new Set(linear.map((row) => row.shape))];
   const variants = [...new Set(linear.map((row) => row.kernel))];
   const chart = $('kernel-chart');

@@ -46,6 +46,11 @@ export interface LoadOptions {
    */
   stepsInFlight?: 1 | 2;
   /**
+   * Prefill (16 rows or more per step) through the tiled GEMM (true) or the row-quad kernel decode uses
+   * (false). Default: whichever ran faster on this device, timed at load.
+   */
+  tiledPrefill?: boolean;
+  /**
    * KV cache element type: f32 (exact), f16 (half the memory) or int8 with a scale per token and head
    * (about a quarter). Default: f32 with f32 weights, else f16.
    */
@@ -261,7 +266,7 @@ export class TriEngine {
       const loadWeights = (weights: OpenedWeights['weights']) => {
         const converting = !(weights instanceof ArtifactWeights);
         return GpuLlama.load(gpu, opened.spec, weights, {
-          ...settings, maxGpuBytes: options.maxGpuBytes, signal,
+          ...settings, maxGpuBytes: options.maxGpuBytes, tiledPrefill: options.tiledPrefill, signal,
           onProgress: (loadedBytes, totalBytes) => report(undefined, converting, loadedBytes, totalBytes),
         });
       };
@@ -592,6 +597,7 @@ function checkLoadOptions(options: LoadOptions): void {
   const { contextLength, maxSequences, kvCache, weights } = options;
   check(contextLength === undefined || (Number.isInteger(contextLength) && contextLength >= 2), `contextLength must be a whole number ≥ 2 (got ${contextLength})`);
   check(maxSequences === undefined || (Number.isInteger(maxSequences) && maxSequences >= 1 && maxSequences <= 256), `maxSequences must be a whole number in 1..256 (got ${maxSequences})`);
+  check(options.tiledPrefill === undefined || typeof options.tiledPrefill === 'boolean', 'tiledPrefill must be a boolean');
   check(options.stepsInFlight === undefined || options.stepsInFlight === 1 || options.stepsInFlight === 2, `stepsInFlight must be 1 or 2 (got ${String(options.stepsInFlight)})`);
   check(kvCache === undefined || kvCache === 'f32' || kvCache === 'f16' || kvCache === 'int8', `kvCache must be 'f32', 'f16' or 'int8' (got ${String(kvCache)})`);
   check(options.maxGpuBytes === undefined || (Number.isFinite(options.maxGpuBytes) && options.maxGpuBytes > 0), `maxGpuBytes must be a positive number (got ${options.maxGpuBytes})`);
