@@ -2,9 +2,11 @@
 // the same kernels and dispatches per layer, but widths cut to 128 so the GPU's share is negligible and
 // the step's JS time (tables, recording every dispatch, uniforms, bind groups, submit) shows. Shared by
 // `npm run bench -- host` (Node) and the benchmark page. Reported as the median of `steps` decode steps
-// (GpuLlama.lastHostMs), with 1 and 4 sequences.
+// (GpuLlama.lastHostMs), with 1 and 4 sequences, each step queued as the scheduler queues them: sampling
+// on the GPU, its token taken from the previous step's draw there (SAMPLED_TOKEN), two steps in flight.
 import type { GpuContext } from '../src/gpu/context.ts';
-import { GpuLlama } from '../src/model/llama-gpu.ts';
+import { GpuLlama, SAMPLED_TOKEN, type StepResult, seenBits } from '../src/model/llama-gpu.ts';
+import { samplingConfig } from '../src/runtime/sampling.ts';
 import { SyntheticWeights, syntheticSpec } from '../src/model/synthetic.ts';
 
 /** Tri-7B's graph structure (32 layers, 32 heads, untied head) at small widths. */
@@ -18,19 +20,22 @@ export async function hostCostRows(gpu: GpuContext, steps = 40): Promise<[string
   const rows: [string, string][] = [];
   try {
     for (const sequences of [1, 4]) {
-      const slots = Array.from({ length: sequences }, () => model.kv.createSequence([1]).sequence.id);
+      const slots = Array.from({ length: sequences }, () => model.kv.createSequence([]).sequence.id);
       const hostMs: number[] = [];
-      let ids = slots.map(() => 1);
+      const sampling = samplingConfig({ repetitionPenalty: 1.1 });
+      const queued: Promise<StepResult>[] = [];
       for (let step = 0; step < steps + 2; step++) {
-        const batch = slots.map((id, i) => {
-          model.kv.append(id, [ids[i]!]);
+        const batch = slots.map((id, stateSlot) => {
+          model.kv.append(id, [step === 0 ? 1 : SAMPLED_TOKEN]);
           const sequence = model.kv.sequence(id);
-          return { pages: sequence.pages, tokens: [ids[i]!], startPos: sequence.tokens.length - 1, output: { kind: 'logits' as const } };
+          const seen = step === 0 ? { seen: seenBits(spec.vocabSize, [1]) } : {};
+          return { pages: sequence.pages, tokens: [step === 0 ? 1 : SAMPLED_TOKEN], startPos: sequence.tokens.length - 1, stateSlot, output: { kind: 'sample' as const, sampling, step, ...seen } };
         });
-        const result = await model.step(batch);
-        ids = result.logits.map((logits) => (logits ? logits[0]!.indexOf(Math.max(...logits[0]!)) : 1));
+        queued.push(model.step(batch));
         if (step >= 2) hostMs.push(model.lastHostMs); // the first steps compile pipelines
+        if (queued.length === 2) await queued.shift();
       }
+      await Promise.all(queued);
       for (const id of slots) model.kv.finish(id);
       rows.push([`host ms per decode step, ${sequences} sequence${sequences > 1 ? 's' : ''} (32 layers, ${model.lastDispatchCount} dispatches)`, `${median(hostMs).toFixed(3)} ms (median of ${steps})`]);
     }

@@ -27,7 +27,7 @@ struct Params {
   step: u32,
   frequencyPenalty: f32, // 0 = off
   presencePenalty: f32,  // 0 = off
-  recordDraw: u32,       // 1: add the drawn token to seen, counts and lastIds[stateSlot]
+  recordDraw: u32,       // when 1, the drawn token joins seen, counts and lastIds[stateSlot]
   stateSlot: u32,
 }
 

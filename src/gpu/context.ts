@@ -55,17 +55,35 @@ function systemMemoryBytes(): number | undefined {
 /** Bind groups kept per context before the cache starts over. */
 const BIND_GROUP_CACHE_LIMIT = 8192;
 
+/**
+ * A node of a key trie: a cache keyed by a sequence of values (objects by identity, numbers and interned
+ * strings by value) walked one Map lookup per value, so the hot path builds no string key. Building one
+ * (numbers to text, concatenation, hashing the result) was most of a cached lookup's ~5 µs in Node.
+ */
+interface TrieNode<V> {
+  value?: V;
+  next?: Map<unknown, TrieNode<V>>;
+}
+
+function child<V>(node: TrieNode<V>, key: unknown): TrieNode<V> {
+  node.next ??= new Map();
+  let next = node.next.get(key);
+  if (!next) node.next.set(key, (next = {}));
+  return next;
+}
+
+/** A resource of a bind group: binding i of a dispatch. */
+export type BufferResource = { buffer: GPUBuffer; offset?: number; size?: number };
+
 export class GpuContext {
   readonly device: GPUDevice;
   readonly capabilities: GpuCapabilities;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
-  /** Pipelines by kernel code, then by its constants. */
-  private readonly pipelinesByCode = new Map<string, Map<string, GPUComputePipeline>>();
+  /** Pipelines by kernel code, then by each constant's name and value in the caller's order. */
+  private readonly pipelineTrie: TrieNode<GPUComputePipeline> = {};
   /** Bind groups by pipeline and exact resources: a decode step binds the same buffers at the same uniform slots every time. */
-  private bindGroups = new WeakMap<GPUComputePipeline, Map<string, GPUBindGroup>>();
+  private bindGroupTrie: TrieNode<GPUBindGroup> = {};
   private bindGroupCount = 0;
-  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
-  private nextBufferId = 1;
   private readonly stagingBuffers = new Map<number, GPUBuffer[]>();
   private lostReason: string | undefined;
   /**
@@ -130,14 +148,10 @@ export class GpuContext {
 
   /** Compiles (once) the compute pipeline for a shader and its named override constants. */
   pipeline(label: string, code: string, constants: Record<string, number> = {}): GPUComputePipeline {
-    // Found by the shader's code and its constants (names and values, in the caller's order; another
-    // order only compiles a duplicate): no label concatenation and JSON on the hot path.
-    let variants = this.pipelinesByCode.get(code);
-    if (!variants) this.pipelinesByCode.set(code, (variants = new Map()));
-    let values = '';
-    for (const name in constants) values += `${name}=${constants[name]},`;
-    const cached = variants.get(values);
-    if (cached) return cached;
+    // Found by the code and the constants in the caller's order (another order only compiles a duplicate).
+    let node = child(this.pipelineTrie, code);
+    for (const name in constants) node = child(child(node, name), constants[name]);
+    if (node.value) return node.value;
     const key = `${label}|${JSON.stringify(constants)}`;
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
@@ -145,37 +159,32 @@ export class GpuContext {
       pipeline = this.device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint: 'main', constants } });
       this.pipelines.set(key, pipeline);
     }
-    variants.set(values, pipeline);
+    node.value = pipeline;
     return pipeline;
   }
 
   /**
-   * A bind group of `pipeline` over these resources (binding i = resources[i]), made once and reused:
-   * creating one costs ~40 µs in Dawn for Node, about 2/3 of a dispatch's host time (measured with
-   * bench/host-cost.ts). At most BIND_GROUP_CACHE_LIMIT are kept (tests make many short-lived buffers).
+   * A bind group of `pipeline` over the uniform slot `uniform` (binding 0) and `buffers` (bindings 1..),
+   * made once and reused: creating one costs ~40 µs in Dawn for Node, about 2/3 of a dispatch's host time
+   * (measured with bench/host-cost.ts). At most BIND_GROUP_CACHE_LIMIT are kept (tests make many
+   * short-lived buffers).
    */
-  bindGroup(pipeline: GPUComputePipeline, resources: readonly { buffer: GPUBuffer; offset?: number; size?: number }[]): GPUBindGroup {
-    let cache = this.bindGroups.get(pipeline);
-    if (!cache) this.bindGroups.set(pipeline, (cache = new Map()));
-    let key = '';
-    for (const { buffer, offset, size } of resources) {
-      let id = this.bufferIds.get(buffer);
-      if (id === undefined) this.bufferIds.set(buffer, (id = this.nextBufferId++));
-      key += `${id}:${offset ?? 0}:${size ?? ''},`;
+  bindGroup(pipeline: GPUComputePipeline, uniform: BufferResource, buffers: readonly (GPUBuffer | BufferResource)[]): GPUBindGroup {
+    let node = child(child(child(child(this.bindGroupTrie, pipeline), uniform.buffer), uniform.offset ?? 0), uniform.size);
+    for (const binding of buffers) {
+      if ('buffer' in binding) node = child(child(child(node, binding.buffer), binding.offset ?? 0), binding.size);
+      else node = child(child(child(node, binding), 0), undefined);
     }
-    let group = cache.get(key);
-    if (!group) {
-      if (this.bindGroupCount >= BIND_GROUP_CACHE_LIMIT) {
-        this.bindGroups = new WeakMap();
-        cache = new Map();
-        this.bindGroups.set(pipeline, cache);
-        this.bindGroupCount = 0;
-      }
-      group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: resources.map((resource, binding) => ({ binding, resource })) });
-      cache.set(key, group);
-      this.bindGroupCount++;
+    if (node.value) return node.value;
+    if (this.bindGroupCount >= BIND_GROUP_CACHE_LIMIT) {
+      this.bindGroupTrie = {};
+      this.bindGroupCount = 0;
+      return this.bindGroup(pipeline, uniform, buffers);
     }
-    return group;
+    const entries = [uniform, ...buffers].map((resource, binding) => ({ binding, resource: 'buffer' in resource ? resource : { buffer: resource } }));
+    node.value = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    this.bindGroupCount++;
+    return node.value;
   }
 
   /**

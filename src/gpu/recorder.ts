@@ -16,6 +16,22 @@ export interface Kernel<P extends ParamLayout> {
 export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
 
 const SLOT_BYTES = 256; // minUniformBufferOffsetAlignment is at most 256 on every adapter
+
+interface ParamChunk {
+  buffer: GPUBuffer;
+  data: ArrayBuffer;
+  u32: Uint32Array;
+  f32: Float32Array;
+  used: number; // bytes of slots taken
+}
+
+/** A kernel's Params fields in order, and which are u32: read once per kernel, not per dispatch. */
+const paramFieldCache = new WeakMap<ParamLayout, { names: string[]; isU32: boolean[] }>();
+function paramFields(layout: ParamLayout): { names: string[]; isU32: boolean[] } {
+  let fields = paramFieldCache.get(layout);
+  if (!fields) paramFieldCache.set(layout, (fields = { names: Object.keys(layout), isU32: Object.values(layout).map((type) => type === 'u32') }));
+  return fields;
+}
 const CHUNK_SLOTS = 256;
 const MAX_WORKGROUPS = 65535;
 
@@ -30,7 +46,8 @@ export class CommandRecorder {
   private readonly encoder: GPUCommandEncoder;
   /** Begun at the first dispatch, so copies may come before it in the same command buffer. */
   private pass: GPUComputePassEncoder | undefined;
-  private readonly chunks: { buffer: GPUBuffer; data: ArrayBuffer; used: number }[] = [];
+  private readonly chunks: ParamChunk[] = [];
+  private lastPipeline: GPUComputePipeline | undefined;
   private readonly timestamps: GPUQuerySet | undefined;
   private timestampsRead: GPUBuffer | undefined;
   dispatchCount = 0;
@@ -59,21 +76,22 @@ export class CommandRecorder {
     constants: Record<string, number> = {},
   ): void {
     const pipeline = this.gpu.pipeline(kernel.name, kernel.code, constants);
-    const slot = this.paramSlot();
-    const view = new DataView(slot.data, slot.offset, SLOT_BYTES);
-    Object.entries(kernel.params).forEach(([field, type], index) => {
-      const value = params[field as keyof P];
-      if (type === 'u32') view.setUint32(4 * index, value, true);
-      else view.setFloat32(4 * index, value, true);
-    });
-    const resources: { buffer: GPUBuffer; offset?: number; size?: number }[] = [{ buffer: slot.buffer, offset: slot.offset, size: SLOT_BYTES }];
-    for (const binding of bindings) resources.push('buffer' in binding ? binding : { buffer: binding });
-    const bindGroup = this.gpu.bindGroup(pipeline, resources);
+    const chunk = this.paramChunk();
+    const offset = chunk.used;
+    chunk.used += SLOT_BYTES;
+    const { names, isU32 } = paramFields(kernel.params);
+    for (let i = 0; i < names.length; i++) {
+      if (isU32[i]) chunk.u32[offset / 4 + i] = params[names[i] as keyof P];
+      else chunk.f32[offset / 4 + i] = params[names[i] as keyof P];
+    }
+    const bindGroup = this.gpu.bindGroup(pipeline, { buffer: chunk.buffer, offset, size: SLOT_BYTES }, bindings);
     const [x, y] = typeof workgroups === 'number' ? grid(workgroups) : workgroups;
     this.pass ??= this.encoder.beginComputePass(
       this.timestamps ? { timestampWrites: { querySet: this.timestamps, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
     );
-    this.pass.setPipeline(pipeline);
+    // Consecutive dispatches of one pipeline (a layer's parts, the samplers) set it once.
+    if (pipeline !== this.lastPipeline) this.pass.setPipeline(pipeline);
+    this.lastPipeline = pipeline;
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(x, y);
     this.dispatchCount++;
@@ -123,15 +141,15 @@ export class CommandRecorder {
     }
   }
 
-  private paramSlot(): { buffer: GPUBuffer; data: ArrayBuffer; offset: number } {
+  /** A uniform chunk with a free 256-byte slot (at `used`). */
+  private paramChunk(): ParamChunk {
     let chunk = this.chunks.at(-1);
     if (!chunk || chunk.used === chunk.data.byteLength) {
-      chunk = { buffer: acquireChunk(this.gpu), data: new ArrayBuffer(SLOT_BYTES * CHUNK_SLOTS), used: 0 };
+      const data = new ArrayBuffer(SLOT_BYTES * CHUNK_SLOTS);
+      chunk = { buffer: acquireChunk(this.gpu), data, u32: new Uint32Array(data), f32: new Float32Array(data), used: 0 };
       this.chunks.push(chunk);
     }
-    const offset = chunk.used;
-    chunk.used += SLOT_BYTES;
-    return { buffer: chunk.buffer, data: chunk.data, offset };
+    return chunk;
   }
 }
 

@@ -64,6 +64,7 @@ describe('chat app with the bundled vision model', () => {
 
     // An example picture: attached with the default question.
     await page.click('.example-picture img[alt="red-circle-0.png"]');
+    await page.waitForSelector('#attachments li'); // the picture is fetched first
     expect(await page.locator('#attachments li').count()).toBe(1);
     expect(await page.inputValue('#composer')).toBe('What is in the image?');
     await page.screenshot({ path: join(SHOTS, 'chat-vision-attached.png') });
