@@ -5,6 +5,7 @@
 // (GpuLlama.lastHostMs), with 1 and 4 sequences, each step queued as the scheduler queues them: sampling
 // on the GPU, its token taken from the previous step's draw there (SAMPLED_TOKEN), two steps in flight.
 import type { GpuContext } from '../src/gpu/context.ts';
+import copyCode from './copy.wgsl?raw';
 import { GpuLlama, SAMPLED_TOKEN, type StepResult, seenBits } from '../src/model/llama-gpu.ts';
 import { samplingConfig } from '../src/runtime/sampling.ts';
 import { SyntheticWeights, syntheticSpec } from '../src/model/synthetic.ts';
@@ -13,6 +14,35 @@ import { SyntheticWeights, syntheticSpec } from '../src/model/synthetic.ts';
 export const TRI_7B_STRUCTURE = { hidden_size: 128, intermediate_size: 256, num_attention_heads: 4, num_key_value_heads: 4, head_dim: 32, vocab_size: 1024, max_position_embeddings: 1024 };
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+/**
+ * The WebGPU calls alone, for `dispatches` dispatches: setPipeline, setBindGroup and dispatchWorkgroups
+ * with one cached pipeline and bind group (a copy of nothing), in one pass and submit: the floor under
+ * any recording of a step that re-encodes its dispatches, in ms (median of `repeats`).
+ */
+async function webGpuCallsMs(gpu: GpuContext, dispatches: number, repeats: number): Promise<number> {
+  const pipeline = gpu.pipeline('copy', copyCode, { WORKGROUP_SIZE: 64, PER_THREAD: 1 });
+  const uniform = gpu.device.createBuffer({ label: 'params', size: 256, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  const [source, destination] = [gpu.createBuffer('source', 16), gpu.createBuffer('destination', 16)];
+  const group = gpu.bindGroup(pipeline, { buffer: uniform, offset: 0, size: 256 }, [source, destination]);
+  const times: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const start = performance.now();
+    const encoder = gpu.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    for (let i = 0; i < dispatches; i++) {
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(1);
+    }
+    pass.end();
+    gpu.device.queue.submit([encoder.finish()]);
+    times.push(performance.now() - start);
+    await gpu.device.queue.onSubmittedWorkDone();
+  }
+  for (const buffer of [uniform, source, destination]) buffer.destroy();
+  return median(times);
+}
 
 export async function hostCostRows(gpu: GpuContext, steps = 40): Promise<[string, string][]> {
   const spec = syntheticSpec(TRI_7B_STRUCTURE);
@@ -39,6 +69,8 @@ export async function hostCostRows(gpu: GpuContext, steps = 40): Promise<[string
       for (const id of slots) model.kv.finish(id);
       rows.push([`host ms per decode step, ${sequences} sequence${sequences > 1 ? 's' : ''} (32 layers, ${model.lastDispatchCount} dispatches)`, `${median(hostMs).toFixed(3)} ms (median of ${steps})`]);
     }
+    const dispatches = model.lastDispatchCount;
+    rows.push([`the WebGPU calls alone for ${dispatches} dispatches (set pipeline, bind group, dispatch)`, `${(await webGpuCallsMs(gpu, dispatches, steps)).toFixed(3)} ms (median of ${steps})`]);
   } finally {
     model.destroy();
   }

@@ -7,12 +7,15 @@
 import { bench, describe } from 'vitest';
 import { GpuContext } from '../src/gpu/context.ts';
 import { getNodeGpu } from '../src/gpu/node.ts';
+import { benchPageReport } from './bench-page.ts';
 import { hostCostRows } from './host-cost.ts';
 
 const gpu = await GpuContext.create(await getNodeGpu());
 const rows = await hostCostRows(gpu);
 gpu.destroy();
 console.log(`## Host cost per decode step (Node, ${gpu.capabilities.adapterDescription})\n| measure | value |\n|---|---|\n${rows.map((row) => `| ${row.join(' | ')} |`).join('\n')}`);
+// The same rows in Chromium: the benchmark page's suite at small shapes, without the synthetic model.
+console.log(`## Host cost per decode step (Chromium, benchmark page)\n${await benchPageReport('run&tiny&noSynthetic', ['host'])}`);
 
 describe('host', () => {
   bench('report printed above', () => {}, { iterations: 1, warmupIterations: 0 });

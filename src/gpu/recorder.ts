@@ -110,7 +110,7 @@ export class CommandRecorder {
     }
     for (const chunk of this.chunks) this.gpu.device.queue.writeBuffer(chunk.buffer, 0, chunk.data, 0, chunk.used);
     this.gpu.device.queue.submit([this.encoder.finish()]);
-    for (const chunk of this.chunks) releaseChunk(this.gpu, chunk.buffer);
+    for (const chunk of this.chunks) releaseChunk(this.gpu, chunk);
   }
 
   /**
@@ -145,29 +145,32 @@ export class CommandRecorder {
   private paramChunk(): ParamChunk {
     let chunk = this.chunks.at(-1);
     if (!chunk || chunk.used === chunk.data.byteLength) {
-      const data = new ArrayBuffer(SLOT_BYTES * CHUNK_SLOTS);
-      chunk = { buffer: acquireChunk(this.gpu), data, u32: new Uint32Array(data), f32: new Float32Array(data), used: 0 };
+      chunk = acquireChunk(this.gpu);
       this.chunks.push(chunk);
     }
     return chunk;
   }
 }
 
-// Uniform chunks are reused across submits: writeBuffer is ordered on the queue after earlier
-// submits, so a chunk can be refilled as soon as its submit has been queued.
-const freeChunks = new WeakMap<GpuContext, GPUBuffer[]>();
+// Uniform chunks (the GPU buffer and its CPU copy) are reused across submits: writeBuffer copies the
+// data and is ordered on the queue after earlier submits, so a chunk can be refilled as soon as its submit
+// has been queued. A fresh 64 KB copy per step kept the garbage collector busy: 19% of a decode step's
+// host time in Node (a CPU profile of bench/host-cost.ts's graph).
+const freeChunks = new WeakMap<GpuContext, ParamChunk[]>();
 
-function acquireChunk(gpu: GpuContext): GPUBuffer {
-  const free = freeChunks.get(gpu);
-  return free?.pop() ?? gpu.device.createBuffer({
-    label: 'params',
-    size: SLOT_BYTES * CHUNK_SLOTS,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  });
+function acquireChunk(gpu: GpuContext): ParamChunk {
+  const chunk = freeChunks.get(gpu)?.pop();
+  if (chunk) {
+    chunk.used = 0;
+    return chunk;
+  }
+  const data = new ArrayBuffer(SLOT_BYTES * CHUNK_SLOTS);
+  const buffer = gpu.device.createBuffer({ label: 'params', size: SLOT_BYTES * CHUNK_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  return { buffer, data, u32: new Uint32Array(data), f32: new Float32Array(data), used: 0 };
 }
 
-function releaseChunk(gpu: GpuContext, buffer: GPUBuffer): void {
+function releaseChunk(gpu: GpuContext, chunk: ParamChunk): void {
   let free = freeChunks.get(gpu);
   if (!free) freeChunks.set(gpu, (free = []));
-  free.push(buffer);
+  free.push(chunk);
 }
