@@ -8,7 +8,8 @@
 // Thresholds are found without sorting: top-k and top-p by bisection over the 32-bit order-preserving
 // key of the f32 values (32 counting passes each, only when enabled), min-p directly (max + ln minP).
 // Ties at a top-k threshold keep all tied tokens.
-// Grid: one workgroup of 256; lane l owns a contiguous chunk of the vocabulary, so partial sums are
+// Grid: one workgroup of 256 per sampled row, all rows of a step in one dispatch, each with its own
+// settings (rows[workgroup]); lane l owns a contiguous chunk of the vocabulary, so partial sums are
 // ordered and the draw is deterministic. Reductions: lane 0 adds 256 partials (2 barriers each).
 // With recordDraw = 1 the drawn token also joins the sequence's state on the GPU: its bit in `seen`, its
 // count in `counts`, and lastIds[stateSlot], which the next step's embedding reads. Decode then never
@@ -16,7 +17,11 @@
 
 struct Params {
   vocab: u32,
-  offset: u32,          // where the logits start (the last row of a prefill)
+}
+
+// One sampled row's settings (src/ops/sample.ts packs them, 16 u32 each).
+struct SampleRow {
+  offset: u32,          // where its logits start
   resultIndex: u32,     // result[resultIndex] ← the token
   topK: u32,            // 0 = off
   temperature: f32,     // 0 = greedy
@@ -29,6 +34,9 @@ struct Params {
   presencePenalty: f32,  // 0 = off
   recordDraw: u32,       // when 1, the drawn token joins seen, counts and lastIds[stateSlot]
   stateSlot: u32,
+  seenStart: u32,        // the u32 where its seen bits start
+  countsStart: u32,      // the u32 where its counts start
+  unused: u32,
 }
 
 const LANES = 256u;
@@ -39,6 +47,7 @@ const LANES = 256u;
 @group(0) @binding(3) var<storage, read_write> result: array<u32>;
 @group(0) @binding(4) var<storage, read_write> counts: array<u32>; // times token i was generated
 @group(0) @binding(5) var<storage, read_write> lastIds: array<u32>; // per state slot: the last drawn token
+@group(0) @binding(6) var<storage, read> rows: array<SampleRow>;
 
 var<workgroup> partials: array<f32, LANES>;
 var<workgroup> partialIndex: array<u32, LANES>;
@@ -46,16 +55,16 @@ var<workgroup> broadcastValue: f32;
 var<workgroup> chosenLane: u32;
 var<workgroup> remainder: f32;
 
-fn adjusted(i: u32) -> f32 {
-  var value = logits[params.offset + i];
-  if (params.repetitionPenalty != 1.0 && ((seen[i / 32u] >> (i % 32u)) & 1u) == 1u) {
-    value = select(value * params.repetitionPenalty, value / params.repetitionPenalty, value > 0.0);
+fn adjusted(row: SampleRow, i: u32) -> f32 {
+  var value = logits[row.offset + i];
+  if (row.repetitionPenalty != 1.0 && ((seen[row.seenStart + i / 32u] >> (i % 32u)) & 1u) == 1u) {
+    value = select(value * row.repetitionPenalty, value / row.repetitionPenalty, value > 0.0);
   }
-  if (params.frequencyPenalty != 0.0 || params.presencePenalty != 0.0) {
-    let count = counts[i];
-    if (count > 0u) { value = (value - f32(count) * params.frequencyPenalty) - params.presencePenalty; }
+  if (row.frequencyPenalty != 0.0 || row.presencePenalty != 0.0) {
+    let count = counts[row.countsStart + i];
+    if (count > 0u) { value = (value - f32(count) * row.frequencyPenalty) - row.presencePenalty; }
   }
-  if (params.temperature > 0.0) { value = value / params.temperature; }
+  if (row.temperature > 0.0) { value = value / row.temperature; }
   return value;
 }
 
@@ -96,26 +105,27 @@ fn reduceMax(lane: u32, value: f32) -> f32 {
 }
 
 // Called by the one invocation that draws, after every lane has finished reading seen and counts.
-fn choose(token: u32) {
-  result[params.resultIndex] = token;
-  if (params.recordDraw == 1u) {
-    seen[token / 32u] |= 1u << (token % 32u);
-    counts[token] += 1u;
-    lastIds[params.stateSlot] = token;
+fn choose(row: SampleRow, token: u32) {
+  result[row.resultIndex] = token;
+  if (row.recordDraw == 1u) {
+    seen[row.seenStart + token / 32u] |= 1u << (token % 32u);
+    counts[row.countsStart + token] += 1u;
+    lastIds[row.stateSlot] = token;
   }
 }
 
 @compute @workgroup_size(LANES)
-fn main(@builtin(local_invocation_index) lane: u32) {
+fn main(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_id) group: vec3u) {
+  let row = rows[group.x];
   let chunk = (params.vocab + LANES - 1u) / LANES;
   let first = min(lane * chunk, params.vocab);
   let end = min(first + chunk, params.vocab);
 
-  if (params.temperature <= 0.0) {
+  if (row.temperature <= 0.0) {
     var bestValue = -3.4e38; // finite sentinel: WGSL does not guarantee -inf
     var bestIndex = 0xffffffffu;
     for (var i = first; i < end; i++) {
-      let value = adjusted(i);
+      let value = adjusted(row, i);
       if (value > bestValue) { bestValue = value; bestIndex = i; }
     }
     partials[lane] = bestValue;
@@ -127,33 +137,33 @@ fn main(@builtin(local_invocation_index) lane: u32) {
       for (var j = 1u; j < LANES; j++) {
         if (partials[j] > value) { value = partials[j]; index = partialIndex[j]; }
       }
-      choose(select(index, 0u, index == 0xffffffffu));
+      choose(row, select(index, 0u, index == 0xffffffffu));
     }
     return;
   }
 
   var localMax = -3.4e38;
-  for (var i = first; i < end; i++) { localMax = max(localMax, adjusted(i)); }
+  for (var i = first; i < end; i++) { localMax = max(localMax, adjusted(row, i)); }
   let maximum = reduceMax(lane, localMax);
 
   // Kept tokens: key(adjusted) ≥ threshold.
   var threshold = 0u;
-  if (params.topK > 0u && params.topK < params.vocab) {
+  if (row.topK > 0u && row.topK < params.vocab) {
     // The largest key t with count(key ≥ t) ≥ topK, built bit by bit: the topK-th largest value.
     for (var bit = 31; bit >= 0; bit--) {
       let candidate = threshold | (1u << u32(bit));
       var count = 0.0;
-      for (var i = first; i < end; i++) { if (key(adjusted(i)) >= candidate) { count += 1.0; } }
-      if (reduceSum(lane, count) >= f32(params.topK)) { threshold = candidate; }
+      for (var i = first; i < end; i++) { if (key(adjusted(row, i)) >= candidate) { count += 1.0; } }
+      if (reduceSum(lane, count) >= f32(row.topK)) { threshold = candidate; }
     }
   }
-  if (params.topP < 1.0) {
+  if (row.topP < 1.0) {
     var localMass = 0.0;
     for (var i = first; i < end; i++) {
-      let value = adjusted(i);
+      let value = adjusted(row, i);
       if (key(value) >= threshold) { localMass += exp(value - maximum); }
     }
-    let needed = params.topP * reduceSum(lane, localMass);
+    let needed = row.topP * reduceSum(lane, localMass);
     // The largest t whose kept mass still reaches topP of the total: the smallest top set with mass ≥ topP.
     var topPThreshold = 0u;
     for (var bit = 31; bit >= 0; bit--) {
@@ -161,18 +171,18 @@ fn main(@builtin(local_invocation_index) lane: u32) {
       let cut = max(candidate, threshold);
       var mass = 0.0;
       for (var i = first; i < end; i++) {
-        let value = adjusted(i);
+        let value = adjusted(row, i);
         if (key(value) >= cut) { mass += exp(value - maximum); }
       }
       if (reduceSum(lane, mass) >= needed) { topPThreshold = candidate; }
     }
     threshold = max(threshold, topPThreshold);
   }
-  if (params.minP > 0.0) { threshold = max(threshold, key(maximum + log(params.minP))); }
+  if (row.minP > 0.0) { threshold = max(threshold, key(maximum + log(row.minP))); }
 
   var localTotal = 0.0;
   for (var i = first; i < end; i++) {
-    let value = adjusted(i);
+    let value = adjusted(row, i);
     if (key(value) >= threshold) { localTotal += exp(value - maximum); }
   }
   partials[lane] = localTotal;
@@ -180,7 +190,7 @@ fn main(@builtin(local_invocation_index) lane: u32) {
   if (lane == 0u) {
     var total = 0.0;
     for (var j = 0u; j < LANES; j++) { total += partials[j]; }
-    let uniform01 = f32(pcgHash(params.seed ^ pcgHash(params.step)) >> 8u) * 5.9604645e-8; // × 2⁻²⁴
+    let uniform01 = f32(pcgHash(row.seed ^ pcgHash(row.step)) >> 8u) * 5.9604645e-8; // × 2⁻²⁴
     let drawn = uniform01 * total;
     var cumulative = 0.0;
     var lastNonEmpty = 0u;
@@ -200,14 +210,14 @@ fn main(@builtin(local_invocation_index) lane: u32) {
   var cumulative = 0.0;
   var lastKept = first;
   for (var i = first; i < end; i++) {
-    let value = adjusted(i);
+    let value = adjusted(row, i);
     if (key(value) < threshold) { continue; }
     lastKept = i;
     cumulative += exp(value - maximum);
     if (cumulative > remainder) {
-      choose(i);
+      choose(row, i);
       return;
     }
   }
-  choose(lastKept); // rounding left the draw past the end: the last kept token
+  choose(row, lastKept); // rounding left the draw past the end: the last kept token
 }

@@ -21,7 +21,7 @@ import { type GpuMatrix, LINEAR_SPLIT_K_CHOICES, linear, placeholderBuffer } fro
 import { LINEAR_TILE, LINEAR_TILED_MIN_ROWS, linearTiled } from '../ops/linear-tiled.ts';
 import { ropeKv } from '../ops/rope-kv.ts';
 import { logSoftmax, MAX_TOP_LOGPROBS } from '../ops/log-softmax.ts';
-import { sample } from '../ops/sample.ts';
+import { SAMPLE_ROW_BYTES, type SampleRow, sample } from '../ops/sample.ts';
 import { type SamplingConfig, samplingConfig, usesTokenCounts } from '../runtime/sampling.ts';
 import { ArtifactWeights } from './artifact.ts';
 import { type LlamaSpec, ropeCosSinTable } from './config.ts';
@@ -89,6 +89,7 @@ interface Activations {
   seen: GPUBuffer; //      [state slots][ceil(vocab / 32)] u32 bits: tokens in the context (repetition penalty)
   counts: GPUBuffer; //    [state slots][vocab] u32: times each token was generated (frequency/presence penalties)
   lastIds: GPUBuffer; //   [state slots] u32: the id each slot's sampler drew last
+  sampleRows: GPUBuffer; //[slots] sampler settings (src/ops/sample.ts), one dispatch for all
   nextIds: GPUBuffer; //   [slots] u32
   scoreTargets: GPUBuffer; // [slots][MAX_SCORE_TARGETS] u32: ids to score after each output row
   scores: GPUBuffer; //    [slots][MAX_SCORE_TARGETS] f32: their log-probabilities
@@ -128,6 +129,7 @@ function activationBytes(spec: LlamaSpec, { rows, slots, contextLength }: Capaci
     counts: slots * countsStride(vocabSize),
     nextIds: slots * 4,
     lastIds: slots * 4,
+    sampleRows: slots * SAMPLE_ROW_BYTES,
     scoreTargets: slots * MAX_SCORE_TARGETS * 4,
     scores: slots * MAX_SCORE_TARGETS * 4,
     topIds: slots * MAX_TOP_LOGPROBS * 4,
@@ -676,21 +678,18 @@ export class GpuLlama {
     if (outputs.length) {
       gatherRows(recorder, { rowIds: this.act.outputRows, x: this.act.x, y: this.act.lastHidden, count: outputs.length, width: h });
       linear(recorder, { x: this.act.lastHidden, weights: this.lmHead, y: this.act.logits, m: outputs.length, normalizeEps: this.spec.rmsNormEps, splitK: this.linearSplitK });
-      outputs.forEach(({ output }, i) => {
-        if (output.kind !== 'sample') return;
+      const sampled = outputs.flatMap(({ output }, i): SampleRow[] => {
+        if (output.kind !== 'sample') return [];
         const stateSlot = stateSlots[i]!;
         if (output.seen) {
           queue.writeBuffer(this.act.seen, stateSlot * seenBytes, output.seen, 0, Math.ceil(vocabSize / 32));
           // Dense counts go up only when the penalties are on (Tri-7B: 513 KB per sequence).
           if (usesTokenCounts(output.sampling)) queue.writeBuffer(this.act.counts, stateSlot * countBytes, tokenCounts(vocabSize, output.generated));
         }
-        sample(recorder, {
-          logits: this.act.logits, seen: { buffer: this.act.seen, offset: stateSlot * seenBytes, size: seenBytes },
-          counts: { buffer: this.act.counts, offset: stateSlot * countBytes, size: countBytes }, result: this.act.nextIds,
-          vocab: vocabSize, config: output.sampling, step: output.step, offset: i * vocabSize, resultIndex: i,
-          record: { lastIds: this.act.lastIds, stateSlot },
-        });
+        return [{ config: output.sampling, step: output.step, offset: i * vocabSize, resultIndex: i, seenStart: (stateSlot * seenBytes) / 4, countsStart: (stateSlot * countBytes) / 4, stateSlot }];
       });
+      const { act } = this;
+      sample(recorder, { logits: act.logits, seen: act.seen, counts: act.counts, result: act.nextIds, lastIds: act.lastIds, rowTable: act.sampleRows, vocab: vocabSize, rows: sampled });
       this.recordLogprobs(recorder, outputs);
     }
     recorder.submit();

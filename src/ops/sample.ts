@@ -3,48 +3,75 @@ import type { Binding, CommandRecorder, Kernel, ParamLayout } from '../gpu/recor
 import type { SamplingConfig } from '../runtime/sampling.ts';
 import { placeholderBuffer } from './linear.ts';
 
-export const sampleKernel = {
-  name: 'sample',
-  code,
-  params: {
-    vocab: 'u32', offset: 'u32', resultIndex: 'u32', topK: 'u32',
-    temperature: 'f32', topP: 'f32', minP: 'f32', repetitionPenalty: 'f32', seed: 'u32', step: 'u32',
-    frequencyPenalty: 'f32', presencePenalty: 'f32', recordDraw: 'u32', stateSlot: 'u32',
-  },
-} as const satisfies Kernel<ParamLayout>;
+export const sampleKernel = { name: 'sample', code, params: { vocab: 'u32' } } as const satisfies Kernel<ParamLayout>;
 
-export interface SampleArgs {
-  logits: Binding;
-  /** Bit i set: token i is in the context (for the repetition penalty); ceil(vocab / 32) u32. */
-  seen: Binding;
-  /** counts[i]: times token i was generated (vocab u32), read only for frequency/presence penalties. */
-  counts: Binding;
-  /**
-   * Record the drawn token in the sequence's state: set its bit in `seen`, add one to its count, and write
-   * it to lastIds[stateSlot] (where the next step's embedding reads it). Default: seen and counts stay as given.
-   */
-  record?: { lastIds: Binding; stateSlot: number };
-  result: Binding;
-  vocab: number;
+/** `struct SampleRow` of kernels/sample.wgsl, field by field (4-byte scalars). */
+export const SAMPLE_ROW_LAYOUT = {
+  offset: 'u32', resultIndex: 'u32', topK: 'u32', temperature: 'f32', topP: 'f32', minP: 'f32', repetitionPenalty: 'f32', seed: 'u32', step: 'u32',
+  frequencyPenalty: 'f32', presencePenalty: 'f32', recordDraw: 'u32', stateSlot: 'u32', seenStart: 'u32', countsStart: 'u32', unused: 'u32',
+} as const satisfies ParamLayout;
+
+export const SAMPLE_ROW_BYTES = Object.keys(SAMPLE_ROW_LAYOUT).length * 4;
+
+/** One token to draw: from the logits at `offset`, with its settings and state. */
+export interface SampleRow {
   config: SamplingConfig;
   /** The RNG counter: the index of the token being generated. */
   step: number;
-  offset?: number;
-  resultIndex?: number;
+  /** Where its logits start (elements). */
+  offset: number;
+  /** result[resultIndex] ← the token. */
+  resultIndex: number;
+  /** Where its seen bits (ceil(vocab / 32) u32, for the repetition penalty) and counts (vocab u32) start, in u32s. */
+  seenStart: number;
+  countsStart: number;
+  /**
+   * Record the drawn token in the row's state: set its bit in `seen`, add one to its count, and write it
+   * to lastIds[stateSlot] (where the next step's embedding reads it). Default: seen and counts stay as given.
+   */
+  stateSlot?: number;
 }
 
-/** result[resultIndex] = the next token drawn from the logits (greedy at temperature 0). */
+export interface SampleArgs {
+  logits: Binding;
+  /** Bit i of a row's set: token i is in its context. */
+  seen: Binding;
+  /** A row's counts[i]: times token i was generated, read only for frequency/presence penalties. */
+  counts: Binding;
+  result: Binding;
+  /** Per state slot, the last drawn token: needed when a row has a stateSlot. */
+  lastIds?: Binding;
+  /** The rows' settings go here (SAMPLE_ROW_BYTES each), written now: one sample() per table per submit. */
+  rowTable: GPUBuffer;
+  vocab: number;
+  rows: readonly SampleRow[];
+}
+
+/** Draws every row's next token (greedy at temperature 0) in one dispatch: a workgroup per row. */
 export function sample(recorder: CommandRecorder, args: SampleArgs): void {
-  const { config } = args;
+  const { rows } = args;
+  if (rows.length === 0) return;
+  if (rows.length * SAMPLE_ROW_BYTES > args.rowTable.size) throw new RangeError(`${rows.length} sampled rows do not fit the row table (${args.rowTable.size} bytes)`);
+  if (rows.some((row) => row.stateSlot !== undefined) && !args.lastIds) throw new RangeError('rows that record their draw need lastIds');
+  const data = new ArrayBuffer(rows.length * SAMPLE_ROW_BYTES);
+  const u32 = new Uint32Array(data);
+  const f32 = new Float32Array(data);
+  rows.forEach((row, i) => {
+    const { config } = row;
+    const values: { [K in keyof typeof SAMPLE_ROW_LAYOUT]: number } = {
+      offset: row.offset, resultIndex: row.resultIndex, topK: config.topK, temperature: config.temperature, topP: config.topP, minP: config.minP,
+      repetitionPenalty: config.repetitionPenalty, seed: config.seed, step: row.step, frequencyPenalty: config.frequencyPenalty, presencePenalty: config.presencePenalty,
+      recordDraw: row.stateSlot === undefined ? 0 : 1, stateSlot: row.stateSlot ?? 0, seenStart: row.seenStart, countsStart: row.countsStart, unused: 0,
+    };
+    Object.entries(SAMPLE_ROW_LAYOUT).forEach(([field, type], j) => {
+      if (type === 'u32') u32[i * (SAMPLE_ROW_BYTES / 4) + j] = values[field as keyof typeof SAMPLE_ROW_LAYOUT];
+      else f32[i * (SAMPLE_ROW_BYTES / 4) + j] = values[field as keyof typeof SAMPLE_ROW_LAYOUT];
+    });
+  });
+  recorder.gpu.device.queue.writeBuffer(args.rowTable, 0, data);
   recorder.dispatch(
-    sampleKernel,
-    {
-      vocab: args.vocab, offset: args.offset ?? 0, resultIndex: args.resultIndex ?? 0, topK: config.topK,
-      temperature: config.temperature, topP: config.topP, minP: config.minP, repetitionPenalty: config.repetitionPenalty,
-      seed: config.seed, step: args.step, frequencyPenalty: config.frequencyPenalty, presencePenalty: config.presencePenalty,
-      recordDraw: args.record ? 1 : 0, stateSlot: args.record?.stateSlot ?? 0,
-    },
-    [args.logits, args.seen, args.result, args.counts, args.record?.lastIds ?? placeholderBuffer(recorder.gpu, 'write')],
-    1,
+    sampleKernel, { vocab: args.vocab },
+    [args.logits, args.seen, args.result, args.counts, args.lastIds ?? placeholderBuffer(recorder.gpu, 'write'), { buffer: args.rowTable, size: rows.length * SAMPLE_ROW_BYTES }],
+    rows.length,
   );
 }

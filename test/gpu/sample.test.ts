@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { CommandRecorder } from '../../src/gpu/recorder.ts';
 import { seenBits } from '../../src/model/llama-gpu.ts';
-import { sample } from '../../src/ops/sample.ts';
+import { SAMPLE_ROW_BYTES, sample } from '../../src/ops/sample.ts';
 import { type SamplingOptions, referenceSample, samplingConfig } from '../../src/runtime/sampling.ts';
 import { randomArray, seededRandom } from '../random.ts';
 import { nodeGpuContext } from './node-gpu.ts';
@@ -24,7 +24,9 @@ async function drawOnGpu(logits: Float32Array<ArrayBuffer>, options: SamplingOpt
   const countsBuffer = gpu.upload('counts', counts);
   const recorder = new CommandRecorder(gpu);
   const config = samplingConfig(options);
-  for (let step = 0; step < steps; step++) sample(recorder, { logits: logitsBuffer, seen: seenBuffer, counts: countsBuffer, result, vocab, config, step, resultIndex: step });
+  // Every step a row of one dispatch, all over the same logits, seen bits and counts.
+  const rows = Array.from({ length: steps }, (_, step) => ({ config, step, offset: 0, resultIndex: step, seenStart: 0, countsStart: 0 }));
+  sample(recorder, { logits: logitsBuffer, seen: seenBuffer, counts: countsBuffer, result, vocab, rows, rowTable: gpu.createBuffer('rows', steps * SAMPLE_ROW_BYTES) });
   recorder.submit();
   return Array.from(new Uint32Array(await gpu.readBack(result, steps * 4)));
 }
@@ -98,5 +100,43 @@ describe('sampling settings', () => {
     expect(() => samplingConfig({ frequencyPenalty: 2.5 })).toThrow(/frequencyPenalty/);
     expect(() => samplingConfig({ presencePenalty: Number.NaN })).toThrow(/presencePenalty/);
     expect(samplingConfig({})).toEqual({ temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, seed: 0 });
+  });
+});
+
+describe('GPU sampler state (the pipelined decode keeps it on the GPU)', () => {
+  it('rows of one dispatch use their own logits, seen bits and counts, and record each draw in them', async () => {
+    const vocab = 300;
+    const random = seededRandom(900);
+    const logits = randomArray(random, 2 * vocab, 3);
+    const seenWords = Math.ceil(vocab / 32);
+    const seenSets = [new Set([3, 77, 299]), new Set([5, 140])];
+    const countMaps = [new Map([[3, 2]]), new Map([[140, 1], [5, 3]])];
+    for (const [r, seen] of seenSets.entries()) logits[r * vocab + [...seen][0]!] = 6; // a seen token is the raw argmax
+    const seen = new Uint32Array(2 * seenWords);
+    seenSets.forEach((set, r) => seen.set(seenBits(vocab, [...set]), r * seenWords));
+    const counts = new Uint32Array(2 * vocab);
+    countMaps.forEach((map, r) => map.forEach((count, id) => (counts[r * vocab + id] = count)));
+    const [seenBuffer, countsBuffer] = [gpu.upload('seen', seen), gpu.upload('counts', counts)];
+    const [result, lastIds] = [gpu.createBuffer('result', 8), gpu.upload('lastIds', new Uint32Array([7, 7, 7]))];
+    const configs = [samplingConfig({ repetitionPenalty: 1.5, frequencyPenalty: 0.5 }), samplingConfig({ temperature: 0.8, topK: 20, presencePenalty: 1, seed: 9 })];
+    const recorder = new CommandRecorder(gpu);
+    sample(recorder, {
+      logits: gpu.upload('logits', logits), seen: seenBuffer, counts: countsBuffer, result, lastIds, vocab, rowTable: gpu.createBuffer('rows', 2 * SAMPLE_ROW_BYTES),
+      rows: configs.map((config, r) => ({ config, step: 4, offset: r * vocab, resultIndex: r, seenStart: r * seenWords, countsStart: r * vocab, stateSlot: 2 - r })),
+    });
+    recorder.submit();
+    const drawn = Array.from(new Uint32Array(await gpu.readBack(result, 8)));
+    const expected = configs.map((config, r) => referenceSample(logits.subarray(r * vocab, (r + 1) * vocab), config, seenSets[r]!, 4, countMaps[r]!));
+    expect(drawn).toEqual(expected);
+    // Each draw joined its own row's state: its seen bit, one more count, and lastIds at the row's slot.
+    const seenAfter = new Uint32Array(await gpu.readBack(seenBuffer, seen.byteLength));
+    const countsAfter = new Uint32Array(await gpu.readBack(countsBuffer, counts.byteLength));
+    drawn.forEach((id, r) => {
+      const expectedSeen = seenBits(vocab, [...seenSets[r]!, id]);
+      expect(Array.from(seenAfter.subarray(r * seenWords, (r + 1) * seenWords))).toEqual(Array.from(expectedSeen));
+      expect(countsAfter[r * vocab + id]).toBe((countMaps[r]!.get(id) ?? 0) + 1);
+    });
+    expect(countsAfter.reduce((a, b) => a + b, 0)).toBe(counts.reduce((a, b) => a + b, 0) + 2);
+    expect(Array.from(new Uint32Array(await gpu.readBack(lastIds, 12)))).toEqual([7, drawn[1], drawn[0]]);
   });
 });

@@ -7,9 +7,16 @@ import { gatherRowsKernel } from '../../src/ops/gather-rows.ts';
 import { linearKernel } from '../../src/ops/linear.ts';
 import { quantizeKernel } from '../../src/ops/quantize.ts';
 import { ropeKvKernel } from '../../src/ops/rope-kv.ts';
-import { sampleKernel } from '../../src/ops/sample.ts';
+import { linearTiledKernel } from '../../src/ops/linear-tiled.ts';
+import { SAMPLE_ROW_BYTES, SAMPLE_ROW_LAYOUT, sampleKernel } from '../../src/ops/sample.ts';
 
-const kernels = [pagedAttentionKernel, attentionReduceKernel, embeddingKernel, gatherRowsKernel, linearKernel, quantizeKernel, ropeKvKernel, sampleKernel];
+const kernels = [pagedAttentionKernel, attentionReduceKernel, embeddingKernel, gatherRowsKernel, linearKernel, linearTiledKernel, quantizeKernel, ropeKvKernel, sampleKernel];
+
+/** The fields of `struct name { … }` in WGSL source, as [name, type]. */
+function structFields(source: string, name: string): string[][] | undefined {
+  const body = new RegExp(`struct ${name} \\{([^}]*)\\}`).exec(source)?.[1];
+  return body === undefined ? undefined : [...body.matchAll(/(\w+)\s*:\s*(\w+)/g)].map(([, field, type]) => [field!, type!]);
+}
 
 describe('Params structs mirror WGSL', () => {
   for (const kernel of kernels) {
@@ -24,4 +31,12 @@ describe('Params structs mirror WGSL', () => {
       expect(fields.length * 4).toBeLessThanOrEqual(256);
     });
   }
+});
+
+describe('the sampler\'s per-row settings mirror WGSL', () => {
+  it('struct SampleRow in kernels/sample.wgsl = SAMPLE_ROW_LAYOUT (16-byte aligned rows)', () => {
+    const fields = structFields(sampleKernel.code, 'SampleRow');
+    expect(fields).toEqual(Object.entries(SAMPLE_ROW_LAYOUT));
+    expect(SAMPLE_ROW_BYTES % 16).toBe(0);
+  });
 });
