@@ -490,7 +490,7 @@ export class GpuLlama {
    * Times one layer's output projection over a tile of rows with the row-quad kernel and the tiled one.
    * The tiled kernel reads each weight once per 32 rows instead of 4, which is what a GPU's memory wants,
    * but it needs 2 barriers per 32 K, which SwiftShader runs slowly: it must win by 10% to be chosen.
-   * (The output projection, not gate/up: a fifth of the work, so this costs Tri-7B on SwiftShader ~2 s.)
+   * (The output projection, not gate/up: for Tri-7B a fifth of the work, which matters on SwiftShader.)
    */
   private async tiledPrefillIsFaster(): Promise<boolean> {
     const layer = this.layers[0];
