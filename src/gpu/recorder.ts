@@ -89,7 +89,7 @@ export class CommandRecorder {
     this.pass ??= this.encoder.beginComputePass(
       this.timestamps ? { timestampWrites: { querySet: this.timestamps, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
     );
-    // Consecutive dispatches of one pipeline (a layer's parts, the samplers) set it once.
+    // Consecutive dispatches of one pipeline (a matrix split into parts) set it once.
     if (pipeline !== this.lastPipeline) this.pass.setPipeline(pipeline);
     this.lastPipeline = pipeline;
     this.pass.setBindGroup(0, bindGroup);
