@@ -57,8 +57,9 @@ const BIND_GROUP_CACHE_LIMIT = 8192;
 
 /**
  * A node of a key trie: a cache keyed by a sequence of values (objects by identity, numbers and interned
- * strings by value) walked one Map lookup per value, so the hot path builds no string key. Building one
- * (numbers to text, concatenation, hashing the result) was most of a cached lookup's ~5 µs in Node.
+ * strings by value) walked one Map lookup per value, so the hot path builds no string key and allocates
+ * nothing on a hit. Measured in Node: a cached bind-group lookup 0.28 µs (building the string key alone
+ * took 0.40 µs); a pipeline lookup 0.06 µs. Small next to the WebGPU calls themselves (bench/host-cost.ts).
  */
 interface TrieNode<V> {
   value?: V;
