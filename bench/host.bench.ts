@@ -5,8 +5,8 @@
 // graph in Chromium (hostCostRows through the Vite dev server; its clock has 0.1 ms steps): 3.1 / 3.0 ms
 // before, 1.7 / 1.9 ms after.
 // 2026-12-04, steps queued as the scheduler queues them (GPU sampling, 2 in flight), 196 dispatches:
-// Node 2.2–4.0 ms per step over several runs (the WebGPU calls alone 0.44–0.50 ms; a CPU profile showed
-// ~18% of the step in the garbage collector), Chromium 1.0–2.6 ms (the calls alone 0.1–0.4 ms).
+// Node 2.2–4.0 ms per step over several runs (the WebGPU calls alone 0.44–0.50 ms; a CPU profile put
+// 18–19% of the host's time in the garbage collector), Chromium 1.0–2.6 ms (the calls alone 0.1–0.4 ms).
 import { bench, describe } from 'vitest';
 import { GpuContext } from '../src/gpu/context.ts';
 import { getNodeGpu } from '../src/gpu/node.ts';

@@ -111,6 +111,7 @@ fn storeWeights(upper: bool, index: u32, value: vec4f) {
   if (upper) { upTile[index] = value; } else { gateTile[index] = value; }
 }
 
+// linear.wgsl's store (WGSL has no includes), addressed by the first output rather than its quad.
 fn store(row: u32, n0: u32, sums: vec4f, ups: vec4f, scale: f32) {
   if (row >= params.m) { return; }
   for (var c = 0u; c < 4u; c++) {

@@ -465,22 +465,14 @@ export class GpuLlama {
   private async fastestSplitK(): Promise<number> {
     const layer = this.layers[0];
     if (!layer) return 1;
-    const time = async (splitK: number) => {
-      const recorder = new CommandRecorder(this.gpu);
-      for (let i = 0; i < 8; i++) {
-        linear(recorder, { x: this.act.x, weights: layer.gateUp, y: this.act.gate, m: 1, normalizeEps: this.spec.rmsNormEps, epilogue: 'siluGate', splitK });
-      }
-      const start = performance.now();
-      recorder.submit();
-      await this.gpu.device.queue.onSubmittedWorkDone();
-      return performance.now() - start;
-    };
     const times = new Map<number, number>();
     for (const splitK of LINEAR_SPLIT_K_CHOICES) {
-      await time(splitK); // compiles the pipeline
-      times.set(splitK, Math.min(await time(splitK), await time(splitK)));
+      times.set(splitK, await this.bestTimeMs((recorder) => {
+        for (let i = 0; i < 8; i++) {
+          linear(recorder, { x: this.act.x, weights: layer.gateUp, y: this.act.gate, m: 1, normalizeEps: this.spec.rmsNormEps, epilogue: 'siluGate', splitK });
+        }
+      }));
     }
-    this.gpu.checkHealthy();
     let best = 1;
     for (const [splitK, ms] of times) if (ms < 0.9 * times.get(best)!) best = splitK;
     return best;
@@ -496,22 +488,25 @@ export class GpuLlama {
     const layer = this.layers[0];
     const m = Math.min(this.chunkTokens, LINEAR_TILE);
     if (!layer || m < LINEAR_TILED_MIN_ROWS) return false;
-    const time = async (matmul: typeof linear) => {
+    const timed = (matmul: typeof linear) => this.bestTimeMs((recorder) => matmul(recorder, { x: this.act.attended, weights: layer.o, y: this.act.x, m }));
+    const rowQuadsMs = await timed(linear);
+    return (await timed(linearTiled)) < 0.9 * rowQuadsMs;
+  }
+
+  /** The best of two timed submits of what `record` records, after one that compiles its pipelines; in ms. */
+  private async bestTimeMs(record: (recorder: CommandRecorder) => void): Promise<number> {
+    const time = async () => {
       const recorder = new CommandRecorder(this.gpu);
-      matmul(recorder, { x: this.act.attended, weights: layer.o, y: this.act.x, m });
+      record(recorder);
       const start = performance.now();
       recorder.submit();
       await this.gpu.device.queue.onSubmittedWorkDone();
       return performance.now() - start;
     };
-    const best = async (matmul: typeof linear) => {
-      await time(matmul); // compiles the pipeline
-      return Math.min(await time(matmul), await time(matmul));
-    };
-    const rowQuads = await best(linear);
-    const tiled = await best(linearTiled);
-    this.gpu.checkHealthy();
-    return tiled < 0.9 * rowQuads;
+    await time();
+    const best = Math.min(await time(), await time());
+    this.gpu.checkHealthy(); // a failed kernel must not pass as a fast one
+    return best;
   }
 
   /** KV pages of KV_PAGE_TOKENS positions, shared by all sequences. */

@@ -55,11 +55,20 @@ export function linearRowsPerInvocation(m: number): number {
   return m === 1 ? 1 : 4;
 }
 
-/** y = epilogue(x · Wᵀ), one dispatch per part. */
-export function linear(recorder: CommandRecorder, args: LinearArgs): void {
-  const { weights, m } = args;
+/** What every linear kernel (row quads here, tiles in linear-tiled.ts) derives from its arguments. */
+export interface LinearShape {
+  k: number;
+  /** Outputs of the whole matrix (all parts): y's default row stride. */
+  outputs: number;
+  xOffset: number;
+  xStride: number;
+  epilogue: LinearEpilogue;
+}
+
+/** Checks what every linear kernel needs (x read as vec4, siluGate exactly for a gate/up pair). */
+export function linearShape(args: LinearArgs): LinearShape {
+  const { weights } = args;
   const { k } = weights.layout;
-  const outputs = weights.parts.reduce((sum, part) => sum + part.outputs, 0);
   const xOffset = args.xOffset ?? 0;
   const xStride = args.xStride ?? k;
   if (k % 4 !== 0 || xOffset % 4 !== 0 || xStride % 4 !== 0) {
@@ -67,28 +76,41 @@ export function linear(recorder: CommandRecorder, args: LinearArgs): void {
   }
   const epilogue = args.epilogue ?? 'store';
   if ((epilogue === 'siluGate') !== weights.gatedPair) throw new GpuLimitError('linear: the siluGate epilogue needs a gate/up pair matrix, and only it');
+  return { k, outputs: weights.parts.reduce((sum, part) => sum + part.outputs, 0), xOffset, xStride, epilogue };
+}
+
+/** The override constants both linear kernels share: weight format, norm and epilogue. */
+export function linearConstants(args: LinearArgs, shape: LinearShape): { FORMAT: number; GROUP_SIZE: number; HAS_MIN: number; NORMALIZE: number; EPILOGUE: number } {
+  const { layout } = args.weights;
+  return {
+    FORMAT: FORMAT_CODE[layout.format],
+    GROUP_SIZE: layout.groupSize || 32,
+    HAS_MIN: layout.withMin ? 1 : 0,
+    NORMALIZE: args.normalizeEps === undefined ? 0 : 1,
+    EPILOGUE: EPILOGUE_CODE[shape.epilogue],
+  };
+}
+
+/** Params of one part's dispatch (the same struct in linear.wgsl and linear-tiled.wgsl). */
+export function linearPartParams(args: LinearArgs, shape: LinearShape, part: GpuMatrixPart): { [K in keyof typeof linearKernel.params]: number } {
+  return {
+    m: args.m, n: part.outputs, k: shape.k, rowQuads: part.layout.paddedN / 4, xOffset: shape.xOffset, xStride: shape.xStride,
+    yOffset: (args.yOffset ?? 0) + part.outputStart, yStride: args.yStride ?? shape.outputs, eps: args.normalizeEps ?? 0,
+  };
+}
+
+/** y = epilogue(x · Wᵀ), one dispatch per part. */
+export function linear(recorder: CommandRecorder, args: LinearArgs): void {
+  const { weights, m } = args;
+  const shape = linearShape(args);
   const rows = linearRowsPerInvocation(m);
   const splitK = m === 1 ? (args.splitK ?? 1) : 1;
   if (!(LINEAR_SPLIT_K_CHOICES as readonly number[]).includes(splitK)) throw new GpuLimitError(`linear: splitK must be one of ${LINEAR_SPLIT_K_CHOICES.join(', ')}`);
-  const constants = {
-    FORMAT: FORMAT_CODE[weights.layout.format],
-    GROUP_SIZE: weights.layout.groupSize || 32,
-    HAS_MIN: weights.layout.withMin ? 1 : 0,
-    ROWS: rows,
-    NORMALIZE: args.normalizeEps === undefined ? 0 : 1,
-    EPILOGUE: EPILOGUE_CODE[epilogue],
-    SPLIT_K: splitK,
-  };
+  const constants = { ...linearConstants(args, shape), ROWS: rows, SPLIT_K: splitK };
   for (const part of weights.parts) {
     recorder.dispatch(
-      linearKernel,
-      {
-        m, n: part.outputs, k, rowQuads: part.layout.paddedN / 4, xOffset, xStride,
-        yOffset: (args.yOffset ?? 0) + part.outputStart, yStride: args.yStride ?? outputs, eps: args.normalizeEps ?? 0,
-      },
-      [args.x, part.data, part.scales, args.y],
-      Math.ceil((Math.ceil(part.outputs / 4) * Math.ceil(m / rows) * splitK) / 64),
-      constants,
+      linearKernel, linearPartParams(args, shape, part), [args.x, part.data, part.scales, args.y],
+      Math.ceil((Math.ceil(part.outputs / 4) * Math.ceil(m / rows) * splitK) / 64), constants,
     );
   }
 }

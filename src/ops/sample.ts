@@ -11,7 +11,8 @@ export const SAMPLE_ROW_LAYOUT = {
   frequencyPenalty: 'f32', presencePenalty: 'f32', recordDraw: 'u32', stateSlot: 'u32', seenStart: 'u32', countsStart: 'u32', unused: 'u32',
 } as const satisfies ParamLayout;
 
-export const SAMPLE_ROW_BYTES = Object.keys(SAMPLE_ROW_LAYOUT).length * 4;
+const SAMPLE_ROW_FIELDS = Object.entries(SAMPLE_ROW_LAYOUT) as [keyof typeof SAMPLE_ROW_LAYOUT, 'u32' | 'f32'][];
+export const SAMPLE_ROW_BYTES = SAMPLE_ROW_FIELDS.length * 4;
 
 /** One token to draw: from the logits at `offset`, with its settings and state. */
 export interface SampleRow {
@@ -63,9 +64,9 @@ export function sample(recorder: CommandRecorder, args: SampleArgs): void {
       repetitionPenalty: config.repetitionPenalty, seed: config.seed, step: row.step, frequencyPenalty: config.frequencyPenalty, presencePenalty: config.presencePenalty,
       recordDraw: row.stateSlot === undefined ? 0 : 1, stateSlot: row.stateSlot ?? 0, seenStart: row.seenStart, countsStart: row.countsStart, unused: 0,
     };
-    Object.entries(SAMPLE_ROW_LAYOUT).forEach(([field, type], j) => {
-      if (type === 'u32') u32[i * (SAMPLE_ROW_BYTES / 4) + j] = values[field as keyof typeof SAMPLE_ROW_LAYOUT];
-      else f32[i * (SAMPLE_ROW_BYTES / 4) + j] = values[field as keyof typeof SAMPLE_ROW_LAYOUT];
+    SAMPLE_ROW_FIELDS.forEach(([field, type], j) => {
+      if (type === 'u32') u32[i * SAMPLE_ROW_FIELDS.length + j] = values[field];
+      else f32[i * SAMPLE_ROW_FIELDS.length + j] = values[field];
     });
   });
   recorder.gpu.device.queue.writeBuffer(args.rowTable, 0, data);

@@ -363,22 +363,17 @@ export class TriEngine {
     return this.model.lastDispatchCount;
   }
 
-  /** Host (JS) time of the last step: its tables, recording its dispatches and submitting them, in ms. */
-  get lastStepHostMs(): number {
-    return this.model.lastHostMs;
-  }
-
   /**
    * For benchmarks: times every step on the GPU from now (timestamp queries; a small readback per step).
    * The function returned stops that and gives the share of the time since in which the GPU ran no step
    * (what the host's round trips cost); undefined without timestamp-query or with under two steps.
    */
   measureGpuIdle(): () => number | undefined {
-    const first = this.model.gpuSpans.length;
+    this.model.gpuSpans.length = 0;
     this.model.timeGpu = true;
     return () => {
       this.model.timeGpu = false;
-      const spans = this.model.gpuSpans.slice(first);
+      const spans = this.model.gpuSpans.splice(0);
       return spans.length >= 2 ? gpuIdleShare(spans) : undefined;
     };
   }

@@ -348,7 +348,7 @@ export class Scheduler {
         output: finishesPrompt
           ? {
             kind: 'sample', sampling: sequence.request.sampling, step: sequence.generated.length + sequence.queued,
-            ...(seen ? { seen, generated: new Map() } : {}), ...(sequence.request.logprobs ? { logprobs: sequence.request.logprobs } : {}),
+            ...(seen ? { seen } : {}), ...(sequence.request.logprobs ? { logprobs: sequence.request.logprobs } : {}),
           }
           : undefined,
       });
