@@ -10,6 +10,8 @@ import { attention, attentionPartialBytes } from '../src/ops/attention.ts';
 import { packBatchTables } from '../src/ops/batch-tables.ts';
 import { type GpuMatrix, LINEAR_SPLIT_K_CHOICES, linear } from '../src/ops/linear.ts';
 import { linearTiled } from '../src/ops/linear-tiled.ts';
+import { SAMPLE_ROW_BYTES, sample } from '../src/ops/sample.ts';
+import { samplingConfig } from '../src/runtime/sampling.ts';
 import copyCode from './copy.wgsl?raw';
 
 export interface BenchRow {
@@ -83,12 +85,18 @@ export async function benchLinear(
         const x = gpu.createBuffer('x', m * k * 4);
         const y = gpu.createBuffer('y', m * n * 4);
         const repeats = m === 1 ? 5 : 1;
-        // Decode: each split-K; prefill: the row-quad kernel and the tiled one (kernels/linear-tiled.wgsl).
+        // Decode: each split-K, with its shares added by subgroup shuffles too where the adapter has them;
+        // prefill: the row-quad kernel and the tiled one (kernels/linear-tiled.wgsl).
+        const { subgroups: hasSubgroups, subgroupMinSize } = gpu.capabilities;
         const variants = m === 1
-          ? LINEAR_SPLIT_K_CHOICES.map((splitK) => ({ label: splitK > 1 ? ` split-K ${splitK}` : '', matmul: linear, splitK }))
-          : [{ label: '', matmul: linear, splitK: 1 }, { label: ' tiled', matmul: linearTiled, splitK: 1 }];
-        for (const { label, matmul, splitK } of variants) {
-          const seconds = await timeDispatches(gpu, (r) => matmul(r, { x, weights: matrix, y, m, splitK }), repeats);
+          ? [
+              ...LINEAR_SPLIT_K_CHOICES.map((splitK) => ({ label: splitK > 1 ? ` split-K ${splitK}` : '', matmul: linear, splitK, subgroups: false })),
+              ...LINEAR_SPLIT_K_CHOICES.filter((splitK) => hasSubgroups && splitK > 1 && splitK <= subgroupMinSize)
+                .map((splitK) => ({ label: ` split-K ${splitK} subgroups`, matmul: linear, splitK, subgroups: true })),
+            ]
+          : [{ label: '', matmul: linear, splitK: 1, subgroups: false }, { label: ' tiled', matmul: linearTiled, splitK: 1, subgroups: false }];
+        for (const { label, matmul, splitK, subgroups } of variants) {
+          const seconds = await timeDispatches(gpu, (r) => matmul(r, { x, weights: matrix, y, m, splitK, subgroups }), repeats);
           const bytes = layout.dataBytes + layout.scaleBytes + m * k * 4 + m * n * 4;
           const gbPerSecond = bytes / seconds / 1e9;
           const kernel = `linear ${formatName} M=${m}${label}`;
@@ -123,6 +131,34 @@ export async function benchAttention(gpu: GpuContext, copyGBs: number): Promise<
     rows.push({ kernel: `attention decode, split-KV ${splits}`, shape: `${heads}×${headDim}, ${positions} positions`, ms: seconds * 1000, gbPerSecond, ofCopy: gbPerSecond / copyGBs });
     for (const buffer of [kCache, vCache, q, out, partials, tables]) buffer.destroy();
   }
+  return rows;
+}
+
+/**
+ * The sampler over Tri-7B's vocabulary (128256 logits), greedy and with top-k 40 + top-p 0.9 (65
+ * reductions over the vocabulary), with workgroup reductions and, where the adapter has subgroups, by
+ * subgroups first. GB/s counts every pass over the logits: 1 greedy; 67 filtered (the maximum, 32 top-k
+ * bisection steps, the mass, 32 top-p steps, the kept total).
+ */
+export async function benchSampler(gpu: GpuContext, copyGBs: number): Promise<BenchRow[]> {
+  const vocab = 128256;
+  const logits = gpu.upload('logits', Float32Array.from({ length: vocab }, (_, i) => 6 * Math.sin(i * 0.7 + Math.cos(i))));
+  const seen = gpu.createBuffer('seen', Math.ceil(vocab / 32) * 4);
+  const counts = gpu.createBuffer('counts', 16);
+  const result = gpu.createBuffer('result', 16);
+  const rowTable = gpu.createBuffer('rows', SAMPLE_ROW_BYTES);
+  const rows: BenchRow[] = [];
+  const cases = [['greedy', samplingConfig({}), 1], ['top-k 40, top-p 0.9', samplingConfig({ temperature: 0.8, topK: 40, topP: 0.9 }), 67]] as const;
+  for (const [name, config, passes] of cases) {
+    for (const subgroups of gpu.capabilities.subgroups ? [false, true] : [false]) {
+      const seconds = await timeDispatches(gpu, (r) => sample(r, {
+        logits, seen, counts, result, rowTable, vocab, subgroups, rows: [{ config, step: 0, offset: 0, resultIndex: 0, seenStart: 0, countsStart: 0 }],
+      }), 5);
+      const gbPerSecond = (passes * vocab * 4) / seconds / 1e9;
+      rows.push({ kernel: `sample ${name}${subgroups ? ' subgroups' : ''}`, shape: `vocab ${vocab}`, ms: seconds * 1000, gbPerSecond, ofCopy: gbPerSecond / copyGBs });
+    }
+  }
+  for (const buffer of [logits, seen, counts, result, rowTable]) buffer.destroy();
   return rows;
 }
 

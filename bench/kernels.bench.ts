@@ -10,7 +10,7 @@ import { getNodeGpu } from '../src/gpu/node.ts';
 import { NodeModelFiles } from '../src/model/node-files.ts';
 import { TriEngine } from '../src/runtime/engine.ts';
 import { benchPageReport } from './bench-page.ts';
-import { benchAttention, benchCopy, benchLinear, bestCopyGBs, formatBenchTable } from './kernel-bench.ts';
+import { benchAttention, benchCopy, benchLinear, benchSampler, bestCopyGBs, formatBenchTable } from './kernel-bench.ts';
 import { decodeRow } from './runtime-bench.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -22,7 +22,8 @@ async function nodeReport(): Promise<string> {
   const copyGBs = bestCopyGBs(copy);
   const linearRows = await benchLinear(gpu, copyGBs, [['q4', { format: 'q4' }], ['f16', { format: 'f16' }]], undefined, quick ? [1] : [1, 128]);
   const attentionRows = await benchAttention(gpu, copyGBs);
-  const lines = [formatBenchTable([...copy, ...linearRows, ...attentionRows], gpu.capabilities.adapterDescription)];
+  const samplerRows = await benchSampler(gpu, copyGBs);
+  const lines = [formatBenchTable([...copy, ...linearRows, ...attentionRows, ...samplerRows], gpu.capabilities.adapterDescription)];
   gpu.destroy();
   lines.push('', '| weights | prefill tok/s | decode tok/s | dispatches per token |', '|---|---:|---:|---:|');
   for (const format of ['f32', 'q4'] as const) {

@@ -9,7 +9,7 @@ import type { ModelFiles } from '../src/model/byte-source.ts';
 import { openWeights } from '../src/model/open.ts';
 import { type Agreement, agreementRows, forcedDecodingAgreement, ReferenceTooLargeError } from './correctness.ts';
 import { hostCostRows } from './host-cost.ts';
-import { benchAttention, benchCopy, benchLinear, type BenchRow, bestCopyGBs, formatBenchTable, TRI7B_SHAPES } from './kernel-bench.ts';
+import { benchAttention, benchCopy, benchLinear, benchSampler, type BenchRow, bestCopyGBs, formatBenchTable, TRI7B_SHAPES } from './kernel-bench.ts';
 import { type DecodePoint, type SyntheticOptions, syntheticRows } from './synthetic-bench.ts';
 
 /** A small config of Tri-7B's proportions: the whole suite in seconds, even on a software GPU. */
@@ -90,7 +90,7 @@ export async function runBenchSuite(gpu: GpuContext, options: SuiteOptions): Pro
   // A software adapter: only M=1 kernels (an M=128 Tri-7B row takes minutes there), and see syntheticOptionsFor.
   const slow = capabilities.memoryBudgetBytes !== undefined;
   const linear = await benchLinear(gpu, copyGBs, [['q4', { format: 'q4' }], ['f16', { format: 'f16' }]], shapes, tiny || slow ? [1] : [1, 128]);
-  const kernels = [...copy, ...linear, ...(tiny ? [] : await benchAttention(gpu, copyGBs))];
+  const kernels = [...copy, ...linear, ...(tiny ? [] : [...(await benchAttention(gpu, copyGBs)), ...(await benchSampler(gpu, copyGBs))])];
   options.onKernels?.(kernels);
   print(`## Kernels (${elapsed()})\n${formatBenchTable(kernels, capabilities.adapterDescription)}\n`);
   // The host's share of a step: on a fast GPU it, not the kernels, bounds small-batch decode.

@@ -35,9 +35,9 @@ override ROWS: u32 = 1u;          // rows of x per invocation: 1 (GEMV) or 4 (GE
 override NORMALIZE: bool = false;
 override EPILOGUE: u32 = 0u;
 // GEMV only: SPLIT_K invocations share one row quad, each taking 1/SPLIT_K of K, and add their partial
-// sums through workgroup memory (one barrier). More invocations in flight for big GPUs, where 4096 rows
-// make only 1024 row quads. Chosen at load by timing (GpuLlama.load): on SwiftShader, where barriers are
-// costly, split-K 4/16 ran at 0.5–0.9× the speed of no split.
+// sums through workgroup memory (one barrier) or subgroup shuffles. More invocations in flight for big
+// GPUs, where 4096 rows make only 1024 row quads. Chosen at load by timing (GpuLlama.load): on
+// SwiftShader, where barriers are costly, split-K 4/16 ran at 0.5–0.9× the speed of no split.
 override SPLIT_K: u32 = 1u;
 
 const WORKGROUP_SIZE = 64u;
@@ -191,7 +191,8 @@ fn rowScale(xBase: u32) -> f32 {
   return scaleFromSquares(squares(xBase, vec2u(0u, params.k / 4u)));
 }
 
-// GEMV with SPLIT_K > 1 (m = 1): the invocations of a row quad sum their shares in workgroup memory.
+// GEMV with SPLIT_K > 1 (m = 1): the invocations of a row quad sum their shares, in workgroup memory or,
+// on devices with subgroups, in registers (the two variants of this file: src/gpu/shader-variants.ts).
 fn gemvSplit(lane: u32, workgroupIndex: u32) {
   let outputQuads = (params.n + 3u) / 4u;
   let quad = workgroupIndex * (WORKGROUP_SIZE / SPLIT_K) + lane / SPLIT_K;
@@ -206,6 +207,18 @@ fn gemvSplit(lane: u32, workgroupIndex: u32) {
     if (EPILOGUE == 2u) { ups = dots1(quad + outputQuads, xBase, part, SPLIT_K); }
     if (NORMALIZE) { partSquares = squares(xBase, shareOfX(part, SPLIT_K)); }
   }
+//#if subgroups
+  // The SPLIT_K lanes of a row quad are consecutive lanes of one subgroup (SPLIT_K ≤ the adapter's
+  // smallest subgroup size; GpuLlama checks the result at load): a butterfly of shuffles adds their
+  // shares in registers, with no workgroup memory and no barrier. The sums' order differs from the
+  // barrier version's, so results agree to rounding, not bit for bit.
+  for (var mask = 1u; mask < SPLIT_K; mask *= 2u) {
+    sums += subgroupShuffleXor(sums, mask);
+    ups += subgroupShuffleXor(ups, mask);
+    partSquares += subgroupShuffleXor(partSquares, mask);
+  }
+  if (valid && part == 0u) { store(0u, quad, sums, ups, scaleFromSquares(partSquares)); }
+//#else
   partialSums[lane] = sums;
   partialUps[lane] = ups;
   partialSquares[lane] = partSquares;
@@ -220,6 +233,7 @@ fn gemvSplit(lane: u32, workgroupIndex: u32) {
     totalSquares += partialSquares[other];
   }
   store(0u, quad, total, totalUps, scaleFromSquares(totalSquares));
+//#endif
 }
 
 fn store(row: u32, quad: u32, sums: vec4f, ups: vec4f, scale: f32) {

@@ -10,7 +10,8 @@
 // Ties at a top-k threshold keep all tied tokens.
 // Grid: one workgroup of 256 per sampled row, all rows of a step in one dispatch, each with its own
 // settings (rows[workgroup]); lane l owns a contiguous chunk of the vocabulary, so partial sums are
-// ordered and the draw is deterministic. Reductions: lane 0 adds 256 partials (2 barriers each).
+// ordered and the draw is deterministic. Reductions: lane 0 adds 256 partials (2 barriers each), or one
+// per subgroup where the device has subgroups (the two variants of this file: src/gpu/shader-variants.ts).
 // With recordDraw = 1 the drawn token also joins the sequence's state on the GPU: its bit in `seen`, its
 // count in `counts`, and lastIds[stateSlot], which the next step's embedding reads. Decode then never
 // waits for the id to reach the CPU, and no bit set is uploaded per token (Tri-7B: 16 KB per sequence).
@@ -80,10 +81,71 @@ fn pcgHash(input: u32) -> u32 {
   return (word >> 22u) ^ word;
 }
 
-fn reduceSum(lane: u32, value: f32) -> f32 {
-  partials[lane] = value;
+//#if subgroups
+// Reductions by subgroups: a subgroup combines its lanes in registers and its first lane writes one
+// partial, so lane 0 reads LANES / subgroup size partials instead of LANES (SwiftShader: 64; most GPUs 8).
+// Subgroups are taken to be runs of consecutive lanes, in order (GpuLlama checks the draws at load).
+// The argmax gives the same token as the version below (ties to the lowest id either way); sums add in
+// another order, so they agree to rounding.
+struct Invocation {
+  @builtin(local_invocation_index) lane: u32,
+  @builtin(subgroup_invocation_id) subgroupLane: u32,
+  @builtin(subgroup_size) subgroupSize: u32,
+}
+
+fn reduceSum(me: Invocation, value: f32) -> f32 {
+  let subgroupTotal = subgroupAdd(value);
+  if (me.subgroupLane == 0u) { partials[me.lane / me.subgroupSize] = subgroupTotal; }
   workgroupBarrier();
-  if (lane == 0u) {
+  if (me.lane == 0u) {
+    var sum = 0.0;
+    for (var j = 0u; j < LANES / me.subgroupSize; j++) { sum += partials[j]; }
+    broadcastValue = sum;
+  }
+  workgroupBarrier();
+  return broadcastValue;
+}
+
+fn reduceMax(me: Invocation, value: f32) -> f32 {
+  let subgroupBest = subgroupMax(value);
+  if (me.subgroupLane == 0u) { partials[me.lane / me.subgroupSize] = subgroupBest; }
+  workgroupBarrier();
+  if (me.lane == 0u) {
+    var best = partials[0];
+    for (var j = 1u; j < LANES / me.subgroupSize; j++) { best = max(best, partials[j]); }
+    broadcastValue = best;
+  }
+  workgroupBarrier();
+  return broadcastValue;
+}
+
+// The index of the largest value, the lowest index among equals; the result is lane 0's.
+fn reduceArgmax(me: Invocation, value: f32, index: u32) -> u32 {
+  let subgroupBest = subgroupMax(value);
+  let subgroupIndex = subgroupMin(select(0xffffffffu, index, value == subgroupBest));
+  if (me.subgroupLane == 0u) {
+    partials[me.lane / me.subgroupSize] = subgroupBest;
+    partialIndex[me.lane / me.subgroupSize] = subgroupIndex;
+  }
+  workgroupBarrier();
+  var best = partials[0];
+  var bestIndex = partialIndex[0];
+  if (me.lane == 0u) {
+    for (var j = 1u; j < LANES / me.subgroupSize; j++) {
+      if (partials[j] > best) { best = partials[j]; bestIndex = partialIndex[j]; }
+    }
+  }
+  return bestIndex;
+}
+//#else
+struct Invocation {
+  @builtin(local_invocation_index) lane: u32,
+}
+
+fn reduceSum(me: Invocation, value: f32) -> f32 {
+  partials[me.lane] = value;
+  workgroupBarrier();
+  if (me.lane == 0u) {
     var sum = 0.0;
     for (var j = 0u; j < LANES; j++) { sum += partials[j]; }
     broadcastValue = sum;
@@ -92,10 +154,10 @@ fn reduceSum(lane: u32, value: f32) -> f32 {
   return broadcastValue;
 }
 
-fn reduceMax(lane: u32, value: f32) -> f32 {
-  partials[lane] = value;
+fn reduceMax(me: Invocation, value: f32) -> f32 {
+  partials[me.lane] = value;
   workgroupBarrier();
-  if (lane == 0u) {
+  if (me.lane == 0u) {
     var best = partials[0];
     for (var j = 1u; j < LANES; j++) { best = max(best, partials[j]); }
     broadcastValue = best;
@@ -103,6 +165,23 @@ fn reduceMax(lane: u32, value: f32) -> f32 {
   workgroupBarrier();
   return broadcastValue;
 }
+
+// The index of the largest value, the lowest index among equals (lanes own ascending chunks); the
+// result is lane 0's.
+fn reduceArgmax(me: Invocation, value: f32, index: u32) -> u32 {
+  partials[me.lane] = value;
+  partialIndex[me.lane] = index;
+  workgroupBarrier();
+  var best = partials[0];
+  var bestIndex = partialIndex[0];
+  if (me.lane == 0u) {
+    for (var j = 1u; j < LANES; j++) {
+      if (partials[j] > best) { best = partials[j]; bestIndex = partialIndex[j]; }
+    }
+  }
+  return bestIndex;
+}
+//#endif
 
 // Called by the one invocation that draws, after every lane has finished reading seen and counts.
 fn choose(row: SampleRow, token: u32) {
@@ -115,7 +194,8 @@ fn choose(row: SampleRow, token: u32) {
 }
 
 @compute @workgroup_size(LANES)
-fn main(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_id) group: vec3u) {
+fn main(me: Invocation, @builtin(workgroup_id) group: vec3u) {
+  let lane = me.lane;
   let row = rows[group.x];
   let chunk = (params.vocab + LANES - 1u) / LANES;
   let first = min(lane * chunk, params.vocab);
@@ -128,23 +208,14 @@ fn main(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_id) group
       let value = adjusted(row, i);
       if (value > bestValue) { bestValue = value; bestIndex = i; }
     }
-    partials[lane] = bestValue;
-    partialIndex[lane] = bestIndex;
-    workgroupBarrier();
-    if (lane == 0u) {
-      var value = partials[0];
-      var index = partialIndex[0];
-      for (var j = 1u; j < LANES; j++) {
-        if (partials[j] > value) { value = partials[j]; index = partialIndex[j]; }
-      }
-      choose(row, select(index, 0u, index == 0xffffffffu));
-    }
+    let index = reduceArgmax(me, bestValue, bestIndex);
+    if (lane == 0u) { choose(row, select(index, 0u, index == 0xffffffffu)); }
     return;
   }
 
   var localMax = -3.4e38;
   for (var i = first; i < end; i++) { localMax = max(localMax, adjusted(row, i)); }
-  let maximum = reduceMax(lane, localMax);
+  let maximum = reduceMax(me, localMax);
 
   // Kept tokens: key(adjusted) ≥ threshold.
   var threshold = 0u;
@@ -154,7 +225,7 @@ fn main(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_id) group
       let candidate = threshold | (1u << u32(bit));
       var count = 0.0;
       for (var i = first; i < end; i++) { if (key(adjusted(row, i)) >= candidate) { count += 1.0; } }
-      if (reduceSum(lane, count) >= f32(row.topK)) { threshold = candidate; }
+      if (reduceSum(me, count) >= f32(row.topK)) { threshold = candidate; }
     }
   }
   if (row.topP < 1.0) {
@@ -163,7 +234,7 @@ fn main(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_id) group
       let value = adjusted(row, i);
       if (key(value) >= threshold) { localMass += exp(value - maximum); }
     }
-    let needed = row.topP * reduceSum(lane, localMass);
+    let needed = row.topP * reduceSum(me, localMass);
     // The largest t whose kept mass still reaches topP of the total: the smallest top set with mass ≥ topP.
     var topPThreshold = 0u;
     for (var bit = 31; bit >= 0; bit--) {
@@ -174,7 +245,7 @@ fn main(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_id) group
         let value = adjusted(row, i);
         if (key(value) >= cut) { mass += exp(value - maximum); }
       }
-      if (reduceSum(lane, mass) >= needed) { topPThreshold = candidate; }
+      if (reduceSum(me, mass) >= needed) { topPThreshold = candidate; }
     }
     threshold = max(threshold, topPThreshold);
   }

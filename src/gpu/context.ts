@@ -5,6 +5,8 @@ import { DeviceLostError, GpuLimitError, GpuOutOfMemoryError, TriWebGPUError, We
 export interface GpuCapabilities {
   readonly shaderF16: boolean;
   readonly subgroups: boolean;
+  /** The adapter's smallest subgroup size where it has subgroups: 4 (WebGPU's minimum) where not reported. */
+  readonly subgroupMinSize: number;
   readonly timestampQuery: boolean;
   readonly maxStorageBufferBindingSize: number;
   readonly maxBufferSize: number;
@@ -132,6 +134,7 @@ export class GpuContext {
     return new GpuContext(device, {
       shaderF16: requiredFeatures.includes('shader-f16'),
       subgroups: requiredFeatures.includes('subgroups'),
+      subgroupMinSize: (info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 4,
       timestampQuery: requiredFeatures.includes('timestamp-query'),
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
       maxBufferSize: device.limits.maxBufferSize,

@@ -8,7 +8,7 @@
 // sampler state (its seen bits, token counts and last drawn id) stays on the GPU in a state slot, so the
 // next step can be queued before the id is read: its token is SAMPLED_TOKEN, copied on the GPU from the
 // slot. Which pages a sequence owns is decided by src/kv/paged-cache.ts; this file only reads its page tables.
-import { ContextOverflowError, GpuOutOfMemoryError, InvalidRequestError, UnsupportedModelError } from '../errors.ts';
+import { ContextOverflowError, GpuLimitError, GpuOutOfMemoryError, InvalidRequestError, UnsupportedModelError } from '../errors.ts';
 import { type GpuContext, checkBufferSize } from '../gpu/context.ts';
 import { CommandRecorder } from '../gpu/recorder.ts';
 import { type DocumentSpan, documentAt } from '../kv/documents.ts';
@@ -44,6 +44,12 @@ export interface GpuLlamaOptions {
   kvCache?: KvCacheFormat;
   /** Split-K of the decode GEMVs (1, 4 or 16); default: the fastest on this device, timed at load. */
   linearSplitK?: number;
+  /**
+   * The subgroup variants of the kernels (split-K GEMVs adding their shares by shuffles, the sampler's
+   * reductions by subgroups first): true uses them (a GpuLimitError where the device has no `subgroups`),
+   * false never; default: each where it measured faster at load.
+   */
+  subgroups?: boolean;
   /** Prefill steps (16 rows or more) through the tiled GEMM (kernels/linear-tiled.wgsl); default: if faster here, timed at load. */
   tiledPrefill?: boolean;
   /** Format of the weight matrices (default f32). */
@@ -304,8 +310,11 @@ export class GpuLlama {
   /** Most sequences in one step. */
   readonly maxSequences: number;
   readonly kvCacheFormat: KvCacheFormat;
-  /** Split-K of the decode GEMVs (linear.wgsl), chosen at load. */
+  /** Split-K of the decode GEMVs (linear.wgsl) and whether its shares add by subgroup shuffles, chosen at load. */
   linearSplitK = 1;
+  linearSubgroups = false;
+  /** Whether the sampler reduces by subgroups first (sample.wgsl), chosen at load. */
+  samplerSubgroups = false;
   /** Whether steps of LINEAR_TILED_MIN_ROWS rows or more run the tiled GEMM, chosen at load. */
   tiledPrefill = false;
   /** Dispatches recorded by the last step (or single-sequence forward call). */
@@ -445,7 +454,11 @@ export class GpuLlama {
       synthetic?.fill(gpu, syntheticMatrices);
       await gpu.device.queue.onSubmittedWorkDone();
       gpu.checkHealthy();
-      model!.linearSplitK = options.linearSplitK ?? (await model!.fastestSplitK());
+      if (options.subgroups && !gpu.capabilities.subgroups) throw new GpuLimitError('subgroups: true, but this device has no "subgroups" feature');
+      const gemv = await model!.fastestGemv(options.linearSplitK, options.subgroups);
+      model!.linearSplitK = gemv.splitK;
+      model!.linearSubgroups = gemv.subgroups;
+      model!.samplerSubgroups = options.subgroups ?? (await model!.samplerSubgroupsAreFaster());
       model!.tiledPrefill = options.tiledPrefill ?? (await model!.tiledPrefillIsFaster());
       return model!;
     } catch (error) {
@@ -457,25 +470,89 @@ export class GpuLlama {
   }
 
   /**
-   * Times one layer's gate/up GEMV with each split-K choice on this device and returns the fastest: big
-   * GPUs need more invocations than one per 4 rows, while on SwiftShader the barrier it needs costs more
-   * than it gains (split-K 4 and 16 measured 0.5–0.9× the speed of no split). A split must win by 10% to be
-   * chosen, so timing noise on small models keeps the barrier-free kernel.
+   * Times one layer's gate/up GEMV with each split-K choice on this device (with subgroup shuffles too,
+   * where the adapter has subgroups) and returns the fastest: big GPUs need more invocations than one per 4
+   * rows, while on SwiftShader the barrier it needs costs more than it gains (split-K 4 and 16 measured
+   * 0.5–0.9× the speed of no split). A choice must beat the best so far by 10%, so timing noise on small
+   * models keeps the plain kernel. A subgroup variant must also give the plain kernel's outputs (to 1e-4):
+   * it assumes a row quad's lanes share a subgroup, which WebGPU does not promise.
    */
-  private async fastestSplitK(): Promise<number> {
+  private async fastestGemv(forcedSplitK: number | undefined, subgroups: boolean | undefined): Promise<{ splitK: number; subgroups: boolean }> {
+    const { subgroupMinSize } = this.gpu.capabilities;
+    const splits = forcedSplitK === undefined ? LINEAR_SPLIT_K_CHOICES : [forcedSplitK];
+    const choices = [
+      ...(subgroups === true ? [] : splits.map((splitK) => ({ splitK, subgroups: false }))),
+      ...(subgroups === false ? [] : splits.filter((splitK) => splitK > 1 && splitK <= subgroupMinSize).map((splitK) => ({ splitK, subgroups: true }))),
+    ];
+    // Forced subgroups with split-K 1 (no shares to add) is the plain GEMV.
+    if (choices.length === 0) return { splitK: 1, subgroups: false };
     const layer = this.layers[0];
-    if (!layer) return 1;
-    const times = new Map<number, number>();
-    for (const splitK of LINEAR_SPLIT_K_CHOICES) {
-      times.set(splitK, await this.bestTimeMs((recorder) => {
-        for (let i = 0; i < 8; i++) {
-          linear(recorder, { x: this.act.x, weights: layer.gateUp, y: this.act.gate, m: 1, normalizeEps: this.spec.rmsNormEps, epilogue: 'siluGate', splitK });
+    if (choices.length === 1 && !choices[0]!.subgroups) return choices[0]!;
+    if (!layer) return choices[0]!;
+    const gemv = (recorder: CommandRecorder, choice: { splitK: number; subgroups: boolean }) =>
+      linear(recorder, { x: this.act.x, weights: layer.gateUp, y: this.act.gate, m: 1, normalizeEps: this.spec.rmsNormEps, epilogue: 'siluGate', ...choice });
+    const outputs = layer.gateUp.parts.reduce((sum, part) => sum + part.outputs, 0);
+    // An input that is not all zeros (act.x is fresh here), so that the comparison means something.
+    const input = Float32Array.from({ length: this.spec.hiddenSize }, (_, i) => Math.sin(i + 1));
+    this.gpu.device.queue.writeBuffer(this.act.x, 0, input);
+    const plain = await this.outputsOf((recorder) => gemv(recorder, { splitK: 1, subgroups: false }), outputs);
+    const scale = plain.reduce((most, value) => Math.max(most, Math.abs(value)), 1e-6);
+    let best: { choice: (typeof choices)[number]; ms: number } | undefined;
+    for (const choice of choices) {
+      if (choice.subgroups) {
+        const result = await this.outputsOf((recorder) => gemv(recorder, choice), outputs);
+        if (result.some((value, i) => !(Math.abs(value - plain[i]!) <= 1e-4 * scale))) {
+          if (subgroups) throw new GpuLimitError(`the subgroup GEMV (split-K ${choice.splitK}) disagrees with the plain kernel on this device: load without subgroups: true`);
+          continue;
         }
-      }));
+      }
+      const ms = await this.bestTimeMs((recorder) => {
+        for (let i = 0; i < 8; i++) gemv(recorder, choice);
+      });
+      if (!best || ms < 0.9 * best.ms) best = { choice, ms };
     }
-    let best = 1;
-    for (const [splitK, ms] of times) if (ms < 0.9 * times.get(best)!) best = splitK;
-    return best;
+    return best!.choice;
+  }
+
+  /**
+   * Whether the sampler with subgroup reductions is faster here than the plain one, timed on a draw with
+   * top-k 40 and top-p 0.9 (65 reductions: the heaviest case). It must win by 10% and draw the same tokens
+   * as the plain one (greedy and sampled) over logits of this vocabulary.
+   */
+  private async samplerSubgroupsAreFaster(): Promise<boolean> {
+    if (!this.gpu.capabilities.subgroups) return false;
+    const vocab = this.spec.vocabSize;
+    const { act } = this;
+    this.gpu.device.queue.writeBuffer(act.logits, 0, Float32Array.from({ length: vocab }, (_, i) => 6 * Math.sin(i * 0.7 + Math.cos(i))));
+    const configs = [{}, { temperature: 0.8, topK: 40, topP: 0.9, seed: 1 }, { temperature: 1, seed: 2 }, { temperature: 0.7, topP: 0.95, minP: 0.05, seed: 3 }].map(samplingConfig);
+    const draw = (recorder: CommandRecorder, config: SamplingConfig, step: number, subgroups: boolean) => sample(recorder, {
+      logits: act.logits, seen: act.seen, counts: act.counts, result: act.nextIds, rowTable: act.sampleRows, vocab, subgroups,
+      rows: [{ config, step, offset: 0, resultIndex: 0, seenStart: 0, countsStart: 0 }],
+    });
+    const draws = async (subgroups: boolean) => {
+      const ids: number[] = [];
+      for (const [step, config] of configs.entries()) {
+        const recorder = new CommandRecorder(this.gpu);
+        draw(recorder, config, step, subgroups);
+        recorder.submit();
+        ids.push(new Uint32Array(await this.gpu.readBack(act.nextIds, 4))[0]!);
+      }
+      return ids.join();
+    };
+    if ((await draws(true)) !== (await draws(false))) return false;
+    const timed = (subgroups: boolean) => this.bestTimeMs((recorder) => {
+      for (let i = 0; i < 4; i++) draw(recorder, configs[1]!, i, subgroups);
+    });
+    const plainMs = await timed(false);
+    return (await timed(true)) < 0.9 * plainMs;
+  }
+
+  /** The first `count` values of act.gate after what `record` records (for checking a kernel variant). */
+  private async outputsOf(record: (recorder: CommandRecorder) => void, count: number): Promise<Float32Array> {
+    const recorder = new CommandRecorder(this.gpu);
+    record(recorder);
+    recorder.submit();
+    return new Float32Array(await this.gpu.readBack(this.act.gate, count * 4));
   }
 
   /**
@@ -672,7 +749,7 @@ export class GpuLlama {
     const countBytes = countsStride(vocabSize);
     if (outputs.length) {
       gatherRows(recorder, { rowIds: this.act.outputRows, x: this.act.x, y: this.act.lastHidden, count: outputs.length, width: h });
-      linear(recorder, { x: this.act.lastHidden, weights: this.lmHead, y: this.act.logits, m: outputs.length, normalizeEps: this.spec.rmsNormEps, splitK: this.linearSplitK });
+      linear(recorder, { x: this.act.lastHidden, weights: this.lmHead, y: this.act.logits, m: outputs.length, normalizeEps: this.spec.rmsNormEps, splitK: this.linearSplitK, subgroups: this.linearSubgroups });
       const sampled = outputs.flatMap(({ output }, i): SampleRow[] => {
         if (output.kind !== 'sample') return [];
         const stateSlot = stateSlots[i]!;
@@ -684,7 +761,10 @@ export class GpuLlama {
         return [{ config: output.sampling, step: output.step, offset: i * vocabSize, resultIndex: i, seenStart: (stateSlot * seenBytes) / 4, countsStart: (stateSlot * countBytes) / 4, stateSlot }];
       });
       const { act } = this;
-      sample(recorder, { logits: act.logits, seen: act.seen, counts: act.counts, result: act.nextIds, lastIds: act.lastIds, rowTable: act.sampleRows, vocab: vocabSize, rows: sampled });
+      sample(recorder, {
+        logits: act.logits, seen: act.seen, counts: act.counts, result: act.nextIds, lastIds: act.lastIds, rowTable: act.sampleRows, vocab: vocabSize, rows: sampled,
+        subgroups: this.samplerSubgroups,
+      });
       this.recordLogprobs(recorder, outputs);
     }
     recorder.submit();
@@ -772,16 +852,17 @@ export class GpuLlama {
       const vCache = this.valueCache[l]!;
       const tables = { tables: act.tables, layout };
       const splitK = this.linearSplitK;
-      matmul(recorder, { x: act.x, weights: layer.qkv, y: act.qkv, m: rowCount, normalizeEps: eps, splitK });
+      const subgroups = this.linearSubgroups;
+      matmul(recorder, { x: act.x, weights: layer.qkv, y: act.qkv, m: rowCount, normalizeEps: eps, splitK, subgroups });
       const kvFormat = this.kvCacheFormat;
       ropeKv(recorder, { ...tables, qkv: act.qkv, cosSin: this.ropeTable, q: act.q, kCache, vCache, kvFormat, tokens: rowCount, heads: numHeads, kvHeads: numKvHeads, headDim });
       attention(recorder, {
         ...tables, q: act.q, kCache, vCache, partials: splits > 1 ? act.partials : placeholderBuffer(this.gpu, 'write'),
         out: act.attended, rowCount, heads: numHeads, kvHeads: numKvHeads, headDim, splits, kvFormat,
       });
-      matmul(recorder, { x: act.attended, weights: layer.o, y: act.x, m: rowCount, epilogue: 'accumulate', splitK });
-      matmul(recorder, { x: act.x, weights: layer.gateUp, y: act.gate, m: rowCount, normalizeEps: eps, epilogue: 'siluGate', splitK });
-      matmul(recorder, { x: act.gate, weights: layer.down, y: act.x, m: rowCount, epilogue: 'accumulate', splitK });
+      matmul(recorder, { x: act.attended, weights: layer.o, y: act.x, m: rowCount, epilogue: 'accumulate', splitK, subgroups });
+      matmul(recorder, { x: act.x, weights: layer.gateUp, y: act.gate, m: rowCount, normalizeEps: eps, epilogue: 'siluGate', splitK, subgroups });
+      matmul(recorder, { x: act.gate, weights: layer.down, y: act.x, m: rowCount, epilogue: 'accumulate', splitK, subgroups });
     });
   }
 

@@ -2,13 +2,17 @@ import code from '../../kernels/linear.wgsl?raw';
 import { GpuLimitError } from '../errors.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import type { Binding, CommandRecorder, Kernel, ParamLayout } from '../gpu/recorder.ts';
+import { subgroupVariant } from '../gpu/shader-variants.ts';
 import { FORMAT_CODE, type WeightLayout } from '../model/quant.ts';
 
 export const linearKernel = {
   name: 'linear',
-  code,
+  code: subgroupVariant(code, false),
   params: { m: 'u32', n: 'u32', k: 'u32', rowQuads: 'u32', xOffset: 'u32', xStride: 'u32', yOffset: 'u32', yStride: 'u32', eps: 'f32' },
 } as const satisfies Kernel<ParamLayout>;
+
+/** The same kernel for devices with `subgroups`: split-K GEMVs add their shares with subgroup shuffles. */
+export const linearSubgroupKernel = { ...linearKernel, name: 'linear.subgroups', code: subgroupVariant(code, true) } as const satisfies Kernel<ParamLayout>;
 
 /**
  * A weight matrix on the GPU, possibly in several row ranges ("parts") when one buffer would exceed the
@@ -46,6 +50,11 @@ export interface LinearArgs {
   epilogue?: LinearEpilogue;
   /** GEMV only (m = 1): invocations sharing each row quad's K range (1, 4 or 16; see linear.wgsl). */
   splitK?: number;
+  /**
+   * With splitK > 1: add the shares with subgroup shuffles instead of workgroup memory and a barrier. Needs
+   * the `subgroups` feature and splitK ≤ the adapter's smallest subgroup size.
+   */
+  subgroups?: boolean;
 }
 
 export const LINEAR_SPLIT_K_CHOICES = [1, 4, 16] as const;
@@ -106,10 +115,15 @@ export function linear(recorder: CommandRecorder, args: LinearArgs): void {
   const rows = linearRowsPerInvocation(m);
   const splitK = m === 1 ? (args.splitK ?? 1) : 1;
   if (!(LINEAR_SPLIT_K_CHOICES as readonly number[]).includes(splitK)) throw new GpuLimitError(`linear: splitK must be one of ${LINEAR_SPLIT_K_CHOICES.join(', ')}`);
+  const subgroups = splitK > 1 && (args.subgroups ?? false);
+  if (subgroups && !recorder.gpu.capabilities.subgroups) throw new GpuLimitError('linear: subgroup reductions need a device with the "subgroups" feature');
+  if (subgroups && splitK > recorder.gpu.capabilities.subgroupMinSize) {
+    throw new GpuLimitError(`linear: split-K ${splitK} with subgroups needs subgroups of at least ${splitK} lanes (this adapter's smallest: ${recorder.gpu.capabilities.subgroupMinSize})`);
+  }
   const constants = { ...linearConstants(args, shape), ROWS: rows, SPLIT_K: splitK };
   for (const part of weights.parts) {
     recorder.dispatch(
-      linearKernel, linearPartParams(args, shape, part), [args.x, part.data, part.scales, args.y],
+      subgroups ? linearSubgroupKernel : linearKernel, linearPartParams(args, shape, part), [args.x, part.data, part.scales, args.y],
       Math.ceil((Math.ceil(part.outputs / 4) * Math.ceil(m / rows) * splitK) / 64), constants,
     );
   }

@@ -1,9 +1,14 @@
 import code from '../../kernels/sample.wgsl?raw';
+import { GpuLimitError } from '../errors.ts';
 import type { Binding, CommandRecorder, Kernel, ParamLayout } from '../gpu/recorder.ts';
+import { subgroupVariant } from '../gpu/shader-variants.ts';
 import type { SamplingConfig } from '../runtime/sampling.ts';
 import { placeholderBuffer } from './linear.ts';
 
-export const sampleKernel = { name: 'sample', code, params: { vocab: 'u32' } } as const satisfies Kernel<ParamLayout>;
+export const sampleKernel = { name: 'sample', code: subgroupVariant(code, false), params: { vocab: 'u32' } } as const satisfies Kernel<ParamLayout>;
+
+/** The same kernel for devices with `subgroups`: its reductions combine a subgroup's lanes in registers first. */
+export const sampleSubgroupKernel = { ...sampleKernel, name: 'sample.subgroups', code: subgroupVariant(code, true) } as const satisfies Kernel<ParamLayout>;
 
 /** `struct SampleRow` of kernels/sample.wgsl, field by field (4-byte scalars). */
 export const SAMPLE_ROW_LAYOUT = {
@@ -46,6 +51,8 @@ export interface SampleArgs {
   rowTable: GPUBuffer;
   vocab: number;
   rows: readonly SampleRow[];
+  /** Reduce by subgroups first (needs the `subgroups` feature). */
+  subgroups?: boolean;
 }
 
 /** Draws every row's next token (greedy at temperature 0) in one dispatch: a workgroup per row. */
@@ -70,8 +77,9 @@ export function sample(recorder: CommandRecorder, args: SampleArgs): void {
     });
   });
   recorder.gpu.device.queue.writeBuffer(args.rowTable, 0, data);
+  if (args.subgroups && !recorder.gpu.capabilities.subgroups) throw new GpuLimitError('sample: subgroup reductions need a device with the "subgroups" feature');
   recorder.dispatch(
-    sampleKernel, { vocab: args.vocab },
+    args.subgroups ? sampleSubgroupKernel : sampleKernel, { vocab: args.vocab },
     [args.logits, args.seen, args.result, args.counts, args.lastIds ?? placeholderBuffer(recorder.gpu, 'write'), { buffer: args.rowTable, size: rows.length * SAMPLE_ROW_BYTES }],
     rows.length,
   );

@@ -51,6 +51,12 @@ export interface LoadOptions {
    */
   tiledPrefill?: boolean;
   /**
+   * The subgroup variants of the kernels where the device has `subgroups`: split-K GEMVs that add their
+   * shares by subgroup shuffles, and the sampler's reductions by subgroups first. true uses them (an
+   * error where the device has none), false never; default: each where it ran faster here, timed at load.
+   */
+  subgroups?: boolean;
+  /**
    * KV cache element type: f32 (exact), f16 (half the memory) or int8 with a scale per token and head
    * (about a quarter). Default: f32 with f32 weights, else f16.
    */
@@ -266,7 +272,7 @@ export class TriEngine {
       const loadWeights = (weights: OpenedWeights['weights']) => {
         const converting = !(weights instanceof ArtifactWeights);
         return GpuLlama.load(gpu, opened.spec, weights, {
-          ...settings, maxGpuBytes: options.maxGpuBytes, tiledPrefill: options.tiledPrefill, signal,
+          ...settings, maxGpuBytes: options.maxGpuBytes, tiledPrefill: options.tiledPrefill, subgroups: options.subgroups, signal,
           onProgress: (loadedBytes, totalBytes) => report(undefined, converting, loadedBytes, totalBytes),
         });
       };
@@ -593,6 +599,7 @@ function checkLoadOptions(options: LoadOptions): void {
   check(contextLength === undefined || (Number.isInteger(contextLength) && contextLength >= 2), `contextLength must be a whole number ≥ 2 (got ${contextLength})`);
   check(maxSequences === undefined || (Number.isInteger(maxSequences) && maxSequences >= 1 && maxSequences <= 256), `maxSequences must be a whole number in 1..256 (got ${maxSequences})`);
   check(options.tiledPrefill === undefined || typeof options.tiledPrefill === 'boolean', 'tiledPrefill must be a boolean');
+  check(options.subgroups === undefined || typeof options.subgroups === 'boolean', 'subgroups must be a boolean');
   check(options.stepsInFlight === undefined || options.stepsInFlight === 1 || options.stepsInFlight === 2, `stepsInFlight must be 1 or 2 (got ${String(options.stepsInFlight)})`);
   check(kvCache === undefined || kvCache === 'f32' || kvCache === 'f16' || kvCache === 'int8', `kvCache must be 'f32', 'f16' or 'int8' (got ${String(kvCache)})`);
   check(options.maxGpuBytes === undefined || (Number.isFinite(options.maxGpuBytes) && options.maxGpuBytes > 0), `maxGpuBytes must be a positive number (got ${options.maxGpuBytes})`);

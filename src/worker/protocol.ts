@@ -16,6 +16,10 @@ export interface WorkerLoadOptions {
   weights?: WeightFormatOptions;
   kvCache?: KvCacheFormat;
   maxGpuBytes?: number;
+  /** As TriEngine's LoadOptions: the decode loop and the kernel choices timed at load. */
+  stepsInFlight?: 1 | 2;
+  tiledPrefill?: boolean;
+  subgroups?: boolean;
 }
 
 /** A model folder URL (absolute), or the files of a folder the user picked (Files clone across). */

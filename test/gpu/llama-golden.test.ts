@@ -98,5 +98,25 @@ for (const name of ['stories260k', 'tri-tiny'] as const) {
         tiled.destroy();
       }
     });
+
+    it('decodes through the subgroup kernels (split-K GEMVs added by shuffles, the sampler by subgroups): the golden ids, logits within 1e-4', async () => {
+      expect(gpu.capabilities.subgroups, 'this adapter has no subgroups: the subgroup kernels cannot be tested').toBe(true);
+      const withSubgroups = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, { chunkTokens: 48, linearSplitK: 4, subgroups: true });
+      try {
+        expect([withSubgroups.linearSplitK, withSubgroups.linearSubgroups, withSubgroups.samplerSubgroups]).toEqual([4, true, true]);
+        for (const { label, promptIds, expected, stop } of cases) expect(await gpuGreedy(withSubgroups, promptIds, expected.length, stop), label).toEqual(expected);
+        const { promptIds, expected } = cases[0]!;
+        withSubgroups.reset();
+        reference.reset();
+        await withSubgroups.forwardLogits(promptIds);
+        for (const id of promptIds) reference.forward(id);
+        let worst = 0;
+        for (const id of expected.slice(0, 8)) worst = Math.max(worst, maxAbsDiff(await withSubgroups.forwardLogits([id]), reference.forward(id)));
+        console.log(`${name}, subgroup split-K decode: max |GPU − CPU| logit error ${worst.toExponential(2)}`);
+        expect(worst).toBeLessThan(1e-4);
+      } finally {
+        withSubgroups.destroy();
+      }
+    });
   });
 }

@@ -121,12 +121,16 @@ describe('quantize kernel flags NaN and infinite source values', () => {
 });
 
 describe('linear kernel vs f64 product with the dequantized weights', () => {
-  const cases: { m: number; n: number; k: number; epilogue?: LinearEpilogue; normalize?: boolean; xOffset?: number; splitK?: number; tiled?: boolean }[] = [
+  const cases: { m: number; n: number; k: number; epilogue?: LinearEpilogue; normalize?: boolean; xOffset?: number; splitK?: number; subgroups?: boolean; tiled?: boolean }[] = [
     { m: 1, n: 67, k: 172 },
     { m: 1, n: 130, k: 256, epilogue: 'accumulate', normalize: true },
     { m: 1, n: 67, k: 172, normalize: true, splitK: 4 }, //             split-K GEMV: K shares summed in workgroup memory
     { m: 1, n: 33, k: 256, epilogue: 'siluGate', normalize: true, splitK: 16, xOffset: 8 },
     { m: 1, n: 130, k: 96, epilogue: 'accumulate', splitK: 16 }, //   more shares than q4 groups: some are empty
+    // The same with the shares added by subgroup shuffles (SwiftShader: subgroups of 4).
+    { m: 1, n: 67, k: 172, normalize: true, splitK: 4, subgroups: true },
+    { m: 1, n: 33, k: 256, epilogue: 'siluGate', normalize: true, splitK: 4, subgroups: true, xOffset: 8 },
+    { m: 1, n: 130, k: 96, epilogue: 'accumulate', splitK: 4, subgroups: true },
     { m: 3, n: 33, k: 172, epilogue: 'siluGate' },
     { m: 13, n: 70, k: 128, normalize: true, xOffset: 8 },
     { m: 9, n: 64, k: 96, epilogue: 'siluGate', normalize: true },
@@ -139,8 +143,9 @@ describe('linear kernel vs f64 product with the dequantized weights', () => {
     { m: 200, n: 10, k: 64, normalize: true, tiled: true },
   ];
   for (const [name, options] of FORMATS) {
-    for (const [i, { m, n, k, epilogue = 'store', normalize = false, xOffset = 0, splitK, tiled = false }] of cases.entries()) {
-      it(`${name}: m=${m} n=${n} k=${k} ${epilogue}${normalize ? ' normalized' : ''}${xOffset ? ` xOffset=${xOffset}` : ''}${splitK ? ` splitK=${splitK}` : ''}${tiled ? ' tiled' : ''}`, async () => {
+    for (const [i, { m, n, k, epilogue = 'store', normalize = false, xOffset = 0, splitK, subgroups, tiled = false }] of cases.entries()) {
+      it(`${name}: m=${m} n=${n} k=${k} ${epilogue}${normalize ? ' normalized' : ''}${xOffset ? ` xOffset=${xOffset}` : ''}${splitK ? ` splitK=${splitK}` : ''}${subgroups ? ' subgroups' : ''}${tiled ? ' tiled' : ''}`, async () => {
+        if (subgroups) expect(gpu.capabilities.subgroups, 'this adapter has no subgroups: the subgroup kernels cannot be tested').toBe(true);
         const random = seededRandom(400 + i);
         const gated = epilogue === 'siluGate';
         const weights = randomArray(random, (gated ? 2 : 1) * n * k, 0.5);
@@ -152,7 +157,7 @@ describe('linear kernel vs f64 product with the dequantized weights', () => {
         const matrix = uploadPackedMatrix(gpu, 'w', packed, gated ? n : undefined);
         const yBuffer = gpu.upload('y', y0);
         const recorder = new CommandRecorder(gpu);
-        (tiled ? linearTiled : linear)(recorder, { x: gpu.upload('x', x), weights: matrix, y: yBuffer, m, xOffset, epilogue, normalizeEps: normalize ? 1e-5 : undefined, splitK });
+        (tiled ? linearTiled : linear)(recorder, { x: gpu.upload('x', x), weights: matrix, y: yBuffer, m, xOffset, epilogue, normalizeEps: normalize ? 1e-5 : undefined, splitK, subgroups });
         recorder.submit();
         const actual = new Float32Array(await gpu.readBack(yBuffer, m * n * 4));
 
@@ -204,5 +209,12 @@ describe('linear over a matrix split into parts (as for matrices over the bindin
     const packed = packWeights(new Float32Array(2 * 6), 2, 6, { format: 'f32' });
     const matrix = uploadPackedMatrix(gpu, 'odd', packed);
     expect(() => linear(new CommandRecorder(gpu), { x: matrix.parts[0]!.data, weights: matrix, y: matrix.parts[0]!.data, m: 1 })).toThrow(GpuLimitError);
+  });
+
+  it('refuses a subgroup split-K wider than the adapter\'s smallest subgroup, with a typed error', () => {
+    const matrix = uploadPackedMatrix(gpu, 'w', packWeights(new Float32Array(8 * 64), 8, 64, { format: 'f32' }));
+    const splitK = 16;
+    expect(gpu.capabilities.subgroupMinSize, 'SwiftShader\'s subgroups are 4 wide').toBeLessThan(splitK);
+    expect(() => linear(new CommandRecorder(gpu), { x: matrix.parts[0]!.data, weights: matrix, y: gpu.createBuffer('y', 32), m: 1, splitK, subgroups: true })).toThrow(/subgroups of at least 16 lanes/);
   });
 });

@@ -14,7 +14,7 @@ beforeAll(async () => {
   gpu = await nodeGpuContext();
 });
 
-async function drawOnGpu(logits: Float32Array<ArrayBuffer>, options: SamplingOptions, seen: Set<number>, steps: number, generated = new Map<number, number>()): Promise<number[]> {
+async function drawOnGpu(logits: Float32Array<ArrayBuffer>, options: SamplingOptions, seen: Set<number>, steps: number, generated = new Map<number, number>(), subgroups = false): Promise<number[]> {
   const vocab = logits.length;
   const result = gpu.createBuffer('result', steps * 4);
   const logitsBuffer = gpu.upload('logits', logits);
@@ -26,12 +26,13 @@ async function drawOnGpu(logits: Float32Array<ArrayBuffer>, options: SamplingOpt
   const config = samplingConfig(options);
   // Every step a row of one dispatch, all over the same logits, seen bits and counts.
   const rows = Array.from({ length: steps }, (_, step) => ({ config, step, offset: 0, resultIndex: step, seenStart: 0, countsStart: 0 }));
-  sample(recorder, { logits: logitsBuffer, seen: seenBuffer, counts: countsBuffer, result, vocab, rows, rowTable: gpu.createBuffer('rows', steps * SAMPLE_ROW_BYTES) });
+  sample(recorder, { logits: logitsBuffer, seen: seenBuffer, counts: countsBuffer, result, vocab, rows, rowTable: gpu.createBuffer('rows', steps * SAMPLE_ROW_BYTES), subgroups });
   recorder.submit();
   return Array.from(new Uint32Array(await gpu.readBack(result, steps * 4)));
 }
 
-describe('GPU sampler = CPU reference sampler', () => {
+// Both variants of the kernel: reductions through workgroup memory, and by subgroups first.
+describe.each([['', false], [' (subgroup reductions)', true]])('GPU sampler%s = CPU reference sampler', (_, subgroups) => {
   const cases: [string, SamplingOptions][] = [
     ['greedy', {}],
     ['greedy with repetition penalty 1.3', { repetitionPenalty: 1.3 }],
@@ -47,6 +48,7 @@ describe('GPU sampler = CPU reference sampler', () => {
   ];
   for (const [i, [name, options]] of cases.entries()) {
     it(name, async () => {
+      if (subgroups) expect(gpu.capabilities.subgroups, 'this adapter has no subgroups: the subgroup sampler cannot be tested').toBe(true);
       const random = seededRandom(500 + i);
       const vocab = 1000 + i * 37; // not a multiple of the 256 lanes
       const logits = randomArray(random, vocab, 4);
@@ -56,7 +58,7 @@ describe('GPU sampler = CPU reference sampler', () => {
       // The penalties must matter: make a seen (and generated) token the raw argmax.
       logits[[...seen][0]!] = 5;
       const steps = 24;
-      const gpuDraws = await drawOnGpu(logits, options, seen, steps, generated);
+      const gpuDraws = await drawOnGpu(logits, options, seen, steps, generated, subgroups);
       const config = samplingConfig(options);
       const cpuDraws = Array.from({ length: steps }, (_, step) => referenceSample(logits, config, seen, step, generated));
       expect(gpuDraws).toEqual(cpuDraws);
@@ -66,6 +68,15 @@ describe('GPU sampler = CPU reference sampler', () => {
       if (config.temperature > 0) expect(new Set(gpuDraws).size, 'different steps draw different tokens').toBeGreaterThan(1);
     });
   }
+
+  it('greedy ties go to the lowest id, within a lane, across lanes and across subgroups', async () => {
+    const vocab = 3000; // 12 ids per lane
+    for (const tied of [[7, 8], [40, 2999], [600, 1300, 2000], [13, 30]]) {
+      const logits = new Float32Array(vocab).fill(-1);
+      for (const id of tied) logits[id] = 2.5;
+      expect(await drawOnGpu(logits, {}, new Set(), 1, new Map(), subgroups), `tied at ${tied.join(', ')}`).toEqual([tied[0]]);
+    }
+  });
 });
 
 describe('GPU sampler draws follow the distribution', () => {

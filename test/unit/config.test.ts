@@ -55,7 +55,7 @@ describe('Llama config', () => {
 
 describe('GPU memory plan (checked before any weight is read)', () => {
   const capabilities = {
-    shaderF16: false, subgroups: false, timestampQuery: false, adapterDescription: 'test', memoryBudgetBytes: undefined,
+    shaderF16: false, subgroups: false, subgroupMinSize: 4, timestampQuery: false, adapterDescription: 'test', memoryBudgetBytes: undefined,
     maxStorageBufferBindingSize: 2 ** 30, maxBufferSize: 2 ** 30, maxComputeWorkgroupsPerDimension: 65535,
   };
 
