@@ -541,7 +541,7 @@ export class GpuLlama {
     };
     if ((await draws(true)) !== (await draws(false))) return false;
     const timed = (subgroups: boolean) => this.bestTimeMs((recorder) => {
-      for (let i = 0; i < 4; i++) draw(recorder, configs[1]!, i, subgroups);
+      for (let i = 0; i < 2; i++) draw(recorder, configs[1]!, i, subgroups);
     });
     const plainMs = await timed(false);
     return (await timed(true)) < 0.9 * plainMs;

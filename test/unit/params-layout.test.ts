@@ -4,13 +4,17 @@ import { describe, expect, it } from 'vitest';
 import { attentionReduceKernel, pagedAttentionKernel } from '../../src/ops/attention.ts';
 import { embeddingKernel } from '../../src/ops/embedding.ts';
 import { gatherRowsKernel } from '../../src/ops/gather-rows.ts';
-import { linearKernel } from '../../src/ops/linear.ts';
+import { subgroupVariant } from '../../src/gpu/shader-variants.ts';
+import { linearKernel, linearSubgroupKernel } from '../../src/ops/linear.ts';
 import { quantizeKernel } from '../../src/ops/quantize.ts';
 import { ropeKvKernel } from '../../src/ops/rope-kv.ts';
 import { linearTiledKernel } from '../../src/ops/linear-tiled.ts';
-import { SAMPLE_ROW_BYTES, SAMPLE_ROW_LAYOUT, sampleKernel } from '../../src/ops/sample.ts';
+import { SAMPLE_ROW_BYTES, SAMPLE_ROW_LAYOUT, sampleKernel, sampleSubgroupKernel } from '../../src/ops/sample.ts';
 
-const kernels = [pagedAttentionKernel, attentionReduceKernel, embeddingKernel, gatherRowsKernel, linearKernel, linearTiledKernel, quantizeKernel, ropeKvKernel, sampleKernel];
+const kernels = [
+  pagedAttentionKernel, attentionReduceKernel, embeddingKernel, gatherRowsKernel, linearKernel, linearSubgroupKernel, linearTiledKernel, quantizeKernel, ropeKvKernel,
+  sampleKernel, sampleSubgroupKernel,
+];
 
 /** The fields of `struct name { … }` in WGSL source, as [name, type]. */
 function structFields(source: string, name: string): string[][] | undefined {
@@ -20,9 +24,11 @@ function structFields(source: string, name: string): string[][] | undefined {
 
 describe('Params structs mirror WGSL', () => {
   for (const kernel of kernels) {
-    it(`${kernel.name}: kernels/${kernel.name}.wgsl`, () => {
-      const source = readFileSync(new URL(`../../kernels/${kernel.name}.wgsl`, import.meta.url), 'utf8');
-      expect(source).toBe(kernel.code);
+    // A name "op.subgroups" is the variant of kernels/op.wgsl for devices with subgroups.
+    const [file, variant] = kernel.name.split('.');
+    it(`${kernel.name}: kernels/${file}.wgsl`, () => {
+      const source = readFileSync(new URL(`../../kernels/${file}.wgsl`, import.meta.url), 'utf8');
+      expect(subgroupVariant(source, variant === 'subgroups')).toBe(kernel.code);
       const body = /struct Params \{([^}]*)\}/.exec(source)?.[1];
       expect(body, 'struct Params not found').toBeDefined();
       const fields = [...body!.matchAll(/(\w+)\s*:\s*(\w+)/g)].map(([, name, type]) => [name, type]);
