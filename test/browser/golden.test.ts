@@ -77,6 +77,19 @@ describe('GPU forward in Chromium', () => {
       engine.dispose();
     }
   });
+
+  it('tri-tiny goldens through the subgroup kernels (split-K GEMVs added by shuffles, the sampler by subgroups)', async () => {
+    // subgroups: true fails the load with a GpuLimitError where Chromium's adapter has none: never skipped.
+    const engine = await TriEngine.load(modelUrl('tri-tiny'), { subgroups: true, cache: false });
+    try {
+      for (const c of (await golden('tri-tiny')).prompts) {
+        const result = await engine.complete(c.messages ?? c.prompt, { maxNewTokens: 48 });
+        expect(result.tokenIds, c.name).toEqual(c.greedy_ids);
+      }
+    } finally {
+      engine.dispose();
+    }
+  });
 });
 
 describe('GPU logits in Chromium vs the CPU reference (run in the same page)', () => {
