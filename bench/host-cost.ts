@@ -3,7 +3,8 @@
 // the step's JS time (tables, recording every dispatch, uniforms, bind groups, submit) shows. Shared by
 // `npm run bench -- host` (Node) and the benchmark page. Reported as the median of `steps` decode steps
 // (GpuLlama.lastHostMs), with 1 and 4 sequences, each step queued as the scheduler queues them: sampling
-// on the GPU, its token taken from the previous step's draw there (SAMPLED_TOKEN), two steps in flight.
+// on the GPU, its token taken from the previous step's draw there (SAMPLED_TOKEN), two steps in flight;
+// with the layers' dispatches recorded anew every step, and replayed (GpuLlama.replayDecodeLayers).
 import type { GpuContext } from '../src/gpu/context.ts';
 import copyCode from './copy.wgsl?raw';
 import { GpuLlama, SAMPLED_TOKEN, type StepResult, seenBits } from '../src/model/llama-gpu.ts';
@@ -49,7 +50,8 @@ export async function hostCostRows(gpu: GpuContext, steps = 40): Promise<[string
   const model = await GpuLlama.load(gpu, spec, new SyntheticWeights(3), { weights: { format: 'q4', groupSize: 32 }, kvCache: 'f16', contextLength: 512, maxSequences: 4 });
   const rows: [string, string][] = [];
   try {
-    for (const sequences of [1, 4]) {
+    for (const [sequences, replay] of [[1, false], [1, true], [4, false], [4, true]] as const) {
+      model.replayDecodeLayers = replay;
       const slots = Array.from({ length: sequences }, () => model.kv.createSequence([]).sequence.id);
       const hostMs: number[] = [];
       const sampling = samplingConfig({ repetitionPenalty: 1.1 });
@@ -67,7 +69,8 @@ export async function hostCostRows(gpu: GpuContext, steps = 40): Promise<[string
       }
       await Promise.all(queued);
       for (const id of slots) model.kv.finish(id);
-      rows.push([`host ms per decode step, ${sequences} sequence${sequences > 1 ? 's' : ''} (32 layers, ${model.lastDispatchCount} dispatches)`, `${median(hostMs).toFixed(3)} ms (median of ${steps})`]);
+      const how = replay ? 'layers replayed' : 'every dispatch recorded';
+      rows.push([`host ms per decode step, ${sequences} sequence${sequences > 1 ? 's' : ''}, ${how} (32 layers, ${model.lastDispatchCount} dispatches)`, `${median(hostMs).toFixed(3)} ms (median of ${steps})`]);
     }
     const dispatches = model.lastDispatchCount;
     rows.push([`the WebGPU calls alone for ${dispatches} dispatches (set pipeline, bind group, dispatch)`, `${(await webGpuCallsMs(gpu, dispatches, steps)).toFixed(3)} ms (median of ${steps})`]);

@@ -185,10 +185,15 @@ export class GpuContext {
       this.bindGroupCount = 0;
       return this.bindGroup(pipeline, uniform, buffers);
     }
-    const entries = [uniform, ...buffers].map((resource, binding) => ({ binding, resource: 'buffer' in resource ? resource : { buffer: resource } }));
-    node.value = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    node.value = this.createBindGroup(pipeline, uniform, buffers);
     this.bindGroupCount++;
     return node.value;
+  }
+
+  /** A new bind group, as bindGroup() makes them, for callers that keep it themselves. */
+  createBindGroup(pipeline: GPUComputePipeline, uniform: BufferResource, buffers: readonly (GPUBuffer | BufferResource)[]): GPUBindGroup {
+    const entries = [uniform, ...buffers].map((resource, binding) => ({ binding, resource: 'buffer' in resource ? resource : { buffer: resource } }));
+    return this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
   }
 
   /**

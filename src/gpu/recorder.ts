@@ -41,6 +41,21 @@ export function grid(workgroups: number): [number, number] {
   return [MAX_WORKGROUPS, Math.ceil(workgroups / MAX_WORKGROUPS)];
 }
 
+/**
+ * Dispatches recorded once and replayed by later recorders: their pipelines, bind groups and grids as
+ * recorded, their Params in uniform buffers of their own, written once. What a decode step's layers
+ * record is the same from one token to the next (only buffer contents change), so a replay skips the
+ * ops' JS, the Params writes and the bind-group lookups, leaving the WebGPU calls themselves.
+ */
+export class RecordedDispatches {
+  readonly commands: { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; x: number; y: number }[] = [];
+  readonly chunks: ParamChunk[] = [];
+
+  destroy(): void {
+    for (const chunk of this.chunks) chunk.buffer.destroy();
+  }
+}
+
 export class CommandRecorder {
   readonly gpu: GpuContext;
   private readonly encoder: GPUCommandEncoder;
@@ -48,6 +63,8 @@ export class CommandRecorder {
   private pass: GPUComputePassEncoder | undefined;
   private readonly chunks: ParamChunk[] = [];
   private lastPipeline: GPUComputePipeline | undefined;
+  /** Where dispatches go while recordOrReplay records. */
+  private recording: RecordedDispatches | undefined;
   private readonly timestamps: GPUQuerySet | undefined;
   private timestampsRead: GPUBuffer | undefined;
   dispatchCount = 0;
@@ -84,8 +101,41 @@ export class CommandRecorder {
       if (isU32[i]) chunk.u32[offset / 4 + i] = params[names[i] as keyof P];
       else chunk.f32[offset / 4 + i] = params[names[i] as keyof P];
     }
-    const bindGroup = this.gpu.bindGroup(pipeline, { buffer: chunk.buffer, offset, size: SLOT_BYTES }, bindings);
+    const uniform = { buffer: chunk.buffer, offset, size: SLOT_BYTES };
+    // A recording keeps its bind groups itself: they need not fill the context's cache.
+    const bindGroup = this.recording ? this.gpu.createBindGroup(pipeline, uniform, bindings) : this.gpu.bindGroup(pipeline, uniform, bindings);
     const [x, y] = typeof workgroups === 'number' ? grid(workgroups) : workgroups;
+    this.recording?.commands.push({ pipeline, bindGroup, x, y });
+    this.encode(pipeline, bindGroup, x, y);
+  }
+
+  /**
+   * Replays `recordings.get(key)`, or records what `record` dispatches (no copies, no writeBuffer: those
+   * would not replay) and keeps it there under `key`. `key` must name everything that changes what
+   * `record` records; at most `limit` recordings are kept (the oldest go first). True if it replayed.
+   */
+  recordOrReplay(recordings: Map<string, RecordedDispatches>, key: string, record: () => void, limit = 32): boolean {
+    const recorded = recordings.get(key);
+    if (recorded) {
+      for (const { pipeline, bindGroup, x, y } of recorded.commands) this.encode(pipeline, bindGroup, x, y);
+      return true;
+    }
+    if (this.recording) throw new Error('recordOrReplay inside a recording');
+    const recording = new RecordedDispatches();
+    this.recording = recording;
+    try {
+      record();
+    } finally {
+      this.recording = undefined;
+    }
+    for (const chunk of recording.chunks) this.gpu.device.queue.writeBuffer(chunk.buffer, 0, chunk.data, 0, chunk.used);
+    // Steps already queued may still use an evicted recording's uniforms: the garbage collector frees them.
+    if (recordings.size >= limit) recordings.delete(recordings.keys().next().value!);
+    recordings.set(key, recording);
+    return false;
+  }
+
+  private encode(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, x: number, y: number): void {
     this.pass ??= this.encoder.beginComputePass(
       this.timestamps ? { timestampWrites: { querySet: this.timestamps, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
     );
@@ -141,12 +191,13 @@ export class CommandRecorder {
     }
   }
 
-  /** A uniform chunk with a free 256-byte slot (at `used`). */
+  /** A uniform chunk with a free 256-byte slot (at `used`): the recording's own while recording. */
   private paramChunk(): ParamChunk {
-    let chunk = this.chunks.at(-1);
+    const chunks = this.recording?.chunks ?? this.chunks;
+    let chunk = chunks.at(-1);
     if (!chunk || chunk.used === chunk.data.byteLength) {
-      chunk = acquireChunk(this.gpu);
-      this.chunks.push(chunk);
+      chunk = this.recording ? newChunk(this.gpu) : acquireChunk(this.gpu);
+      chunks.push(chunk);
     }
     return chunk;
   }
@@ -165,6 +216,10 @@ function acquireChunk(gpu: GpuContext): ParamChunk {
     chunk.used = 0;
     return chunk;
   }
+  return newChunk(gpu);
+}
+
+function newChunk(gpu: GpuContext): ParamChunk {
   const data = new ArrayBuffer(SLOT_BYTES * CHUNK_SLOTS);
   const buffer = gpu.device.createBuffer({ label: 'params', size: SLOT_BYTES * CHUNK_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   return { buffer, data, u32: new Uint32Array(data), f32: new Float32Array(data), used: 0 };

@@ -10,7 +10,7 @@
 // slot. Which pages a sequence owns is decided by src/kv/paged-cache.ts; this file only reads its page tables.
 import { ContextOverflowError, GpuLimitError, GpuOutOfMemoryError, InvalidRequestError, UnsupportedModelError } from '../errors.ts';
 import { type GpuContext, checkBufferSize } from '../gpu/context.ts';
-import { CommandRecorder } from '../gpu/recorder.ts';
+import { CommandRecorder, RecordedDispatches } from '../gpu/recorder.ts';
 import { type DocumentSpan, documentAt } from '../kv/documents.ts';
 import { KV_PAGE_TOKENS, type KvPageCopy, PagedKvCache } from '../kv/paged-cache.ts';
 import { type KvCacheFormat, attention, attentionPartialBytes, kvTokenBytes } from '../ops/attention.ts';
@@ -323,6 +323,14 @@ export class GpuLlama {
   lastHostMs = 0;
   /** For benchmarks: time each step on the GPU with timestamp queries (costs a readback per step). */
   timeGpu = false;
+  /**
+   * Decode steps (a row per sequence) replay their layers' dispatches as recorded by an earlier step of
+   * the same shape (RecordedDispatches), instead of recording them anew. For benchmarks: false records all.
+   */
+  replayDecodeLayers = true;
+  private readonly layerRecordings = new Map<string, RecordedDispatches>();
+  /** Steps whose layers were replayed, and recorded for replay, since load (for tests and benchmarks). */
+  readonly replayStats = { replayed: 0, recorded: 0 };
   /**
    * Input rows that are not tokens (a vision model's image features): a step token id at or above
    * vocabSize is looked up here and its row written in place of an embedding (src/runtime/image-rows.ts).
@@ -731,7 +739,17 @@ export class GpuLlama {
 
     const recorder = new CommandRecorder(this.gpu, { timed: this.timeGpu });
     for (const { stateSlot, row } of sampledRows) recorder.copyBeforeDispatches(this.act.lastIds, stateSlot * 4, this.act.tokenIds, row * 4, 4);
-    this.recordLayers(recorder, rowCount, tables, attentionSplits(rowCount * this.spec.numHeads, maxKvLength));
+    const splits = attentionSplits(rowCount * this.spec.numHeads, maxKvLength);
+    if (this.replayDecodeLayers && rowCount <= this.maxSequences) {
+      // A decode step's layers record the same dispatches token after token (the tables' layout changes
+      // when a sequence takes a new page, the attention split with the context length): replayed.
+      const { sequencesOffset, pageTableOffset, documentsOffset } = tables;
+      const key = `${rowCount} ${sequencesOffset} ${pageTableOffset} ${documentsOffset} ${splits} ${this.tiledPrefill} ${this.linearSplitK} ${this.linearSubgroups}`;
+      const replayed = recorder.recordOrReplay(this.layerRecordings, key, () => this.recordLayers(recorder, rowCount, tables, splits));
+      this.replayStats[replayed ? 'replayed' : 'recorded']++;
+    } else {
+      this.recordLayers(recorder, rowCount, tables, splits);
+    }
     // Output rows in batch order, each with its index among its sequence's rows; a sampling sequence has exactly one.
     const outputs = batch.flatMap((entry): OutputRow[] => {
       const output = entry.output;
@@ -895,6 +913,8 @@ export class GpuLlama {
   /** Everything but the weight matrices. */
   private destroyBuffers(): void {
     for (const buffer of [this.ropeTable, ...this.keyCache, ...this.valueCache, ...Object.values(this.act)]) buffer.destroy();
+    for (const recording of this.layerRecordings.values()) recording.destroy();
+    this.layerRecordings.clear();
   }
 }
 

@@ -99,6 +99,34 @@ for (const name of ['stories260k', 'tri-tiny'] as const) {
       }
     });
 
+    it('replays recorded decode layers: logits bit for bit as recording every step, across new pages and attention splits', async () => {
+      const longest = cases.reduce((a, b) => (b.expected.length > a.expected.length ? b : a));
+      const decoded = longest.expected;
+      const run = async (replay: boolean) => {
+        model.replayDecodeLayers = replay;
+        model.reset();
+        const logits = [await model.forwardLogits(longest.promptIds)];
+        for (const id of decoded) logits.push(await model.forwardLogits([id]));
+        return logits;
+      };
+      const before = { ...model.replayStats };
+      try {
+        const recordedEveryStep = await run(false);
+        expect(model.replayStats).toEqual(before);
+        const replayed = await run(true);
+        for (const [i, logits] of replayed.entries()) expect(logits, `position ${i}`).toEqual(recordedEveryStep[i]);
+      } finally {
+        model.replayDecodeLayers = true;
+      }
+      // Recorded again only for a new table layout (a page every 16 positions) or attention split (at 64
+      // positions), besides the first decode step; a prompt of at most maxSequences rows takes this path too.
+      const recorded = model.replayStats.recorded - before.recorded;
+      const replayed = model.replayStats.replayed - before.replayed;
+      expect(replayed + recorded).toBe(decoded.length + (longest.promptIds.length <= model.maxSequences ? 1 : 0));
+      expect(recorded).toBeGreaterThanOrEqual(Math.floor(decoded.length / 16));
+      expect(recorded).toBeLessThanOrEqual(Math.ceil(decoded.length / 16) + 3);
+    });
+
     it('decodes through the subgroup kernels (split-K GEMVs added by shuffles, the sampler by subgroups): the golden ids, logits within 1e-4', async () => {
       expect(gpu.capabilities.subgroups, 'this adapter has no subgroups: the subgroup kernels cannot be tested').toBe(true);
       const withSubgroups = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, { chunkTokens: 48, linearSplitK: 4, subgroups: true });
