@@ -741,8 +741,8 @@ export class GpuLlama {
     for (const { stateSlot, row } of sampledRows) recorder.copyBeforeDispatches(this.act.lastIds, stateSlot * 4, this.act.tokenIds, row * 4, 4);
     const splits = attentionSplits(rowCount * this.spec.numHeads, maxKvLength);
     if (this.replayDecodeLayers && rowCount <= this.maxSequences) {
-      // A decode step's layers record the same dispatches token after token (the tables' layout changes
-      // when a sequence takes a new page, the attention split with the context length): replayed.
+      // A decode step's layers record the same dispatches token after token, until the batch's rows,
+      // sequences or documents (the tables' layout) or the attention split (at 64 and 256 positions) change.
       const { sequencesOffset, pageTableOffset, documentsOffset } = tables;
       const key = `${rowCount} ${sequencesOffset} ${pageTableOffset} ${documentsOffset} ${splits} ${this.tiledPrefill} ${this.linearSplitK} ${this.linearSubgroups}`;
       const replayed = recorder.recordOrReplay(this.layerRecordings, key, () => this.recordLayers(recorder, rowCount, tables, splits));

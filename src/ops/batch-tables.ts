@@ -10,7 +10,11 @@ export interface BatchTableSequence {
 }
 
 export interface BatchTables {
-  /** rows (4 u32 each: slot, position, document, 0), then sequences, page tables, documents. */
+  /**
+   * rows (4 u32 each: slot, position, document, 0), then sequences, documents, page tables: the pages
+   * last, so that the offsets stay the same while decode steps add pages (a step's recorded dispatches,
+   * whose Params hold them, replay until the batch changes: GpuLlama.replayDecodeLayers).
+   */
   data: Uint32Array<ArrayBuffer>;
   sequencesOffset: number;
   pageTableOffset: number;
@@ -20,11 +24,11 @@ export interface BatchTables {
 /** Packs rows (slot, position, document) and their sequences into one table buffer. */
 export function packBatchTables(rows: readonly (readonly [number, number, number])[], sequences: readonly BatchTableSequence[]): BatchTables {
   const sequencesOffset = rows.length * 4;
-  const pageTableOffset = sequencesOffset + sequences.length * 4;
-  const pageCount = sequences.reduce((sum, sequence) => sum + sequence.pages.length, 0);
-  const documentsOffset = pageTableOffset + pageCount;
+  const documentsOffset = sequencesOffset + sequences.length * 4;
   const documentCount = sequences.reduce((sum, sequence) => sum + sequence.documents.length, 0);
-  const data = new Uint32Array(documentsOffset + documentCount * 4);
+  const pageTableOffset = documentsOffset + documentCount * 4;
+  const pageCount = sequences.reduce((sum, sequence) => sum + sequence.pages.length, 0);
+  const data = new Uint32Array(pageTableOffset + pageCount);
   rows.forEach(([slot, position, document], r) => data.set([slot, position, document, 0], 4 * r));
   let pages = 0;
   let documents = 0;
