@@ -60,10 +60,15 @@ export function bytesPerDecodedToken(spec: LlamaSpec, weights: WeightFormatOptio
   return matrices.reduce((sum, b) => sum + b.bytes, 0) + spec.numLayers * kvPerLayer;
 }
 
-export type LoadEngine = (model: 'tri-tiny' | 'random-111m', weights: WeightFormatOptions, options?: { maxSequences?: number; stepsInFlight?: 1 | 2; tiledPrefill?: boolean }) => Promise<TriEngine>;
+export type LoadEngine = (
+  model: 'tri-tiny' | 'random-111m', weights: WeightFormatOptions, options?: { maxSequences?: number; stepsInFlight?: 1 | 2; tiledPrefill?: boolean; subgroups?: boolean },
+) => Promise<TriEngine>;
 
-/** One engine of the before/after table: today's loop (1 step in flight, row-quad prefill), the default, or tiled prefill forced. */
-type Variant = { stepsInFlight?: 1 | 2; tiledPrefill?: boolean };
+/**
+ * One engine of the before/after table: the loop before issue 15 (1 step in flight, row-quad prefill, no
+ * subgroup kernels, every step's dispatches recorded anew), the default, or tiled prefill forced.
+ */
+type Variant = { stepsInFlight?: 1 | 2; tiledPrefill?: boolean; subgroups?: boolean; replay?: boolean };
 
 /** What the before/after table compares for one engine: decode, prefill, the host's cost and the GPU's idle time. */
 interface EngineFigures {
@@ -89,14 +94,15 @@ async function engineFigures(engine: TriEngine, newTokens: number): Promise<Engi
 }
 
 /**
- * Rows comparing the default engine (pipelined decode, prefill kernel timed at load) with the unpipelined
- * row-quad loop, loaded the same way in the same run (value = default, note = before and the ratio), and
+ * Rows comparing the default engine (pipelined decode, replayed layers, kernels timed at load) with the
+ * loop before (unpipelined, row quads, no subgroup kernels, every dispatch recorded), loaded the same way in the same run (value = default, note = before and the ratio), and
  * prefill with the tiled GEMM forced (what a GPU would run; SwiftShader's timing may keep the row quads).
  */
 async function pipelineRows(name: string, load: (variant: Variant) => Promise<TriEngine>, newTokens: number): Promise<[string, string, string][]> {
   const figures: EngineFigures[] = [];
-  for (const variant of [{ stepsInFlight: 1, tiledPrefill: false }, {}, { tiledPrefill: true }] satisfies Variant[]) {
+  for (const { replay, ...variant } of [{ stepsInFlight: 1, tiledPrefill: false, subgroups: false, replay: false }, {}, { tiledPrefill: true }] satisfies Variant[]) {
     const engine = await load(variant);
+    if (replay !== undefined) engine.replayDecodeLayers = replay;
     try {
       figures.push(await engineFigures(engine, newTokens));
     } finally {

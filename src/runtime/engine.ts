@@ -369,6 +369,15 @@ export class TriEngine {
     return this.model.lastDispatchCount;
   }
 
+  /** For benchmarks: whether decode steps replay their layers' recorded dispatches (default true; GpuLlama.replayDecodeLayers). */
+  get replayDecodeLayers(): boolean {
+    return this.model.replayDecodeLayers;
+  }
+
+  set replayDecodeLayers(replay: boolean) {
+    this.model.replayDecodeLayers = replay;
+  }
+
   /**
    * For benchmarks: times every step on the GPU from now (timestamp queries; a small readback per step).
    * The function returned stops that and gives the share of the time since in which the GPU ran no step
