@@ -81,33 +81,52 @@ interface EngineFigures {
   gpuIdle: number | undefined;
 }
 
-async function engineFigures(engine: TriEngine, newTokens: number): Promise<EngineFigures> {
-  const decode1 = await decodeThroughput(engine, 1, newTokens);
-  const dispatchesPerToken = engine.dispatchesPerDecodedToken;
-  const decode4 = await decodeThroughput(engine, 4, newTokens);
-  await prefillThroughput(engine, 64); // compiles the prefill kernels
-  const prefill128 = await prefillThroughput(engine, 128);
-  const prefill512 = await prefillThroughput(engine, 512);
-  const idle = engine.measureGpuIdle();
-  await engine.complete(prompt(77, 16), { maxNewTokens: newTokens });
-  return { decode1, decode4, prefill128, prefill512, dispatchesPerToken, gpuIdle: idle() };
+/**
+ * The figures of several engines, measured in turn for each figure (all engines' decode, then all their
+ * prefills, ...) rather than engine after engine: this machine's speed drifts over minutes, and taking
+ * each figure of the engines side by side keeps the drift out of their ratios.
+ */
+async function interleavedFigures(engines: readonly TriEngine[], newTokens: number): Promise<EngineFigures[]> {
+  const each = async (measure: (engine: TriEngine) => Promise<number>) => {
+    const values: number[] = [];
+    for (const engine of engines) values.push(await measure(engine));
+    return values;
+  };
+  const decode1 = await each((engine) => decodeThroughput(engine, 1, newTokens));
+  const dispatchesPerToken = engines.map((engine) => engine.dispatchesPerDecodedToken);
+  const decode4 = await each((engine) => decodeThroughput(engine, 4, newTokens));
+  await each((engine) => prefillThroughput(engine, 64)); // compiles the prefill kernels
+  const prefill128 = await each((engine) => prefillThroughput(engine, 128));
+  const prefill512 = await each((engine) => prefillThroughput(engine, 512));
+  const gpuIdle: (number | undefined)[] = [];
+  for (const engine of engines) {
+    const idle = engine.measureGpuIdle();
+    await engine.complete(prompt(77, 16), { maxNewTokens: newTokens });
+    gpuIdle.push(idle());
+  }
+  return engines.map((_, i) => ({
+    decode1: decode1[i]!, decode4: decode4[i]!, prefill128: prefill128[i]!, prefill512: prefill512[i]!, dispatchesPerToken: dispatchesPerToken[i]!, gpuIdle: gpuIdle[i],
+  }));
 }
 
 /**
  * Rows comparing the default engine (pipelined decode, replayed layers, kernels timed at load) with the
- * loop before (unpipelined, row quads, no subgroup kernels, every dispatch recorded), loaded the same way in the same run (value = default, note = before and the ratio), and
+ * loop before (unpipelined, row quads, no subgroup kernels, every dispatch recorded), loaded the same way in the same run
+ * and measured side by side (value = default, note = before and the ratio), and
  * prefill with the tiled GEMM forced (what a GPU would run; SwiftShader's timing may keep the row quads).
  */
 async function pipelineRows(name: string, load: (variant: Variant) => Promise<TriEngine>, newTokens: number): Promise<[string, string, string][]> {
-  const figures: EngineFigures[] = [];
-  for (const { replay, ...variant } of [{ stepsInFlight: 1, tiledPrefill: false, subgroups: false, replay: false }, {}, { tiledPrefill: true }] satisfies Variant[]) {
-    const engine = await load(variant);
-    if (replay !== undefined) engine.replayDecodeLayers = replay;
-    try {
-      figures.push(await engineFigures(engine, newTokens));
-    } finally {
-      engine.dispose();
+  const engines: TriEngine[] = [];
+  let figures: EngineFigures[];
+  try {
+    for (const { replay, ...variant } of [{ stepsInFlight: 1, tiledPrefill: false, subgroups: false, replay: false }, {}, { tiledPrefill: true }] satisfies Variant[]) {
+      const engine = await load(variant);
+      engines.push(engine);
+      if (replay !== undefined) engine.replayDecodeLayers = replay;
     }
+    figures = await interleavedFigures(engines, newTokens);
+  } finally {
+    for (const engine of engines) engine.dispose();
   }
   const [before, after, tiled] = figures as [EngineFigures, EngineFigures, EngineFigures];
   const rate = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));

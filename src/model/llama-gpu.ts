@@ -492,11 +492,14 @@ export class GpuLlama {
       ...(subgroups === true ? [] : splits.map((splitK) => ({ splitK, subgroups: false }))),
       ...(subgroups === false ? [] : splits.filter((splitK) => splitK > 1 && splitK <= subgroupMinSize).map((splitK) => ({ splitK, subgroups: true }))),
     ];
-    // Forced subgroups with split-K 1 (no shares to add) is the plain GEMV.
-    if (choices.length === 0) return { splitK: 1, subgroups: false };
+    if (choices.length === 0) {
+      // Forced subgroups with split-K 1 (no shares to add) is the plain GEMV.
+      if (forcedSplitK === 1) return { splitK: 1, subgroups: false };
+      throw new GpuLimitError(`split-K ${forcedSplitK} with subgroups needs subgroups of at least ${forcedSplitK} lanes (this adapter's smallest: ${subgroupMinSize})`);
+    }
     const layer = this.layers[0];
-    if (choices.length === 1 && !choices[0]!.subgroups) return choices[0]!;
-    if (!layer) return choices[0]!;
+    // Nothing to choose, or nothing to time it on; a subgroup variant is still checked below.
+    if (!layer || (choices.length === 1 && !choices[0]!.subgroups)) return choices[0]!;
     const gemv = (recorder: CommandRecorder, choice: { splitK: number; subgroups: boolean }) =>
       linear(recorder, { x: this.act.x, weights: layer.gateUp, y: this.act.gate, m: 1, normalizeEps: this.spec.rmsNormEps, epilogue: 'siluGate', ...choice });
     const outputs = layer.gateUp.parts.reduce((sum, part) => sum + part.outputs, 0);

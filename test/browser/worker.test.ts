@@ -86,8 +86,11 @@ describe('WorkerEngine (engine in a Web Worker)', () => {
       const loading = WorkerEngine.load(spare, modelUrl('tri-tiny'), { weights: { format: 'f32' }, cache: false, signal: controller.signal, onProgress: () => controller.abort() });
       await expect(loading).rejects.toMatchObject({ name: 'AbortError' });
       // The worker stays usable: load again (a relative URL resolves against the page), then dispose mid-stream.
+      // The decode loop's and kernels' options reach the worker's engine (its checks answer for them).
       const relative = new URL(modelUrl('tri-tiny')).pathname;
-      const loaded = await WorkerEngine.load(spare, relative, { weights: { format: 'f32' } });
+      await expect(WorkerEngine.load(spare, relative, { stepsInFlight: 3 as 2 })).rejects.toThrow(/stepsInFlight must be 1 or 2/);
+      await expect(WorkerEngine.load(spare, relative, { subgroups: 'yes' as unknown as boolean })).rejects.toThrow(/subgroups must be a boolean/);
+      const loaded = await WorkerEngine.load(spare, relative, { weights: { format: 'f32' }, stepsInFlight: 1, subgroups: false, tiledPrefill: false });
       const stream = loaded.generate(golden.ko_plain!.prompt, { maxNewTokens: 48 });
       expect((await stream.next()).done).toBe(false);
       loaded.dispose();
