@@ -7,7 +7,9 @@
 // submit; only the sampled ids (4 bytes each) or, for tests, the logits come back. A decoding sequence's
 // sampler state (its seen bits, token counts and last drawn id) stays on the GPU in a state slot, so the
 // next step can be queued before the id is read: its token is SAMPLED_TOKEN, copied on the GPU from the
-// slot. Which pages a sequence owns is decided by src/kv/paged-cache.ts; this file only reads its page tables.
+// slot. A decode step's layers are replayed as an earlier step of the same shape recorded them (their
+// Params do not change from token to token), so the host pays little more than the WebGPU calls. Which
+// pages a sequence owns is decided by src/kv/paged-cache.ts; this file only reads its page tables.
 import { ContextOverflowError, GpuLimitError, GpuOutOfMemoryError, InvalidRequestError, UnsupportedModelError } from '../errors.ts';
 import { type GpuContext, checkBufferSize } from '../gpu/context.ts';
 import { CommandRecorder, RecordedDispatches } from '../gpu/recorder.ts';
