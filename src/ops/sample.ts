@@ -61,6 +61,7 @@ export function sample(recorder: CommandRecorder, args: SampleArgs): void {
   if (rows.length === 0) return;
   if (rows.length * SAMPLE_ROW_BYTES > args.rowTable.size) throw new RangeError(`${rows.length} sampled rows do not fit the row table (${args.rowTable.size} bytes)`);
   if (rows.some((row) => row.stateSlot !== undefined) && !args.lastIds) throw new RangeError('rows that record their draw need lastIds');
+  if (args.subgroups && !recorder.gpu.capabilities.subgroups) throw new GpuLimitError('sample: subgroup reductions need a device with the "subgroups" feature');
   const data = new ArrayBuffer(rows.length * SAMPLE_ROW_BYTES);
   const u32 = new Uint32Array(data);
   const f32 = new Float32Array(data);
@@ -77,7 +78,6 @@ export function sample(recorder: CommandRecorder, args: SampleArgs): void {
     });
   });
   recorder.gpu.device.queue.writeBuffer(args.rowTable, 0, data);
-  if (args.subgroups && !recorder.gpu.capabilities.subgroups) throw new GpuLimitError('sample: subgroup reductions need a device with the "subgroups" feature');
   recorder.dispatch(
     args.subgroups ? sampleSubgroupKernel : sampleKernel, { vocab: args.vocab },
     [args.logits, args.seen, args.result, args.counts, args.lastIds ?? placeholderBuffer(recorder.gpu, 'write'), { buffer: args.rowTable, size: rows.length * SAMPLE_ROW_BYTES }],

@@ -100,34 +100,33 @@ for (const name of ['stories260k', 'tri-tiny'] as const) {
     });
 
     it('replays recorded decode layers: logits bit for bit as recording every step, across new pages and attention splits', async () => {
-      const longest = cases.reduce((a, b) => (b.expected.length > a.expected.length ? b : a));
-      const decoded = longest.expected;
-      const run = async (replay: boolean) => {
-        model.replayDecodeLayers = replay;
-        model.reset();
-        const logits = [await model.forwardLogits(longest.promptIds)];
-        for (const id of decoded) logits.push(await model.forwardLogits([id]));
-        return logits;
-      };
-      const before = { ...model.replayStats };
+      // A model of its own: the shared one has recorded these step shapes in the tests above.
+      const fresh = await GpuLlama.load(gpu, opened.spec, opened.checkpoint, { chunkTokens: 48 });
       try {
+        const longest = cases.reduce((a, b) => (b.expected.length > a.expected.length ? b : a));
+        const decoded = longest.expected;
+        const run = async (replay: boolean) => {
+          fresh.replayDecodeLayers = replay;
+          fresh.reset();
+          const logits = [await fresh.forwardLogits(longest.promptIds)];
+          for (const id of decoded) logits.push(await fresh.forwardLogits([id]));
+          return logits;
+        };
         const recordedEveryStep = await run(false);
-        expect(model.replayStats).toEqual(before);
+        expect(fresh.replayStats).toEqual({ replayed: 0, recorded: 0 });
         const replayed = await run(true);
         for (const [i, logits] of replayed.entries()) expect(logits, `position ${i}`).toEqual(recordedEveryStep[i]);
+        // Recorded again only when the attention split changes (at 64 and 256 positions), not for the new
+        // pages the sequence takes every 16 positions; a prompt of at most maxSequences rows is a step of its own shape.
+        const shortPrompt = longest.promptIds.length <= fresh.maxSequences ? 1 : 0;
+        const lengths = decoded.map((_, i) => longest.promptIds.length + i + 1);
+        const splitChanges = [64, 256].filter((edge) => lengths[0]! < edge && lengths.at(-1)! >= edge).length;
+        expect(lengths.at(-1)! - lengths[0]!, 'the continuation crosses pages').toBeGreaterThan(2 * 16);
+        expect(fresh.replayStats.replayed + fresh.replayStats.recorded).toBe(decoded.length + shortPrompt);
+        expect(fresh.replayStats.recorded).toBe(1 + splitChanges + shortPrompt);
       } finally {
-        model.replayDecodeLayers = true;
+        fresh.destroy();
       }
-      // Recorded again only when the attention split changes (at 64 and 256 positions), not for the new
-      // pages the sequence takes every 16 positions; a prompt of at most maxSequences rows is a step of its own shape.
-      const recorded = model.replayStats.recorded - before.recorded;
-      const replayed = model.replayStats.replayed - before.replayed;
-      const shortPrompt = longest.promptIds.length <= model.maxSequences ? 1 : 0;
-      const lengths = decoded.map((_, i) => longest.promptIds.length + i + 1);
-      const splitChanges = [64, 256].filter((edge) => lengths[0]! < edge && lengths.at(-1)! >= edge).length;
-      expect(lengths.at(-1)! - lengths[0]!, 'the continuation crosses pages').toBeGreaterThan(2 * 16);
-      expect(replayed + recorded).toBe(decoded.length + shortPrompt);
-      expect(recorded).toBe(1 + splitChanges + shortPrompt);
     });
 
     it('decodes through the subgroup kernels (split-K GEMVs added by shuffles, the sampler by subgroups): the golden ids, logits within 1e-4', async () => {
