@@ -111,9 +111,9 @@ async function interleavedFigures(engines: readonly TriEngine[], newTokens: numb
 
 /**
  * Rows comparing the default engine (pipelined decode, replayed layers, kernels timed at load) with the
- * loop before (unpipelined, row quads, no subgroup kernels, every dispatch recorded), loaded the same way in the same run
- * and measured side by side (value = default, note = before and the ratio), and
- * prefill with the tiled GEMM forced (what a GPU would run; SwiftShader's timing may keep the row quads).
+ * loop before (unpipelined, row quads, no subgroup kernels, every dispatch recorded), loaded the same way
+ * in the same run and measured side by side (value = default, note = before and the ratio), and prefill
+ * with the tiled GEMM forced (what a GPU would run; SwiftShader's timing may keep the row quads).
  */
 async function pipelineRows(name: string, load: (variant: Variant) => Promise<TriEngine>, newTokens: number): Promise<[string, string, string][]> {
   const engines: TriEngine[] = [];
