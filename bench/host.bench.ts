@@ -7,7 +7,7 @@
 // 2026-12-04, steps queued as the scheduler queues them (GPU sampling, 2 in flight), 196 dispatches:
 // Node 2.2–4.0 ms per step over several runs (the WebGPU calls alone 0.44–0.50 ms; a CPU profile put
 // 18–19% of the host's time in the garbage collector), Chromium 1.0–2.6 ms (the calls alone 0.1–0.4 ms).
-// 2026-12-06, decode layers replayed (GpuLlama.replayDecodeLayers), same run each: Node 3.4–4.2 → 1.3–1.4
+// 2026-12-06, decode layers replayed (GpuLlama.replayDecodeLayers), same run each: Node 3.4–4.3 → 1.3–1.4
 // ms (calls alone 0.6–0.9 ms), Chromium 1.5–2.0 → 0.3–0.4 ms (calls alone 0.2 ms), 1 and 4 sequences.
 import { bench, describe } from 'vitest';
 import { GpuContext } from '../src/gpu/context.ts';

@@ -8,7 +8,7 @@ import { type WeightFormatOptions, weightLayout } from '../src/model/quant.ts';
 import { KV_PAGE_TOKENS } from '../src/kv/paged-cache.ts';
 import { attention, attentionPartialBytes } from '../src/ops/attention.ts';
 import { packBatchTables } from '../src/ops/batch-tables.ts';
-import { type GpuMatrix, LINEAR_SPLIT_K_CHOICES, linear } from '../src/ops/linear.ts';
+import { type GpuMatrix, linear, linearGemvChoices } from '../src/ops/linear.ts';
 import { linearTiled } from '../src/ops/linear-tiled.ts';
 import { SAMPLE_ROW_BYTES, sample } from '../src/ops/sample.ts';
 import { samplingConfig } from '../src/runtime/sampling.ts';
@@ -87,13 +87,10 @@ export async function benchLinear(
         const repeats = m === 1 ? 5 : 1;
         // Decode: each split-K, with its shares added by subgroup shuffles too where the adapter has them;
         // prefill: the row-quad kernel and the tiled one (kernels/linear-tiled.wgsl).
-        const { subgroups: hasSubgroups, subgroupMinSize } = gpu.capabilities;
         const variants = m === 1
-          ? [
-              ...LINEAR_SPLIT_K_CHOICES.map((splitK) => ({ label: splitK > 1 ? ` split-K ${splitK}` : '', matmul: linear, splitK, subgroups: false })),
-              ...LINEAR_SPLIT_K_CHOICES.filter((splitK) => hasSubgroups && splitK > 1 && splitK <= subgroupMinSize)
-                .map((splitK) => ({ label: ` split-K ${splitK} subgroups`, matmul: linear, splitK, subgroups: true })),
-            ]
+          ? linearGemvChoices(gpu.capabilities).map(({ splitK, subgroups }) => ({
+              label: `${splitK > 1 ? ` split-K ${splitK}` : ''}${subgroups ? ' subgroups' : ''}`, matmul: linear, splitK, subgroups,
+            }))
           : [{ label: '', matmul: linear, splitK: 1, subgroups: false }, { label: ' tiled', matmul: linearTiled, splitK: 1, subgroups: false }];
         for (const { label, matmul, splitK, subgroups } of variants) {
           const seconds = await timeDispatches(gpu, (r) => matmul(r, { x, weights: matrix, y, m, splitK, subgroups }), repeats);

@@ -19,7 +19,7 @@ import { type KvCacheFormat, attention, attentionPartialBytes, kvTokenBytes } fr
 import { type BatchTables, batchTablesBytes, packBatchTables } from '../ops/batch-tables.ts';
 import { embedding } from '../ops/embedding.ts';
 import { gatherRows } from '../ops/gather-rows.ts';
-import { type GpuMatrix, LINEAR_SPLIT_K_CHOICES, linear, placeholderBuffer } from '../ops/linear.ts';
+import { type GemvChoice, type GpuMatrix, LINEAR_SPLIT_K_CHOICES, linear, linearGemvChoices, placeholderBuffer } from '../ops/linear.ts';
 import { LINEAR_TILE, LINEAR_TILED_MIN_ROWS, linearTiled } from '../ops/linear-tiled.ts';
 import { ropeKv } from '../ops/rope-kv.ts';
 import { logSoftmax, MAX_TOP_LOGPROBS } from '../ops/log-softmax.ts';
@@ -398,6 +398,7 @@ export class GpuLlama {
     const lmHeadFormat = artifact ? weights : (options.lmHead ?? weights);
     if (checkpoint) checkLlamaCheckpoint(spec, checkpoint);
     checkKernelShapes(spec);
+    if (options.subgroups && !gpu.capabilities.subgroups) throw new GpuLimitError('subgroups: true, but this device has no "subgroups" feature');
     // Refuse what cannot fit before a single weight byte is read (or downloaded): first every buffer
     // against the binding limit (matrices over it are split into parts; an artifact's parts are fixed),
     // then the whole allocation.
@@ -464,11 +465,10 @@ export class GpuLlama {
       synthetic?.fill(gpu, syntheticMatrices);
       await gpu.device.queue.onSubmittedWorkDone();
       gpu.checkHealthy();
-      if (options.subgroups && !gpu.capabilities.subgroups) throw new GpuLimitError('subgroups: true, but this device has no "subgroups" feature');
       const gemv = await model!.fastestGemv(options.linearSplitK, options.subgroups);
       model!.linearSplitK = gemv.splitK;
       model!.linearSubgroups = gemv.subgroups;
-      model!.samplerSubgroups = options.subgroups ?? (await model!.samplerSubgroupsAreFaster());
+      model!.samplerSubgroups = await model!.useSamplerSubgroups(options.subgroups);
       model!.tiledPrefill = options.tiledPrefill ?? (await model!.tiledPrefillIsFaster());
       return model!;
     } catch (error) {
@@ -487,33 +487,29 @@ export class GpuLlama {
    * models keeps the plain kernel. A subgroup variant must also give the plain kernel's outputs (to 1e-4):
    * it assumes a row quad's lanes share a subgroup, which WebGPU does not promise.
    */
-  private async fastestGemv(forcedSplitK: number | undefined, subgroups: boolean | undefined): Promise<{ splitK: number; subgroups: boolean }> {
-    const { subgroupMinSize } = this.gpu.capabilities;
-    const splits = forcedSplitK === undefined ? LINEAR_SPLIT_K_CHOICES : [forcedSplitK];
-    const choices = [
-      ...(subgroups === true ? [] : splits.map((splitK) => ({ splitK, subgroups: false }))),
-      ...(subgroups === false ? [] : splits.filter((splitK) => splitK > 1 && splitK <= subgroupMinSize).map((splitK) => ({ splitK, subgroups: true }))),
-    ];
+  private async fastestGemv(forcedSplitK: number | undefined, subgroups: boolean | undefined): Promise<GemvChoice> {
+    const choices = linearGemvChoices(this.gpu.capabilities, forcedSplitK === undefined ? LINEAR_SPLIT_K_CHOICES : [forcedSplitK])
+      .filter((choice) => subgroups === undefined || choice.subgroups === subgroups);
     if (choices.length === 0) {
       // Forced subgroups with split-K 1 (no shares to add) is the plain GEMV.
       if (forcedSplitK === 1) return { splitK: 1, subgroups: false };
-      throw new GpuLimitError(`split-K ${forcedSplitK} with subgroups needs subgroups of at least ${forcedSplitK} lanes (this adapter's smallest: ${subgroupMinSize})`);
+      throw new GpuLimitError(`split-K ${forcedSplitK} with subgroups needs subgroups of at least ${forcedSplitK} lanes (this adapter's smallest: ${this.gpu.capabilities.subgroupMinSize})`);
     }
     const layer = this.layers[0];
     // Nothing to choose, or nothing to time it on; a subgroup variant is still checked below.
     if (!layer || (choices.length === 1 && !choices[0]!.subgroups)) return choices[0]!;
-    const gemv = (recorder: CommandRecorder, choice: { splitK: number; subgroups: boolean }) =>
+    const gemv = (recorder: CommandRecorder, choice: GemvChoice) =>
       linear(recorder, { x: this.act.x, weights: layer.gateUp, y: this.act.gate, m: 1, normalizeEps: this.spec.rmsNormEps, epilogue: 'siluGate', ...choice });
-    const outputs = layer.gateUp.parts.reduce((sum, part) => sum + part.outputs, 0);
+    const outputBytes = 4 * layer.gateUp.parts.reduce((sum, part) => sum + part.outputs, 0);
     // An input that is not all zeros (act.x is fresh here), so that the comparison means something.
     const input = Float32Array.from({ length: this.spec.hiddenSize }, (_, i) => Math.sin(i + 1));
     this.gpu.device.queue.writeBuffer(this.act.x, 0, input);
-    const plain = await this.outputsOf((recorder) => gemv(recorder, { splitK: 1, subgroups: false }), outputs);
+    const plain = new Float32Array(await this.readAfter((recorder) => gemv(recorder, { splitK: 1, subgroups: false }), this.act.gate, outputBytes));
     const scale = plain.reduce((most, value) => Math.max(most, Math.abs(value)), 1e-6);
-    let best: { choice: (typeof choices)[number]; ms: number } | undefined;
+    let best: { choice: GemvChoice; ms: number } | undefined;
     for (const choice of choices) {
       if (choice.subgroups) {
-        const result = await this.outputsOf((recorder) => gemv(recorder, choice), outputs);
+        const result = new Float32Array(await this.readAfter((recorder) => gemv(recorder, choice), this.act.gate, outputBytes));
         if (result.some((value, i) => !(Math.abs(value - plain[i]!) <= 1e-4 * scale))) {
           if (subgroups) throw new GpuLimitError(`the subgroup GEMV (split-K ${choice.splitK}) disagrees with the plain kernel on this device: load without subgroups: true`);
           continue;
@@ -528,12 +524,13 @@ export class GpuLlama {
   }
 
   /**
-   * Whether the sampler with subgroup reductions is faster here than the plain one, timed on a draw with
-   * top-k 40 and top-p 0.9 (65 reductions: the heaviest case). It must win by 10% and draw the same tokens
-   * as the plain one (greedy and sampled) over logits of this vocabulary.
+   * Whether the sampler reduces by subgroups: `forced` if given, else if it is faster here than the plain
+   * one, timed on a draw with top-k 40 and top-p 0.9 (65 reductions: the heaviest case), by 10%. Either way
+   * it must draw the same tokens as the plain one (greedy and sampled) over logits of this vocabulary: it
+   * assumes a subgroup is a run of consecutive lanes, which WebGPU does not promise.
    */
-  private async samplerSubgroupsAreFaster(): Promise<boolean> {
-    if (!this.gpu.capabilities.subgroups) return false;
+  private async useSamplerSubgroups(forced: boolean | undefined): Promise<boolean> {
+    if (forced === false || !this.gpu.capabilities.subgroups) return false;
     const vocab = this.spec.vocabSize;
     const { act } = this;
     this.gpu.device.queue.writeBuffer(act.logits, 0, Float32Array.from({ length: vocab }, (_, i) => 6 * Math.sin(i * 0.7 + Math.cos(i))));
@@ -544,15 +541,14 @@ export class GpuLlama {
     });
     const draws = async (subgroups: boolean) => {
       const ids: number[] = [];
-      for (const [step, config] of configs.entries()) {
-        const recorder = new CommandRecorder(this.gpu);
-        draw(recorder, config, step, subgroups);
-        recorder.submit();
-        ids.push(new Uint32Array(await this.gpu.readBack(act.nextIds, 4))[0]!);
-      }
+      for (const [step, config] of configs.entries()) ids.push(new Uint32Array(await this.readAfter((recorder) => draw(recorder, config, step, subgroups), act.nextIds, 4))[0]!);
       return ids.join();
     };
-    if ((await draws(true)) !== (await draws(false))) return false;
+    if ((await draws(true)) !== (await draws(false))) {
+      if (forced) throw new GpuLimitError('the subgroup sampler draws other tokens than the plain one on this device: load without subgroups: true');
+      return false;
+    }
+    if (forced) return true;
     const timed = (subgroups: boolean) => this.bestTimeMs((recorder) => {
       for (let i = 0; i < 2; i++) draw(recorder, configs[1]!, i, subgroups);
     });
@@ -560,12 +556,12 @@ export class GpuLlama {
     return (await timed(true)) < 0.9 * plainMs;
   }
 
-  /** The first `count` values of act.gate after what `record` records (for checking a kernel variant). */
-  private async outputsOf(record: (recorder: CommandRecorder) => void, count: number): Promise<Float32Array> {
+  /** `byteLength` bytes of `buffer` after what `record` records has run (for checking a kernel variant). */
+  private async readAfter(record: (recorder: CommandRecorder) => void, buffer: GPUBuffer, byteLength: number): Promise<ArrayBuffer> {
     const recorder = new CommandRecorder(this.gpu);
     record(recorder);
     recorder.submit();
-    return new Float32Array(await this.gpu.readBack(this.act.gate, count * 4));
+    return this.gpu.readBack(buffer, byteLength);
   }
 
   /**

@@ -59,6 +59,20 @@ export interface LinearArgs {
 
 export const LINEAR_SPLIT_K_CHOICES = [1, 4, 16] as const;
 
+/** A decode GEMV variant: its split-K and whether the shares add by subgroup shuffles. */
+export interface GemvChoice {
+  splitK: number;
+  subgroups: boolean;
+}
+
+/** Every GEMV variant this device can run: each split-K, and each split > 1 that fits its smallest subgroup by shuffles. */
+export function linearGemvChoices(capabilities: { subgroups: boolean; subgroupMinSize: number }, splits: readonly number[] = LINEAR_SPLIT_K_CHOICES): GemvChoice[] {
+  return [
+    ...splits.map((splitK) => ({ splitK, subgroups: false })),
+    ...splits.filter((splitK) => capabilities.subgroups && splitK > 1 && splitK <= capabilities.subgroupMinSize).map((splitK) => ({ splitK, subgroups: true })),
+  ];
+}
+
 /** Rows of x per invocation: 1 for decode (GEMV); for prefill each unpacked weight serves 4 rows. */
 export function linearRowsPerInvocation(m: number): number {
   return m === 1 ? 1 : 4;
